@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { PlatformError } from './errors.ts';
+import { formatAuthority, normalizeHost } from './tenant/normalize-host.ts';
+import { effectiveOrigin, type TrustedProxies } from './tenant/trusted-proxies.ts';
+import type { SiteRegistry } from './tenant/registry.ts';
+import { parseRequestTarget, isSafeSegment } from './http/request-path.ts';
+import { serveStaticFile } from './http/static-file.ts';
+import type { Site, SiteLoader, SiteState } from './sites/loader.ts';
+import type { HostResolution } from './tenant/resolve-host.ts';
+import { listPageRoutes, type PageLoader } from './sites/pages.ts';
+import { buildSitemap, routePath } from './sites/sitemap.ts';
+import { buildRobots } from './sites/robots.ts';
+import type { Renderer } from './render/astro-renderer.ts';
+import type { SiteView, View } from './render/view.ts';
+import type { Logger } from './log.ts';
+
+export interface AppDeps {
+  registry: SiteRegistry;
+  loadSite: SiteLoader;
+  loadPage: PageLoader;
+  renderer: Renderer;
+  trustedProxies: TrustedProxies;
+  cssDir: string;
+  /** File name of the shared base stylesheet under cssDir/_base, if built. */
+  baseCssFile: string | undefined;
+  staticMaxAge: number;
+  logger: Logger;
+}
+
+/** Everything under this prefix belongs to the platform, not to any tenant. */
+export const PLATFORM_PREFIX = '/_platform/';
+const CSS_PREFIX = '/_platform/css/';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const HAS_EXTENSION = /\.[A-Za-z0-9]{1,10}$/;
+
+interface RequestContext {
+  id: string;
+  site: string | undefined;
+}
+
+export function createApp(deps: AppDeps) {
+  const { logger } = deps;
+  const warnedCss = new Set<string>();
+
+  function baseStylesheets(): string[] {
+    return deps.baseCssFile ? [`${CSS_PREFIX}_base/${deps.baseCssFile}`] : [];
+  }
+
+  function stylesheetsFor(site: Site): string[] {
+    if (site.cssFile) return [`${CSS_PREFIX}${site.id}/${site.cssFile}`];
+    if (!warnedCss.has(site.id)) {
+      warnedCss.add(site.id);
+      logger.warn({ site: site.id, css: site.cssProblem }, `site CSS is ${site.cssProblem}; rendering with the shared base CSS (run npm run css -- ${site.id})`);
+    }
+    return baseStylesheets();
+  }
+
+  function siteView(site: Site, origin: string): SiteView {
+    const c = site.config;
+    return { id: site.id, name: c.name, description: c.description, locale: c.locale, theme: c.theme, nav: c.nav, footer: c.footer, origin };
+  }
+
+  function sendText(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}) {
+    res.statusCode = status;
+    res.setHeader('Content-Type', type);
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    res.end(res.req?.method === 'HEAD' ? undefined : body);
+  }
+
+  async function platformError(req: IncomingMessage, res: ServerResponse, status: 404 | 503 | 500, title: string, message: string) {
+    res.setHeader('Cache-Control', 'no-store');
+    await deps.renderer.render(req, res, { kind: 'platform-error', status, title, message, stylesheets: baseStylesheets() });
+  }
+
+  function redirect(res: ServerResponse, location: string) {
+    res.statusCode = 301;
+    res.setHeader('Location', location);
+    res.setHeader('Cache-Control', 'public, max-age=3600');
+    res.end();
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    const url = req.url ?? '/';
+
+    if (url === '/_platform/healthz') return sendText(res, 200, 'ok\n', undefined, { 'Cache-Control': 'no-store' });
+
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return sendText(res, 405, 'Method not allowed\n', undefined, { Allow: 'GET, HEAD' });
+    }
+
+    const origin = effectiveOrigin(req.headers, req.socket.remoteAddress, Boolean((req.socket as TLSSocket).encrypted), deps.trustedProxies);
+    let hostname: string;
+    let port: number | undefined;
+    try {
+      ({ hostname, port } = normalizeHost(origin.rawHost));
+    } catch (error) {
+      const reason = error instanceof PlatformError ? error.message : 'invalid Host header';
+      logger.info({ reqId: ctx.id, host: origin.rawHost?.slice(0, 200), code: (error as PlatformError).code }, 'rejected host');
+      return sendText(res, 400, `Bad Request: ${reason}\n`, undefined, { 'Cache-Control': 'no-store' });
+    }
+
+    let target;
+    try {
+      target = parseRequestTarget(url);
+    } catch (error) {
+      const code = (error as PlatformError).code;
+      if (code === 'PATH_MALFORMED') return sendText(res, 400, `Bad Request: ${(error as Error).message}\n`);
+      return platformError(req, res, 404, 'Not found', 'There is nothing at this address.');
+    }
+
+    let resolution = await deps.registry.resolve(hostname);
+    let loaded = resolution.kind === 'unknown' ? null : await deps.loadSite(resolution.siteId);
+    // The index is a hint; the site's current config is the truth. If they disagree (a domain
+    // moved or was removed), rescan once and resolve again.
+    if (isStale(resolution, loaded, hostname)) {
+      await deps.registry.requestRescan();
+      resolution = await deps.registry.resolve(hostname);
+      loaded = resolution.kind === 'unknown' ? null : await deps.loadSite(resolution.siteId);
+    }
+    if (resolution.kind === 'unknown' || loaded === null) {
+      return platformError(req, res, 404, 'Site not found', 'No site is configured for this address.');
+    }
+    ctx.site = resolution.siteId;
+    if (resolution.kind === 'redirect') {
+      return redirect(res, `${origin.proto}://${formatAuthority(resolution.toHost, port)}${target.pathname}${target.search}`);
+    }
+    if (!loaded.ok) {
+      logger.error({ reqId: ctx.id, site: loaded.id, code: loaded.error.code, issues: loaded.error.issues }, 'site config invalid; answering 503');
+      res.setHeader('Retry-After', '30');
+      return platformError(req, res, 503, 'Site unavailable', 'This site is temporarily unavailable. Please try again later.');
+    }
+    const site = loaded.site;
+    const primary = site.config.domains[0] ?? hostname;
+    const siteOrigin = `${origin.proto}://${formatAuthority(primary, port)}`;
+    const { segments } = target;
+
+    if (target.pathname.startsWith(CSS_PREFIX)) return serveCss(req, res, site, segments);
+    if (target.pathname.startsWith(PLATFORM_PREFIX)) return platformError(req, res, 404, 'Not found', 'There is nothing at this address.');
+
+    if (segments.length === 1 && segments[0] === 'robots.txt') {
+      return sendText(res, 200, buildRobots(siteOrigin, site.config.robots), 'text/plain; charset=utf-8', { 'Cache-Control': 'public, max-age=300' });
+    }
+    if (segments.length === 1 && segments[0] === 'sitemap.xml') {
+      const routes = [];
+      for (const route of await listPageRoutes(site)) {
+        const state = await deps.loadPage(site, route.segments);
+        if (state?.kind === 'page' && !state.page.frontmatter.draft) routes.push(route.segments);
+      }
+      return sendText(res, 200, buildSitemap(siteOrigin, routes), 'application/xml; charset=utf-8', { 'Cache-Control': 'public, max-age=300' });
+    }
+    if (target.trailingSlash) return redirect(res, `${routePath(segments)}${target.search}`);
+
+    const publicDir = join(site.dir, 'public');
+    const staticFirst = HAS_EXTENSION.test(segments.at(-1) ?? '');
+    if (staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
+
+    const state = await deps.loadPage(site, segments);
+    if (state?.kind === 'invalid') {
+      logger.error({ reqId: ctx.id, site: site.id, code: state.error.code, issues: state.error.issues }, 'page invalid; answering 503');
+      res.setHeader('Retry-After', '30');
+      return platformError(req, res, 503, 'Page unavailable', 'This page is temporarily unavailable. Please try again later.');
+    }
+    if (state?.kind === 'page' && !state.page.frontmatter.draft) {
+      const { frontmatter, html, layout } = state.page;
+      const view: View = {
+        kind: 'page',
+        status: 200,
+        site: siteView(site, siteOrigin),
+        page: { title: frontmatter.title, description: frontmatter.description, layout, html, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
+        canonical: siteOrigin + routePath(segments),
+        stylesheets: stylesheetsFor(site),
+      };
+      res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+      return deps.renderer.render(req, res, view);
+    }
+    if (!staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
+
+    res.setHeader('Cache-Control', 'no-store');
+    return deps.renderer.render(req, res, { kind: 'site-not-found', status: 404, site: siteView(site, siteOrigin), stylesheets: stylesheetsFor(site) });
+  }
+
+  /** Built stylesheets: the shared base on every host, a site's own only on that site's hosts. */
+  async function serveCss(req: IncomingMessage, res: ServerResponse, site: Site, segments: string[]) {
+    const [, , owner, file] = segments;
+    if (segments.length === 4 && file && isSafeSegment(file) && (owner === '_base' || owner === site.id)) {
+      if (await serveStaticFile(req, res, join(deps.cssDir, owner!), [file], { maxAgeSeconds: 0, immutable: true })) return;
+    }
+    return platformError(req, res, 404, 'Not found', 'There is nothing at this address.');
+  }
+
+  return async function requestListener(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const incoming = req.headers['x-request-id'];
+    const ctx: RequestContext = { id: typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID(), site: undefined };
+    res.setHeader('X-Request-Id', ctx.id);
+    try {
+      await handle(req, res, ctx);
+    } catch (error) {
+      logger.error({ reqId: ctx.id, site: ctx.site, err: error }, 'request failed');
+      if (!res.headersSent) {
+        res.removeHeader('Cache-Control');
+        sendText(res, 500, 'Internal Server Error\n', undefined, { 'Cache-Control': 'no-store' });
+      } else {
+        res.destroy();
+      }
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info({ reqId: ctx.id, site: ctx.site, method: req.method, path: req.url?.slice(0, 300), status: res.statusCode, ms: Math.round(ms * 100) / 100 }, 'request');
+    }
+  };
+}
+
+/** True when the index sent this host to a site whose current config no longer claims it. */
+function isStale(resolution: HostResolution, loaded: SiteState | null, hostname: string): boolean {
+  if (resolution.kind === 'unknown') return false;
+  if (loaded === null) return true;
+  if (!loaded.ok || (resolution.kind === 'site' && resolution.via === 'platform')) return false;
+  const { domains, aliases } = loaded.site.config;
+  return !domains.includes(hostname) && !aliases.includes(hostname);
+}

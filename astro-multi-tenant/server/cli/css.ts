@@ -1,0 +1,40 @@
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { loadConfig, APP_DIR } from '../config.ts';
+import { buildStylesheet, defaultCssPaths } from '../css/build-css.ts';
+import { isValidSiteId } from '../tenant/resolve-host.ts';
+
+/**
+ * `npm run css` builds the shared base stylesheet and every site's; `npm run css -- <site> [...]`
+ * rebuilds just those sites. A failing site is reported and the others still build.
+ */
+const config = loadConfig();
+const paths = defaultCssPaths(resolve(APP_DIR, '..'), config.cssDir);
+const requested = process.argv.slice(2).filter((a) => a !== '--');
+
+let ids: string[];
+if (requested.length > 0) {
+  const bad = requested.filter((id) => !isValidSiteId(id));
+  if (bad.length) {
+    console.error(`css: not a valid site id: ${bad.join(', ')}`);
+    process.exit(2);
+  }
+  ids = requested;
+} else {
+  const base = await buildStylesheet(paths, '_base', undefined);
+  console.log(`css: _base → ${base.file} (${(base.bytes / 1024).toFixed(1)} KiB)`);
+  ids = (await readdir(config.sitesDir, { withFileTypes: true })).filter((e) => e.isDirectory() && isValidSiteId(e.name)).map((e) => e.name).sort();
+}
+
+let failed = 0;
+for (const id of ids) {
+  try {
+    const pagesDir = join(config.sitesDir, id, 'pages');
+    const result = await buildStylesheet(paths, id, pagesDir);
+    console.log(`css: ${id} → ${result.file} (${(result.bytes / 1024).toFixed(1)} KiB)`);
+  } catch (error) {
+    failed++;
+    console.error(`css: ${id}: ${(error as Error).message}`);
+  }
+}
+process.exit(failed ? 1 : 0);

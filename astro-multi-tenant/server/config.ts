@@ -1,0 +1,66 @@
+import { resolve } from 'node:path';
+import { PlatformError } from './errors.ts';
+import { parseTrustedProxies, type TrustedProxies } from './tenant/trusted-proxies.ts';
+import { normalizeHost } from './tenant/normalize-host.ts';
+
+/** The app folder (astro-multi-tenant/), so build outputs are found whatever the working directory. */
+export const APP_DIR = resolve(import.meta.dirname, '..');
+
+export interface ServerConfig {
+  port: number;
+  host: string | undefined;
+  sitesDir: string;
+  platformDomain: string;
+  redisUrl: string | undefined;
+  trustedProxies: TrustedProxies;
+  contentCheckMs: number;
+  sitesRescanMs: number;
+  cacheMaxEntries: number;
+  cacheMaxBytes: number;
+  cssDir: string;
+  astroEntry: string;
+  staticMaxAge: number;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new PlatformError('CONFIG_INVALID', `${name}: "${raw}" is not a whole number`, raw);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new PlatformError('CONFIG_INVALID', `${name}: ${value} is outside ${min}..${max}`, raw);
+  return value;
+}
+
+/** Reads and validates the environment once at start; every problem names the variable. */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerConfig {
+  const platformRaw = env.PLATFORM_DOMAIN?.trim() || 'localhost';
+  let platformDomain: string;
+  try {
+    platformDomain = normalizeHost(platformRaw).hostname;
+  } catch (error) {
+    throw new PlatformError('CONFIG_INVALID', `PLATFORM_DOMAIN: "${platformRaw}" is not a host name (${(error as Error).message})`, platformRaw);
+  }
+  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new PlatformError('CONFIG_INVALID', `LOG_LEVEL: "${logLevel}" is not one of fatal, error, warn, info, debug, trace, silent`, logLevel);
+  }
+  return {
+    port: integer(env, 'PORT', 4321, 0, 65535),
+    host: env.HOST?.trim() || undefined,
+    sitesDir: resolve(cwd, env.SITES_DIR?.trim() || 'sites'),
+    platformDomain,
+    redisUrl: env.REDIS_URL?.trim() || undefined,
+    trustedProxies: parseTrustedProxies(env.TRUSTED_PROXIES ?? '127.0.0.1,::1'),
+    contentCheckMs: integer(env, 'CONTENT_CHECK_MS', 500, 0, 60_000),
+    sitesRescanMs: integer(env, 'SITES_RESCAN_MS', 500, 0, 60_000),
+    cacheMaxEntries: integer(env, 'SITE_CACHE_MAX_ENTRIES', 5000, 1, 10_000_000),
+    cacheMaxBytes: integer(env, 'SITE_CACHE_MAX_MB', 128, 1, 1_000_000) * 1024 * 1024,
+    cssDir: resolve(cwd, env.CSS_DIR?.trim() || resolve(APP_DIR, 'site-css')),
+    astroEntry: resolve(cwd, env.ASTRO_ENTRY?.trim() || resolve(APP_DIR, 'dist/server/entry.mjs')),
+    staticMaxAge: integer(env, 'STATIC_MAX_AGE', 300, 0, 31_536_000),
+    logLevel,
+  };
+}

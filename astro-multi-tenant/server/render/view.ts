@@ -1,0 +1,37 @@
+import type { Frontmatter, LayoutName, SiteConfig } from '../sites/schema.ts';
+
+/**
+ * Everything the Astro view layer gets for one response, passed as `Astro.locals.view`. The Astro
+ * side never reads files, headers or Astro.url: the server entry has already resolved the tenant
+ * from its own normalised host, which is how no page can render with another tenant's data.
+ */
+export interface SiteView {
+  id: string;
+  name: string;
+  description: string;
+  locale: string;
+  theme: SiteConfig['theme'];
+  nav: SiteConfig['nav'];
+  footer: string;
+  /** scheme://primary-host[:port] */
+  origin: string;
+}
+
+export interface PageView {
+  title: string;
+  description: string;
+  layout: LayoutName;
+  html: string;
+  date: string | undefined;
+  hero: Frontmatter['hero'];
+  cards: Frontmatter['cards'];
+}
+
+export type View =
+  | { kind: 'page'; status: 200; site: SiteView; page: PageView; canonical: string; stylesheets: string[] }
+  | { kind: 'site-not-found'; status: 404; site: SiteView; stylesheets: string[] }
+  | { kind: 'platform-error'; status: 404 | 503 | 500; title: string; message: string; stylesheets: string[] };
+
+export interface ViewLocals {
+  view: View;
+}

@@ -1,0 +1,119 @@
+import { LRUCache } from 'lru-cache';
+
+/**
+ * One LRU for everything loaded from site folders (site configs and rendered pages), bounded both
+ * by entry count and by bytes so that ten thousand folders never means ten thousand sites in
+ * memory. Entries are revalidated against the file system at most once per `checkIntervalMs`
+ * (a `stat` compared with the fingerprint the entry was built from): that is what makes an edit
+ * visible within a second on every worker and every machine that sees the files, with no watcher
+ * and no message bus to lose an event.
+ */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  revalidations: number;
+  reloads: number;
+  evictions: number;
+}
+
+export interface Loaded<T> {
+  value: T;
+  /** Approximate bytes held, for the byte bound. */
+  bytes: number;
+}
+
+export interface CacheSource<T> {
+  /** A cheap identity of the inputs (stat results). `null` means the thing no longer exists. */
+  fingerprint(): Promise<string | null>;
+  load(fingerprint: string): Promise<Loaded<T>>;
+}
+
+interface Entry {
+  value: unknown;
+  fingerprint: string;
+  checkedAt: number;
+  bytes: number;
+}
+
+export interface ContentCacheOptions {
+  maxEntries: number;
+  maxBytes: number;
+  checkIntervalMs: number;
+  now?: () => number;
+}
+
+export interface ContentCache {
+  get<T>(key: string, source: CacheSource<T>): Promise<T | null>;
+  /** Forget one key (or every key starting with a prefix) so the next request reloads it. */
+  invalidate(keyOrPrefix: string, prefix?: boolean): void;
+  readonly stats: Readonly<CacheStats>;
+  readonly size: number;
+  readonly bytes: number;
+}
+
+export function createContentCache(options: ContentCacheOptions): ContentCache {
+  const now = options.now ?? Date.now;
+  const stats: CacheStats = { hits: 0, misses: 0, revalidations: 0, reloads: 0, evictions: 0 };
+  const lru = new LRUCache<string, Entry>({
+    max: options.maxEntries,
+    maxSize: options.maxBytes,
+    sizeCalculation: (entry) => Math.max(1, entry.bytes),
+    dispose: (_value, _key, reason) => {
+      if (reason === 'evict') stats.evictions++;
+    },
+  });
+  // Concurrent requests for the same cold key share one load instead of stampeding the disk.
+  const inflight = new Map<string, Promise<unknown>>();
+
+  async function refresh<T>(key: string, source: CacheSource<T>, previous: Entry | undefined): Promise<T | null> {
+    const fingerprint = await source.fingerprint();
+    if (fingerprint === null) {
+      lru.delete(key);
+      return null;
+    }
+    if (previous && previous.fingerprint === fingerprint) {
+      previous.checkedAt = now();
+      stats.revalidations++;
+      return previous.value as T;
+    }
+    if (previous) stats.reloads++;
+    const loaded = await source.load(fingerprint);
+    // An entry larger than the whole budget is served but not kept.
+    if (loaded.bytes <= options.maxBytes) {
+      lru.set(key, { value: loaded.value, fingerprint, checkedAt: now(), bytes: loaded.bytes });
+    } else {
+      lru.delete(key);
+    }
+    return loaded.value;
+  }
+
+  return {
+    async get<T>(key: string, source: CacheSource<T>): Promise<T | null> {
+      const entry = lru.get(key);
+      if (entry && now() - entry.checkedAt < options.checkIntervalMs) {
+        stats.hits++;
+        return entry.value as T;
+      }
+      if (!entry) stats.misses++;
+      const pending = inflight.get(key);
+      if (pending) return pending as Promise<T | null>;
+      const promise = refresh(key, source, entry).finally(() => inflight.delete(key));
+      inflight.set(key, promise);
+      return promise;
+    },
+    invalidate(keyOrPrefix, prefix = false) {
+      if (!prefix) {
+        lru.delete(keyOrPrefix);
+        return;
+      }
+      for (const key of lru.keys()) if (key.startsWith(keyOrPrefix)) lru.delete(key);
+    },
+    stats,
+    get size() {
+      return lru.size;
+    },
+    get bytes() {
+      return lru.calculatedSize;
+    },
+  };
+}

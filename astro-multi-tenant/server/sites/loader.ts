@@ -1,0 +1,89 @@
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContentError } from '../errors.ts';
+import { siteConfigSchema, toContentIssues, type SiteConfig } from './schema.ts';
+import { fileFingerprint } from './fs-fingerprint.ts';
+import type { ContentCache } from './content-cache.ts';
+
+export interface Site {
+  id: string;
+  /** Real (symlink-resolved) path of the site folder: every file served must live below it. */
+  dir: string;
+  config: SiteConfig;
+  /** File name of the site's built, content-hashed stylesheet, if one has been built. */
+  cssFile: string | undefined;
+  /** Why the site renders with the shared base CSS only, if it does. */
+  cssProblem: 'missing' | 'stale' | undefined;
+}
+
+export type SiteState = { ok: true; site: Site } | { ok: false; id: string; error: ContentError };
+
+export interface SiteLoaderOptions {
+  sitesDir: string;
+  cssDir: string;
+  cache: ContentCache;
+}
+
+export const SITE_CONFIG_FILE = 'site.json';
+
+/** Parses and validates one site.json text; pure, so `sites check` and the server agree exactly. */
+export function parseSiteConfig(text: string, file: string): { ok: true; config: SiteConfig } | { ok: false; error: ContentError } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, error: new ContentError('SITE_CONFIG_INVALID', [{ file, field: '', reason: `not valid JSON: ${(error as Error).message}` }]) };
+  }
+  const result = siteConfigSchema.safeParse(json);
+  if (!result.success) return { ok: false, error: new ContentError('SITE_CONFIG_INVALID', toContentIssues(file, result.error)) };
+  return { ok: true, config: result.data };
+}
+
+/** Reads the pointer `css-build` writes once a site's stylesheet is complete. */
+async function readCssManifest(path: string): Promise<string | undefined> {
+  try {
+    const manifest = JSON.parse(await readFile(path, 'utf8')) as { file?: unknown };
+    return typeof manifest.file === 'string' && /^site\.[a-f0-9]{8,64}\.css$/.test(manifest.file) ? manifest.file : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function cssManifestPath(cssDir: string, siteId: string): string {
+  return join(cssDir, siteId, 'manifest.json');
+}
+
+/**
+ * Loads a site's config through the content cache. Returns null when the folder has no site.json
+ * (the site does not exist, or was removed).
+ */
+export function createSiteLoader(options: SiteLoaderOptions) {
+  const { sitesDir, cssDir, cache } = options;
+  return async function loadSite(id: string): Promise<SiteState | null> {
+    const configPath = join(sitesDir, id, SITE_CONFIG_FILE);
+    const manifestPath = cssManifestPath(cssDir, id);
+    return cache.get<SiteState>(`site\0${id}`, {
+      async fingerprint() {
+        const config = await fileFingerprint(configPath);
+        if (config === null) return null;
+        return `${config}|${(await fileFingerprint(manifestPath)) ?? '-'}`;
+      },
+      async load() {
+        const file = `sites/${id}/${SITE_CONFIG_FILE}`;
+        const text = await readFile(configPath, 'utf8');
+        const parsed = parseSiteConfig(text, file);
+        if (!parsed.ok) return { value: { ok: false, id, error: parsed.error }, bytes: 512 + text.length };
+        let cssFile = await readCssManifest(manifestPath);
+        let cssProblem: Site['cssProblem'] = cssFile === undefined ? 'missing' : undefined;
+        if (cssFile !== undefined && !(await stat(join(cssDir, id, cssFile)).then((s) => s.isFile(), () => false))) {
+          cssFile = undefined;
+          cssProblem = 'stale';
+        }
+        const site: Site = { id, dir: await realpath(join(sitesDir, id)), config: parsed.config, cssFile, cssProblem };
+        return { value: { ok: true, site }, bytes: 1024 + text.length * 2 };
+      },
+    });
+  };
+}
+
+export type SiteLoader = ReturnType<typeof createSiteLoader>;

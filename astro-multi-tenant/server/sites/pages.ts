@@ -1,0 +1,106 @@
+import { readFile, readdir, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { ContentError } from '../errors.ts';
+import { frontmatterSchema, toContentIssues, type Frontmatter, type LayoutName } from './schema.ts';
+import { renderMarkdown, splitFrontmatter } from './markdown.ts';
+import { fileFingerprint } from './fs-fingerprint.ts';
+import type { ContentCache } from './content-cache.ts';
+import type { Site } from './loader.ts';
+
+export interface Page {
+  /** Path of the source file relative to the site folder, for messages. */
+  file: string;
+  frontmatter: Frontmatter;
+  layout: LayoutName;
+  /** Sanitised HTML of the Markdown body. */
+  html: string;
+}
+
+export type PageState = { kind: 'page'; page: Page } | { kind: 'invalid'; error: ContentError } | { kind: 'outside' };
+
+export const MAX_PAGE_BYTES = 1024 * 1024;
+
+/** `/` → index.md; `/a/b` → a/b.md, then a/b/index.md. */
+export function pageCandidates(segments: readonly string[]): string[] {
+  if (segments.length === 0) return ['index.md'];
+  const joined = segments.join('/');
+  return [`${joined}.md`, `${joined}/index.md`];
+}
+
+/** Validates one page's text; pure apart from Markdown rendering, shared by the server and `sites check`. */
+export async function parsePage(text: string, file: string, defaultLayout: LayoutName): Promise<PageState> {
+  if (Buffer.byteLength(text) > MAX_PAGE_BYTES) {
+    return { kind: 'invalid', error: new ContentError('PAGE_INVALID', [{ file, field: '', reason: 'page is larger than 1 MiB' }]) };
+  }
+  const doc = splitFrontmatter(text);
+  if (doc.yamlError) {
+    return { kind: 'invalid', error: new ContentError('PAGE_INVALID', [{ file, field: 'frontmatter', reason: `not valid YAML: ${doc.yamlError}` }]) };
+  }
+  const result = frontmatterSchema.safeParse(doc.data);
+  if (!result.success) return { kind: 'invalid', error: new ContentError('PAGE_INVALID', toContentIssues(file, result.error).map((i) => ({ ...i, field: i.field ? `frontmatter.${i.field}` : 'frontmatter' }))) };
+  const frontmatter = result.data;
+  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await renderMarkdown(doc.body) } };
+}
+
+export function createPageLoader(cache: ContentCache) {
+  return async function loadPage(site: Site, segments: readonly string[]): Promise<PageState | null> {
+    const pagesDir = join(site.dir, 'pages');
+    const candidates = pageCandidates(segments);
+    let found: string | undefined;
+    return cache.get<PageState>(`page\0${site.id}\0${segments.join('/')}`, {
+      async fingerprint() {
+        for (const candidate of candidates) {
+          const fp = await fileFingerprint(join(pagesDir, candidate));
+          if (fp !== null) {
+            found = candidate;
+            return `${candidate}|${fp}|${site.config.layout}`;
+          }
+        }
+        return null;
+      },
+      async load() {
+        const path = join(pagesDir, found!);
+        // The request path was checked segment by segment; the real path check catches symlinks
+        // (a page, or a folder on the way to it) that point outside the site folder.
+        const real = await realpath(path);
+        if (!real.startsWith(site.dir + sep)) return { value: { kind: 'outside' }, bytes: 64 };
+        const text = await readFile(real, 'utf8');
+        const state = await parsePage(text, `sites/${site.id}/pages/${found}`, site.config.layout);
+        const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
+        return { value: state, bytes };
+      },
+    });
+  };
+}
+
+export type PageLoader = ReturnType<typeof createPageLoader>;
+
+export interface PageRoute {
+  /** URL path segments: [] for /, ['blog', 'post'] for /blog/post. */
+  segments: string[];
+  /** Source file relative to the pages folder. */
+  file: string;
+}
+
+/** Every page file of a site with its route, for the sitemap and `sites check`. Bounded so a huge tree cannot stall a worker. */
+export async function listPageRoutes(site: Site, limit = 50_000): Promise<PageRoute[]> {
+  const routes: PageRoute[] = [];
+  async function walk(dir: string, prefix: string[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (routes.length >= limit || entry.name.startsWith('.')) continue;
+      if (entry.isDirectory()) await walk(join(dir, entry.name), [...prefix, entry.name]);
+      else if (entry.isFile() && entry.name.endsWith('.md')) {
+        const name = entry.name.slice(0, -3);
+        routes.push({ segments: name === 'index' ? prefix : [...prefix, name], file: [...prefix, entry.name].join('/') });
+      }
+    }
+  }
+  await walk(join(site.dir, 'pages'), []);
+  return routes.sort((a, b) => (a.file < b.file ? -1 : 1));
+}

@@ -1,0 +1,77 @@
+import { BlockList, isIP } from 'node:net';
+import { PlatformError } from '../errors.ts';
+
+/**
+ * Which peers may tell us the original Host and scheme. Anyone else sending X-Forwarded-Host is
+ * ignored: trusting it from the open internet would let a visitor pick the tenant (and poison
+ * caches keyed by host).
+ */
+export interface TrustedProxies {
+  trusts(address: string | undefined): boolean;
+  readonly description: string;
+}
+
+/** Parses a comma-separated list of IPs and CIDRs (e.g. `127.0.0.1,10.0.0.0/8,::1`). */
+export function parseTrustedProxies(spec: string | undefined, field = 'TRUSTED_PROXIES'): TrustedProxies {
+  const list = new BlockList();
+  const entries = (spec ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, prefixText] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0) throw new PlatformError('CONFIG_INVALID', `${field}: "${entry}" is not an IP address or CIDR`, entry);
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    if (prefixText === undefined) {
+      list.addAddress(address!, type);
+      continue;
+    }
+    const prefix = Number(prefixText);
+    const max = family === 4 ? 32 : 128;
+    if (!/^\d+$/.test(prefixText) || prefix > max) {
+      throw new PlatformError('CONFIG_INVALID', `${field}: "${entry}" has an invalid prefix length`, entry);
+    }
+    list.addSubnet(address!, prefix, type);
+  }
+  return {
+    description: entries.join(',') || '(none)',
+    trusts(address) {
+      if (!address || entries.length === 0) return false;
+      const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
+      const family = isIP(plain);
+      if (family === 0) return false;
+      return list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+    },
+  };
+}
+
+export interface EffectiveOrigin {
+  rawHost: string | undefined;
+  proto: 'http' | 'https';
+  /** True when the host came from X-Forwarded-Host of a trusted proxy. */
+  forwarded: boolean;
+}
+
+function firstValue(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return undefined;
+  const first = value.split(',')[0]?.trim();
+  return first === '' ? undefined : first;
+}
+
+/** Picks the Host and scheme the visitor actually used, honouring forwarding headers only from trusted peers. */
+export function effectiveOrigin(
+  headers: Record<string, string | string[] | undefined>,
+  remoteAddress: string | undefined,
+  encrypted: boolean,
+  proxies: TrustedProxies,
+): EffectiveOrigin {
+  const direct = typeof headers.host === 'string' ? headers.host : undefined;
+  const ownProto = encrypted ? 'https' : 'http';
+  if (!proxies.trusts(remoteAddress)) return { rawHost: direct, proto: ownProto, forwarded: false };
+  const fHost = firstValue(headers['x-forwarded-host']);
+  const fProto = firstValue(headers['x-forwarded-proto'])?.toLowerCase();
+  return {
+    rawHost: fHost ?? direct,
+    proto: fProto === 'https' || fProto === 'http' ? fProto : ownProto,
+    forwarded: fHost !== undefined,
+  };
+}

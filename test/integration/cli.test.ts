@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copySites, removeDir, ROOT } from '../helpers/server.ts';
+
+function run(script: string, args: string[], env: Record<string, string>) {
+  const result = spawnSync(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli', script), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return { code: result.status, out: result.stdout + result.stderr };
+}
+
+let sitesDir: string;
+let cssDir: string;
+
+beforeAll(async () => {
+  sitesDir = await copySites();
+  cssDir = await mkdtemp(join(tmpdir(), 'amt-css-'));
+});
+
+afterAll(async () => {
+  await removeDir(sitesDir);
+  await removeDir(cssDir);
+});
+
+describe('npm run sites', () => {
+  it('check passes on the sample sites', () => {
+    const { code, out } = run('sites.ts', ['check'], { SITES_DIR: join(ROOT, 'sites') });
+    expect(out).toContain('4 site(s) checked, 0 with errors');
+    expect(code).toBe(0);
+  });
+
+  it('check exits non-zero and names file, field and reason for a broken folder', () => {
+    const { code, out } = run('sites.ts', ['check'], { SITES_DIR: join(ROOT, 'test/fixtures/broken-sites') });
+    expect(code).toBe(1);
+    expect(out).toContain('FAIL  broken');
+    expect(out).toContain('sites/broken/site.json: name: must not be empty');
+    expect(out).toContain('sites/broken/site.json: theme.primary: must be a CSS color');
+    expect(out).toContain('unknown field(s) "colour"');
+  });
+
+  it('new scaffolds a site that passes check, and refuses to overwrite one', async () => {
+    const created = run('sites.ts', ['new', 'fresh-site', '--domain', 'Fresh.Example'], { SITES_DIR: sitesDir });
+    expect(created.code).toBe(0);
+    const config = JSON.parse(await readFile(join(sitesDir, 'fresh-site/site.json'), 'utf8'));
+    expect(config.domains).toEqual(['fresh.example']);
+    expect(run('sites.ts', ['check'], { SITES_DIR: sitesDir }).code).toBe(0);
+    const again = run('sites.ts', ['new', 'fresh-site'], { SITES_DIR: sitesDir });
+    expect(again.code).toBe(1);
+    expect(again.out).toContain('already exists');
+    expect(run('sites.ts', ['new', 'Bad_Id'], { SITES_DIR: sitesDir }).code).toBe(2);
+  });
+
+  it('check reports a domain claimed by two sites', async () => {
+    const dir = await copySites();
+    const { writeFile } = await import('node:fs/promises');
+    const docs = JSON.parse(await readFile(join(dir, 'docs/site.json'), 'utf8'));
+    docs.domains.push('acme.example');
+    await writeFile(join(dir, 'docs/site.json'), JSON.stringify(docs));
+    const { code, out } = run('sites.ts', ['check'], { SITES_DIR: dir });
+    expect(code).toBe(1);
+    expect(out).toContain('host "acme.example" is already claimed by site "acme"');
+    await removeDir(dir);
+  });
+
+  it('list shows each site with its domains, platform subdomain and aliases', () => {
+    const { code, out } = run('sites.ts', ['list'], { SITES_DIR: join(ROOT, 'sites'), PLATFORM_DOMAIN: 'sites.test' });
+    expect(code).toBe(0);
+    expect(out).toContain('acme.example, acme.sites.test');
+    expect(out).toContain('aliases: www.acme.example, acme-tools.example');
+    expect(out).toContain('blog.sites.test');
+  });
+});
+
+describe('npm run css', () => {
+  it('builds one site\'s stylesheet from that site\'s pages and the shared components only', async () => {
+    const blog = run('css.ts', ['blog'], { SITES_DIR: sitesDir, CSS_DIR: cssDir });
+    const acme = run('css.ts', ['acme'], { SITES_DIR: sitesDir, CSS_DIR: cssDir });
+    expect(blog.code).toBe(0);
+    expect(acme.code).toBe(0);
+    const read = async (id: string) => {
+      const manifest = JSON.parse(await readFile(join(cssDir, id, 'manifest.json'), 'utf8'));
+      expect(manifest.file).toMatch(/^site\.[a-f0-9]{16}\.css$/);
+      return readFile(join(cssDir, id, manifest.file), 'utf8');
+    };
+    const blogCss = await read('blog');
+    const acmeCss = await read('acme');
+    // `ring-accent` appears only in the blog's Markdown; `bg-primary` in a shared component.
+    expect(blogCss).toContain('.ring-accent');
+    expect(acmeCss).not.toContain('.ring-accent');
+    expect(blogCss).toContain('.bg-primary');
+    expect(acmeCss).toContain('.bg-primary');
+    expect(await readdir(join(cssDir))).toEqual(expect.arrayContaining(['acme', 'blog']));
+  });
+
+  it('rejects a site id that is not one', () => {
+    const { code, out } = run('css.ts', ['../etc'], { SITES_DIR: sitesDir, CSS_DIR: cssDir });
+    expect(code).toBe(2);
+    expect(out).toContain('not a valid site id');
+  });
+});

@@ -1,0 +1,259 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copySites, get, rawRequest, removeDir, ROOT, startServer, type RunningServer } from '../helpers/server.ts';
+
+const SITE_NAMES = ['Acme Tools', 'Field Notes', 'Acme Docs', 'Sweet Crumbs Bakery'];
+
+let server: RunningServer;
+let sitesDir: string;
+
+beforeAll(async () => {
+  sitesDir = await copySites([join(ROOT, 'test/fixtures/broken-sites/broken')]);
+  server = await startServer(sitesDir);
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await removeDir(sitesDir);
+});
+
+describe('tenant routing by Host', () => {
+  it.each([
+    ['acme.example', 'acme', 'Acme Tools'],
+    ['docs.example', 'docs', 'Acme Docs'],
+    ['sweet-crumbs.example', 'bakery', 'Sweet Crumbs Bakery'],
+    ['blog.localhost', 'blog', 'Field Notes'],
+  ])('serves %s its own home page and no other site\'s', async (host, id, name) => {
+    const res = await get(server.port, host);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.body).toContain(`data-site="${id}"`);
+    expect(res.body).toContain(name);
+    for (const other of SITE_NAMES.filter((n) => n !== name && !name.startsWith(n) && !n.startsWith(name.split(' ')[0]!))) {
+      expect(res.body).not.toContain(other);
+    }
+  });
+
+  it('serves site B\'s page, never site A\'s, for B\'s host on the same path', async () => {
+    const a = await get(server.port, 'acme.example', '/about');
+    const b = await get(server.port, 'docs.example', '/about');
+    expect(a.status).toBe(200);
+    expect(a.body).toContain('About Acme');
+    expect(b.status).toBe(404);
+    expect(b.body).not.toContain('About Acme');
+    expect(b.body).toContain('data-site="docs"');
+  });
+
+  it('treats host names case-insensitively, ignores the port and a trailing dot', async () => {
+    const res = await get(server.port, 'ACME.Example.:8080');
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('data-site="acme"');
+  });
+
+  it('routes an internationalised domain by its punycode form', async () => {
+    const unicode = await rawRequest(server.port, 'GET / HTTP/1.1\r\nHost: ' + Buffer.from('bäckerei.example', 'utf8').toString('latin1') + '\r\nConnection: close\r\n\r\n');
+    const puny = await get(server.port, 'xn--bckerei-5wa.example');
+    expect(unicode.status).toBe(200);
+    expect(puny.status).toBe(200);
+    expect(puny.body).toContain('data-site="bakery"');
+  });
+
+  it('redirects an alias to the primary domain with 301, keeping path and query', async () => {
+    const res = await get(server.port, 'www.acme.example', '/products/hammer?ref=ad&x=1');
+    expect(res.status).toBe(301);
+    expect(res.headers.location).toBe('http://acme.example/products/hammer?ref=ad&x=1');
+  });
+
+  it('keeps the visitor\'s port on alias redirects so local testing works', async () => {
+    const res = await get(server.port, `www.sweet-crumbs.example:${server.port}`, '/menu');
+    expect(res.status).toBe(301);
+    expect(res.headers.location).toBe(`http://sweet-crumbs.example:${server.port}/menu`);
+  });
+
+  it('serves a wildcard-only site on <site-id>.<PLATFORM_DOMAIN>', async () => {
+    const res = await get(server.port, `blog.localhost:${server.port}`, '/posts/2026/hello-world');
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('Hello, world');
+    expect(res.body).toContain('data-layout="article"');
+  });
+
+  it('answers an unknown host with the platform 404 page, carrying no tenant data', async () => {
+    const res = await get(server.port, 'unknown.example');
+    expect(res.status).toBe(404);
+    expect(res.body).toContain('data-platform-page="404"');
+    for (const name of SITE_NAMES) expect(res.body).not.toContain(name);
+    expect(res.body).not.toMatch(/data-site=/);
+  });
+
+  it('answers a nested or unknown platform subdomain with 404', async () => {
+    expect((await get(server.port, 'nope.localhost')).status).toBe(404);
+    expect((await get(server.port, 'a.blog.localhost')).status).toBe(404);
+  });
+
+  it.each([
+    ['a space', 'bad host.example'],
+    ['a slash', 'evil.example/x'],
+    ['an empty label', 'a..example'],
+    ['a bad port', 'acme.example:99999'],
+    ['a userinfo part', 'user@acme.example'],
+  ])('rejects a Host with %s with 400', async (_what, host) => {
+    const res = await rawRequest(server.port, `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(400);
+    expect(res.raw).not.toContain('data-site');
+  });
+
+  it('rejects a request without Host with 400', async () => {
+    const res = await rawRequest(server.port, 'GET / HTTP/1.0\r\n\r\n');
+    expect(res.status).toBe(400);
+  });
+
+  it('honours X-Forwarded-Host and X-Forwarded-Proto from a trusted proxy (loopback by default)', async () => {
+    const res = await get(server.port, 'internal-upstream', '/about', { 'x-forwarded-host': 'acme.example', 'x-forwarded-proto': 'https' });
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('<link rel="canonical" href="https://acme.example/about">');
+  });
+});
+
+describe('pages, drafts and errors', () => {
+  it('renders nested pages and folder index pages with the site\'s layouts', async () => {
+    const nested = await get(server.port, 'acme.example', '/products/hammer');
+    const index = await get(server.port, 'acme.example', '/products');
+    const landing = await get(server.port, 'acme.example', '/');
+    expect(nested.status).toBe(200);
+    expect(nested.body).toContain('<table>');
+    expect(index.body).toContain('data-layout="page"');
+    expect(landing.body).toContain('data-layout="landing"');
+    expect(landing.body).toContain('Tools built for a lifetime');
+  });
+
+  it('redirects a trailing slash to the canonical path', async () => {
+    const res = await get(server.port, 'acme.example', '/products/?a=1');
+    expect(res.status).toBe(301);
+    expect(res.headers.location).toBe('/products?a=1');
+  });
+
+  it('answers a draft page with 404', async () => {
+    const res = await get(server.port, 'blog.localhost', '/drafts/secret');
+    expect(res.status).toBe(404);
+    expect(res.body).not.toContain('Not ready yet');
+  });
+
+  it('removes scripts from raw HTML in Markdown', async () => {
+    const res = await get(server.port, 'blog.localhost', '/posts/2026/hello-world');
+    expect(res.body).not.toContain("alert('this is removed')");
+    expect(res.body).not.toMatch(/<script/i);
+  });
+
+  it('answers 503 for a site with an invalid site.json while every other site stays 200', async () => {
+    const broken = await get(server.port, 'broken.example');
+    expect(broken.status).toBe(503);
+    expect(broken.body).toContain('temporarily unavailable');
+    expect(broken.body).not.toContain('theme.primary');
+    expect((await get(server.port, 'broken.localhost')).status).toBe(503);
+    for (const host of ['acme.example', 'docs.example', 'sweet-crumbs.example', 'blog.localhost']) {
+      expect((await get(server.port, host)).status).toBe(200);
+    }
+    const logged = server.logs.find((l) => l.includes('site config invalid'));
+    expect(logged).toContain('sites/broken/site.json');
+    expect(logged).toContain('theme.primary');
+  });
+
+  it('serves a per-site sitemap.xml and robots.txt with the site\'s own origin', async () => {
+    const sitemap = await get(server.port, 'docs.example', '/sitemap.xml');
+    expect(sitemap.status).toBe(200);
+    expect(sitemap.headers['content-type']).toMatch(/xml/);
+    expect(sitemap.body).toContain('<loc>http://docs.example/guide/getting-started</loc>');
+    expect(sitemap.body).not.toContain('acme.example');
+    const blog = await get(server.port, 'blog.localhost', '/sitemap.xml');
+    expect(blog.body).toContain('<loc>http://blog.localhost/posts/2026/hello-world</loc>');
+    expect(blog.body).not.toContain('secret');
+    const robots = await get(server.port, 'docs.example', '/robots.txt');
+    expect(robots.body).toContain('Disallow: /reference/internal');
+    expect(robots.body).toContain('Sitemap: http://docs.example/sitemap.xml');
+  });
+
+  it('answers methods other than GET and HEAD with 405', async () => {
+    const res = await get(server.port, 'acme.example', '/', {}, 'DELETE');
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+});
+
+describe('path safety', () => {
+  it.each([
+    '/../broken/site.json',
+    '/%2e%2e/%2e%2e/package.json',
+    '/%2E%2E%2Fsite.json',
+    '/..%2fsite.json',
+    '/logo.svg%00.md',
+    '/.hidden',
+    '/%5c..%5csite.json',
+    '/public/../site.json',
+  ])('never reads a file outside the site folder for %s', async (path) => {
+    const res = await rawRequest(server.port, `GET ${path} HTTP/1.1\r\nHost: acme.example\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(404);
+    expect(res.raw).not.toContain('"domains"');
+  });
+
+  it('refuses a symlink that points out of the site folder', async () => {
+    await writeFile(join(sitesDir, 'secret.md'), '---\ntitle: Secret\n---\nTOP SECRET');
+    await symlink(join(sitesDir, 'secret.md'), join(sitesDir, 'acme/pages/leak.md'));
+    await symlink(join(sitesDir, 'docs/site.json'), join(sitesDir, 'acme/public/leak.json'));
+    const page = await get(server.port, 'acme.example', '/leak');
+    const file = await get(server.port, 'acme.example', '/leak.json');
+    expect(page.status).toBe(404);
+    expect(page.body).not.toContain('TOP SECRET');
+    expect(file.status).toBe(404);
+  });
+});
+
+describe('static files', () => {
+  it('serves a site\'s public file with ETag, caching headers and 304', async () => {
+    const res = await get(server.port, 'acme.example', '/logo.svg');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('image/svg+xml');
+    expect(res.headers['cache-control']).toMatch(/max-age=\d+/);
+    expect(res.headers.etag).toBeTruthy();
+    const again = await get(server.port, 'acme.example', '/logo.svg', { 'if-none-match': res.headers.etag! });
+    expect(again.status).toBe(304);
+    expect(again.body).toBe('');
+  });
+
+  it('never serves one site\'s public file on another site\'s host', async () => {
+    expect((await get(server.port, 'docs.example', '/logo.svg')).status).toBe(404);
+    expect((await get(server.port, 'acme.example', '/images/cover.svg')).status).toBe(404);
+    expect((await get(server.port, 'blog.localhost', '/images/cover.svg')).status).toBe(200);
+  });
+
+  it('serves hashed stylesheets as immutable, a site\'s own only on its hosts', async () => {
+    const page = await get(server.port, 'blog.localhost', '/');
+    const href = /<link rel="stylesheet" href="([^"]+)"/.exec(page.body)?.[1];
+    expect(href).toMatch(/^\/_platform\/css\/blog\/site\.[a-f0-9]+\.css$/);
+    const css = await get(server.port, 'blog.localhost', href!);
+    expect(css.status).toBe(200);
+    expect(css.headers['cache-control']).toContain('immutable');
+    expect(css.body).toContain('--site-primary');
+    expect((await get(server.port, 'acme.example', href!)).status).toBe(404);
+  });
+
+  it('renders a site without built CSS with the shared base CSS and logs a warning', async () => {
+    await mkdir(join(sitesDir, 'nocss/pages'), { recursive: true });
+    await writeFile(join(sitesDir, 'nocss/site.json'), JSON.stringify({ name: 'No CSS Yet' }));
+    await writeFile(join(sitesDir, 'nocss/pages/index.md'), '---\ntitle: Unstyled\n---\nhello');
+    const res = await get(server.port, 'nocss.localhost');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/href="\/_platform\/css\/_base\/site\.[a-f0-9]+\.css"/);
+    expect(server.logs.some((l) => l.includes('"site":"nocss"') && l.includes('site CSS is missing'))).toBe(true);
+  });
+});
+
+describe('content folders without restart', () => {
+  it('keeps serving the old page while a page file is replaced atomically', async () => {
+    const path = join(sitesDir, 'docs/pages/index.md');
+    await writeFile(`${path}.tmp`, '---\ntitle: Swapped\n---\nswapped');
+    await rename(`${path}.tmp`, path);
+    const res = await get(server.port, 'docs.example');
+    expect(res.status).toBe(200);
+  });
+});
