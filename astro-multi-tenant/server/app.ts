@@ -16,6 +16,8 @@ import { buildRobots } from './sites/robots.ts';
 import type { Renderer } from './render/astro-renderer.ts';
 import type { SiteView, View } from './render/view.ts';
 import type { Logger } from './log.ts';
+import type { Metrics, RouteKind } from './ops/metrics.ts';
+import type { SiteTraffic } from './ops/site-traffic.ts';
 
 export interface AppDeps {
   registry: SiteRegistry;
@@ -28,6 +30,10 @@ export interface AppDeps {
   baseCssFile: string | undefined;
   staticMaxAge: number;
   logger: Logger;
+  /** Health, readiness, metrics and status: answered before any tenant routing. */
+  platformRoutes?: (req: IncomingMessage, res: ServerResponse) => Promise<RouteKind | undefined>;
+  metrics?: Metrics;
+  traffic?: SiteTraffic;
 }
 
 /** Everything under this prefix belongs to the platform, not to any tenant. */
@@ -39,6 +45,7 @@ const HAS_EXTENSION = /\.[A-Za-z0-9]{1,10}$/;
 interface RequestContext {
   id: string;
   site: string | undefined;
+  route: RouteKind;
 }
 
 export function createApp(deps: AppDeps) {
@@ -86,9 +93,14 @@ export function createApp(deps: AppDeps) {
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const url = req.url ?? '/';
 
-    if (url === '/_platform/healthz') return sendText(res, 200, 'ok\n', undefined, { 'Cache-Control': 'no-store' });
+    const platformRoute = await deps.platformRoutes?.(req, res);
+    if (platformRoute) {
+      ctx.route = platformRoute;
+      return;
+    }
 
     if (req.method !== 'GET' && req.method !== 'HEAD') {
+      ctx.route = 'method_not_allowed';
       return sendText(res, 405, 'Method not allowed\n', undefined, { Allow: 'GET, HEAD' });
     }
 
@@ -100,6 +112,7 @@ export function createApp(deps: AppDeps) {
     } catch (error) {
       const reason = error instanceof PlatformError ? error.message : 'invalid Host header';
       logger.info({ reqId: ctx.id, host: origin.rawHost?.slice(0, 200), code: (error as PlatformError).code }, 'rejected host');
+      ctx.route = 'bad_request';
       return sendText(res, 400, `Bad Request: ${reason}\n`, undefined, { 'Cache-Control': 'no-store' });
     }
 
@@ -108,6 +121,7 @@ export function createApp(deps: AppDeps) {
       target = parseRequestTarget(url);
     } catch (error) {
       const code = (error as PlatformError).code;
+      ctx.route = 'bad_request';
       if (code === 'PATH_MALFORMED') return sendText(res, 400, `Bad Request: ${(error as Error).message}\n`);
       return platformError(req, res, 404, 'Not found', 'There is nothing at this address.');
     }
@@ -122,15 +136,18 @@ export function createApp(deps: AppDeps) {
       loaded = resolution.kind === 'unknown' ? null : await deps.loadSite(resolution.siteId);
     }
     if (resolution.kind === 'unknown' || loaded === null) {
+      ctx.route = 'unknown_host';
       return platformError(req, res, 404, 'Site not found', 'No site is configured for this address.');
     }
     ctx.site = resolution.siteId;
     if (resolution.kind === 'redirect') {
+      ctx.route = 'redirect';
       return redirect(res, `${origin.proto}://${formatAuthority(resolution.toHost, port)}${target.pathname}${target.search}`);
     }
     if (!loaded.ok) {
       logger.error({ reqId: ctx.id, site: loaded.id, code: loaded.error.code, issues: loaded.error.issues }, 'site config invalid; answering 503');
       res.setHeader('Retry-After', '30');
+      ctx.route = 'unavailable';
       return platformError(req, res, 503, 'Site unavailable', 'This site is temporarily unavailable. Please try again later.');
     }
     const site = loaded.site;
@@ -138,13 +155,17 @@ export function createApp(deps: AppDeps) {
     const siteOrigin = `${origin.proto}://${formatAuthority(primary, port)}`;
     const { segments } = target;
 
+    ctx.route = 'css';
     if (target.pathname.startsWith(CSS_PREFIX)) return serveCss(req, res, site, segments);
+    ctx.route = 'platform';
     if (target.pathname.startsWith(PLATFORM_PREFIX)) return platformError(req, res, 404, 'Not found', 'There is nothing at this address.');
 
     if (segments.length === 1 && segments[0] === 'robots.txt') {
+      ctx.route = 'robots';
       return sendText(res, 200, buildRobots(siteOrigin, site.config.robots), 'text/plain; charset=utf-8', { 'Cache-Control': 'public, max-age=300' });
     }
     if (segments.length === 1 && segments[0] === 'sitemap.xml') {
+      ctx.route = 'sitemap';
       const routes = [];
       for (const route of await listPageRoutes(site)) {
         const state = await deps.loadPage(site, route.segments);
@@ -152,16 +173,19 @@ export function createApp(deps: AppDeps) {
       }
       return sendText(res, 200, buildSitemap(siteOrigin, routes), 'application/xml; charset=utf-8', { 'Cache-Control': 'public, max-age=300' });
     }
+    ctx.route = 'redirect';
     if (target.trailingSlash) return redirect(res, `${routePath(segments)}${target.search}`);
 
     const publicDir = join(site.dir, 'public');
     const staticFirst = HAS_EXTENSION.test(segments.at(-1) ?? '');
+    ctx.route = 'static';
     if (staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
 
     const state = await deps.loadPage(site, segments);
     if (state?.kind === 'invalid') {
       logger.error({ reqId: ctx.id, site: site.id, code: state.error.code, issues: state.error.issues }, 'page invalid; answering 503');
       res.setHeader('Retry-After', '30');
+      ctx.route = 'unavailable';
       return platformError(req, res, 503, 'Page unavailable', 'This page is temporarily unavailable. Please try again later.');
     }
     if (state?.kind === 'page' && !state.page.frontmatter.draft) {
@@ -175,11 +199,14 @@ export function createApp(deps: AppDeps) {
         stylesheets: stylesheetsFor(site),
       };
       res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+      ctx.route = 'page';
       return deps.renderer.render(req, res, view);
     }
+    ctx.route = 'static';
     if (!staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
 
     res.setHeader('Cache-Control', 'no-store');
+    ctx.route = 'site_not_found';
     return deps.renderer.render(req, res, { kind: 'site-not-found', status: 404, site: siteView(site, siteOrigin), stylesheets: stylesheetsFor(site) });
   }
 
@@ -195,11 +222,12 @@ export function createApp(deps: AppDeps) {
   return async function requestListener(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const incoming = req.headers['x-request-id'];
-    const ctx: RequestContext = { id: typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID(), site: undefined };
+    const ctx: RequestContext = { id: typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID(), site: undefined, route: 'error' };
     res.setHeader('X-Request-Id', ctx.id);
     try {
       await handle(req, res, ctx);
     } catch (error) {
+      ctx.route = 'error';
       logger.error({ reqId: ctx.id, site: ctx.site, err: error }, 'request failed');
       if (!res.headersSent) {
         res.removeHeader('Cache-Control');
@@ -209,7 +237,12 @@ export function createApp(deps: AppDeps) {
       }
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      logger.info({ reqId: ctx.id, site: ctx.site, method: req.method, path: req.url?.slice(0, 300), status: res.statusCode, ms: Math.round(ms * 100) / 100 }, 'request');
+      const status = res.statusCode;
+      deps.metrics?.observeRequest({ method: req.method, status, route: ctx.route, site: ctx.site, seconds: ms / 1000 });
+      if (ctx.site) deps.traffic?.record(ctx.site, status >= 500);
+      // Probes and scrapes every few seconds would drown the access log; they log at debug.
+      const level = ctx.route === 'health' || ctx.route === 'metrics' ? 'debug' : 'info';
+      logger[level]({ reqId: ctx.id, site: ctx.site, method: req.method, path: req.url?.slice(0, 300), status, route: ctx.route, ms: Math.round(ms * 100) / 100 }, 'request');
     }
   };
 }

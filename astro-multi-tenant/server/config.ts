@@ -21,6 +21,15 @@ export interface ServerConfig {
   astroEntry: string;
   staticMaxAge: number;
   logLevel: string;
+  /** Who may read /_platform/metrics and /_platform/status without a token. */
+  adminAllow: TrustedProxies;
+  adminToken: string | undefined;
+  /** Per-worker cap on distinct `site` label values in metrics. */
+  metricsSiteLabels: number;
+  /** Where workers put their peer sockets; undefined = derived from the port once listening. */
+  peerDir: string | undefined;
+  drainTimeoutMs: number;
+  shutdownDelayMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -32,6 +41,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const value = Number(raw.trim());
   if (value < min || value > max) throw new PlatformError('CONFIG_INVALID', `${name}: ${value} is outside ${min}..${max}`, raw);
   return value;
+}
+
+function adminToken(raw: string | undefined): string | undefined {
+  const token = raw?.trim();
+  if (!token) return undefined;
+  // A short token on an endpoint reachable from anywhere is guessable; refuse it at start.
+  if (token.length < 16) throw new PlatformError('CONFIG_INVALID', 'ADMIN_TOKEN: must be at least 16 characters', '(hidden)');
+  return token;
 }
 
 /** Reads and validates the environment once at start; every problem names the variable. */
@@ -62,5 +79,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     astroEntry: resolve(cwd, env.ASTRO_ENTRY?.trim() || resolve(APP_DIR, 'dist/server/entry.mjs')),
     staticMaxAge: integer(env, 'STATIC_MAX_AGE', 300, 0, 31_536_000),
     logLevel,
+    adminAllow: parseTrustedProxies(env.ADMIN_ALLOW ?? '127.0.0.1,::1', 'ADMIN_ALLOW'),
+    adminToken: adminToken(env.ADMIN_TOKEN),
+    metricsSiteLabels: integer(env, 'METRICS_SITE_LABELS', 500, 0, 100_000),
+    peerDir: env.PEER_DIR?.trim() ? resolve(cwd, env.PEER_DIR.trim()) : undefined,
+    drainTimeoutMs: integer(env, 'DRAIN_TIMEOUT_MS', 8000, 0, 600_000),
+    shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
   };
 }

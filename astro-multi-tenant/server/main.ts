@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { access, constants, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
@@ -8,7 +9,21 @@ import { createContentCache } from './sites/content-cache.ts';
 import { createSiteLoader } from './sites/loader.ts';
 import { createPageLoader } from './sites/pages.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
-import { loadAstroRenderer } from './render/astro-renderer.ts';
+import { loadAstroRenderer, type Renderer } from './render/astro-renderer.ts';
+import { createMetrics } from './ops/metrics.ts';
+import { aggregateMetrics } from './ops/aggregate-metrics.ts';
+import { collectFromPeers, startPeerEndpoint, type PeerEndpoint } from './ops/peers.ts';
+import { createSiteTraffic } from './ops/site-traffic.ts';
+import { createHealth } from './ops/health.ts';
+import { createAdminAccess } from './ops/admin-access.ts';
+import { createDrain } from './ops/drain.ts';
+import { buildStatusModel, workerStatus, type WorkerStatus } from './ops/status.ts';
+import { checkSiteConfigs } from './ops/site-checks.ts';
+import { createPlatformRoutes } from './ops/platform-routes.ts';
+
+/** How many site.json files the status page validates from disk per view. */
+const STATUS_CHECK_LIMIT = 2000;
+const PEER_TIMEOUT_MS = 1500;
 
 /**
  * Process entry: one HTTP server in front of the Astro app. Run directly (`npm run serve`) or as a
@@ -24,7 +39,11 @@ async function main() {
     process.exit(78);
   }
   const logger = createLogger(config.logLevel);
+  // pm_id is PM2's stable slot number: it survives reloads, so dashboards keep one line per slot.
+  const workerId = process.env.pm_id ?? process.env.NODE_APP_INSTANCE ?? '0';
   const cache = createContentCache({ maxEntries: config.cacheMaxEntries, maxBytes: config.cacheMaxBytes, checkIntervalMs: config.contentCheckMs });
+  const metrics = createMetrics({ workerId, cache, siteLabelLimit: config.metricsSiteLabels });
+  const traffic = createSiteTraffic();
   const registry = createSiteRegistry({
     sitesDir: config.sitesDir,
     platformDomain: config.platformDomain,
@@ -39,15 +58,67 @@ async function main() {
   }
   if (!config.redisUrl) logger.info('REDIS_URL is not set: using embedded in-memory defaults');
 
-  const renderer = await loadAstroRenderer(config.astroEntry);
+  const astro = await loadAstroRenderer(config.astroEntry);
+  const renderer: Renderer = {
+    async render(req, res, view) {
+      const started = performance.now();
+      try {
+        await astro.render(req, res, view);
+      } finally {
+        metrics.observeRender(view.kind, (performance.now() - started) / 1000);
+      }
+    },
+  };
   const baseCssFile = await readFile(join(config.cssDir, '_base', 'manifest.json'), 'utf8')
     .then((text) => (JSON.parse(text) as { file?: string }).file)
     .catch(() => undefined);
   if (!baseCssFile) logger.warn({ cssDir: config.cssDir }, 'shared base CSS is not built; pages render unstyled (run npm run build)');
 
+  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 20_000, requestTimeout: 30_000 });
+  const drain = createDrain(server, { deadlineMs: config.drainTimeoutMs });
+  let peerDir = config.peerDir ?? '';
+  let peers: PeerEndpoint | undefined;
+  const ownStatus = (): WorkerStatus => workerStatus({ workerId, cache, traffic, draining: drain.draining });
+
+  const health = createHealth({
+    isDraining: () => drain.draining,
+    checks: [{ name: 'sites_dir', run: () => access(config.sitesDir, constants.R_OK | constants.X_OK) }],
+  });
+  const platformRoutes = createPlatformRoutes({
+    health,
+    admin: createAdminAccess({ allow: config.adminAllow, token: config.adminToken, proxies: config.trustedProxies }),
+    isDraining: () => drain.draining,
+    async metrics() {
+      const all = await collectFromPeers(peerDir, 'metrics', { pid: process.pid, value: () => metrics.toJson() }, PEER_TIMEOUT_MS);
+      const { text, contentType } = await aggregateMetrics(all.values);
+      const footer = [
+        '# HELP amt_metrics_workers_reporting Workers whose metrics are included in this scrape.',
+        '# TYPE amt_metrics_workers_reporting gauge',
+        `amt_metrics_workers_reporting ${all.values.length}`,
+        '# HELP amt_metrics_workers_unreachable Workers that did not answer this scrape in time.',
+        '# TYPE amt_metrics_workers_unreachable gauge',
+        `amt_metrics_workers_unreachable ${all.unreachable.length}`,
+        '',
+      ].join('\n');
+      return { text: text + footer, contentType };
+    },
+    async status() {
+      const all = await collectFromPeers(peerDir, 'status', { pid: process.pid, value: async () => ownStatus() }, PEER_TIMEOUT_MS);
+      const known = registry.sites;
+      return buildStatusModel({
+        now: new Date(),
+        platformDomain: config.platformDomain,
+        known,
+        workers: all.values,
+        unreachable: all.unreachable,
+        checked: await checkSiteConfigs(config.sitesDir, known.map((s) => s.id), STATUS_CHECK_LIMIT),
+      });
+    },
+  });
+
   const app = createApp({
     registry,
-    loadSite: createSiteLoader({ sitesDir: config.sitesDir, cssDir: config.cssDir, cache }),
+    loadSite: createSiteLoader({ sitesDir: config.sitesDir, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
     loadPage: createPageLoader(cache),
     renderer,
     trustedProxies: config.trustedProxies,
@@ -55,9 +126,14 @@ async function main() {
     baseCssFile,
     staticMaxAge: config.staticMaxAge,
     logger,
+    platformRoutes,
+    metrics,
+    traffic,
   });
-
-  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 20_000, requestTimeout: 30_000 }, (req, res) => void app(req, res));
+  server.on('request', (req, res) => {
+    drain.track(req, res);
+    void app(req, res);
+  });
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();
@@ -69,28 +145,35 @@ async function main() {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ port, host: config.host ?? '(all interfaces)', sitesDir: config.sitesDir, sites: registry.siteIds.length, platformDomain: config.platformDomain }, 'listening');
+  // Workers of one cluster share the port, so the port names the group; two clusters on one
+  // machine never see each other's metrics.
+  peerDir ||= join(tmpdir(), `astro-multi-tenant-${port}`);
+  try {
+    peers = await startPeerEndpoint(peerDir, { metrics: () => metrics.toJson(), status: async () => ownStatus() });
+  } catch (error) {
+    logger.error({ err: error, peerDir }, 'cannot open the peer socket: metrics and status will show this worker only');
+  }
+  logger.info({ port, host: config.host ?? '(all interfaces)', sitesDir: config.sitesDir, sites: registry.siteIds.length, platformDomain: config.platformDomain, worker: workerId, peerDir }, 'listening');
   process.send?.('ready');
 
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: finishing in-flight requests');
-    server.close(() => {
-      logger.info('stopped');
-      process.exit(0);
-    });
-    server.closeIdleConnections();
-    setTimeout(() => {
-      server.closeAllConnections();
-      process.exit(0);
-    }, 8000).unref();
+    drain.beginDrain();
+    logger.info({ signal, delayMs: config.shutdownDelayMs, deadlineMs: config.drainTimeoutMs, open: drain.openConnections }, 'shutting down: readiness is now 503');
+    // Behind a load balancer that polls readiness (Kubernetes), keep serving until it has noticed.
+    if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+    const started = performance.now();
+    await drain.drain();
+    await peers?.close().catch(() => {});
+    logger.info({ drainMs: Math.round(performance.now() - started) }, 'stopped');
+    process.exit(0);
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('message', (message) => {
-    if (message === 'shutdown') shutdown('shutdown message');
+    if (message === 'shutdown') void shutdown('shutdown message');
   });
 }
 

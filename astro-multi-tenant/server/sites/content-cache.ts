@@ -46,6 +46,8 @@ export interface ContentCache {
   get<T>(key: string, source: CacheSource<T>): Promise<T | null>;
   /** Forget one key (or every key starting with a prefix) so the next request reloads it. */
   invalidate(keyOrPrefix: string, prefix?: boolean): void;
+  /** Values held under keys starting with `prefix`, without touching recency or revalidating. */
+  peekAll(prefix: string): Array<[string, unknown]>;
   readonly stats: Readonly<CacheStats>;
   readonly size: number;
   readonly bytes: number;
@@ -107,6 +109,11 @@ export function createContentCache(options: ContentCacheOptions): ContentCache {
         return;
       }
       for (const key of lru.keys()) if (key.startsWith(keyOrPrefix)) lru.delete(key);
+    },
+    peekAll(prefix) {
+      const out: Array<[string, unknown]> = [];
+      for (const [key, entry] of lru.entries()) if (key.startsWith(prefix)) out.push([key, entry.value]);
+      return out;
     },
     stats,
     get size() {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ContentError } from '../errors.ts';
 import { siteConfigSchema, toContentIssues, type SiteConfig } from './schema.ts';
 import { fileFingerprint } from './fs-fingerprint.ts';
-import type { ContentCache } from './content-cache.ts';
+import type { ContentCache, Loaded } from './content-cache.ts';
 
 export interface Site {
   id: string;
@@ -22,9 +22,13 @@ export interface SiteLoaderOptions {
   sitesDir: string;
   cssDir: string;
   cache: ContentCache;
+  /** Called with the seconds each load from disk took (cache misses and reloads after edits). */
+  observeLoad?: (seconds: number) => void;
 }
 
 export const SITE_CONFIG_FILE = 'site.json';
+/** Content-cache key prefix of site configs (pages use their own). */
+export const SITE_CACHE_PREFIX = 'site\0';
 
 /** Parses and validates one site.json text; pure, so `sites check` and the server agree exactly. */
 export function parseSiteConfig(text: string, file: string): { ok: true; config: SiteConfig } | { ok: false; error: ContentError } {
@@ -59,28 +63,38 @@ export function cssManifestPath(cssDir: string, siteId: string): string {
  */
 export function createSiteLoader(options: SiteLoaderOptions) {
   const { sitesDir, cssDir, cache } = options;
+
+  async function loadFromDisk(id: string, configPath: string, manifestPath: string): Promise<Loaded<SiteState>> {
+    const file = `sites/${id}/${SITE_CONFIG_FILE}`;
+    const text = await readFile(configPath, 'utf8');
+    const parsed = parseSiteConfig(text, file);
+    if (!parsed.ok) return { value: { ok: false, id, error: parsed.error }, bytes: 512 + text.length };
+    let cssFile = await readCssManifest(manifestPath);
+    let cssProblem: Site['cssProblem'] = cssFile === undefined ? 'missing' : undefined;
+    if (cssFile !== undefined && !(await stat(join(cssDir, id, cssFile)).then((s) => s.isFile(), () => false))) {
+      cssFile = undefined;
+      cssProblem = 'stale';
+    }
+    const site: Site = { id, dir: await realpath(join(sitesDir, id)), config: parsed.config, cssFile, cssProblem };
+    return { value: { ok: true, site }, bytes: 1024 + text.length * 2 };
+  }
+
   return async function loadSite(id: string): Promise<SiteState | null> {
     const configPath = join(sitesDir, id, SITE_CONFIG_FILE);
     const manifestPath = cssManifestPath(cssDir, id);
-    return cache.get<SiteState>(`site\0${id}`, {
+    return cache.get<SiteState>(`${SITE_CACHE_PREFIX}${id}`, {
       async fingerprint() {
         const config = await fileFingerprint(configPath);
         if (config === null) return null;
         return `${config}|${(await fileFingerprint(manifestPath)) ?? '-'}`;
       },
       async load() {
-        const file = `sites/${id}/${SITE_CONFIG_FILE}`;
-        const text = await readFile(configPath, 'utf8');
-        const parsed = parseSiteConfig(text, file);
-        if (!parsed.ok) return { value: { ok: false, id, error: parsed.error }, bytes: 512 + text.length };
-        let cssFile = await readCssManifest(manifestPath);
-        let cssProblem: Site['cssProblem'] = cssFile === undefined ? 'missing' : undefined;
-        if (cssFile !== undefined && !(await stat(join(cssDir, id, cssFile)).then((s) => s.isFile(), () => false))) {
-          cssFile = undefined;
-          cssProblem = 'stale';
+        const started = performance.now();
+        try {
+          return await loadFromDisk(id, configPath, manifestPath);
+        } finally {
+          options.observeLoad?.((performance.now() - started) / 1000);
         }
-        const site: Site = { id, dir: await realpath(join(sitesDir, id)), config: parsed.config, cssFile, cssProblem };
-        return { value: { ok: true, site }, bytes: 1024 + text.length * 2 };
       },
     });
   };

@@ -166,6 +166,10 @@ export function createSiteRegistry(options: RegistryOptions) {
     get siteIds(): string[] {
       return [...sites.keys()].sort();
     },
+    /** Every site folder found by the last scan with the hosts its site.json claims. */
+    get sites(): SiteHosts[] {
+      return [...sites.values()].map(({ id, domains, aliases }) => ({ id, domains, aliases })).sort((a, b) => (a.id < b.id ? -1 : 1));
+    },
     get lastScanAt() {
       return lastScanAt;
     },

@@ -75,3 +75,24 @@ export function effectiveOrigin(
     forwarded: fHost !== undefined,
   };
 }
+
+/**
+ * The visitor's address: the peer itself, or, when the peer is a trusted proxy, the nearest
+ * address in X-Forwarded-For that is not a trusted proxy (the right-most hop we did not add
+ * ourselves; anything left of it is client-supplied and can be forged).
+ */
+export function clientAddress(
+  headers: Record<string, string | string[] | undefined>,
+  remoteAddress: string | undefined,
+  proxies: TrustedProxies,
+): string | undefined {
+  if (!proxies.trusts(remoteAddress)) return remoteAddress;
+  const raw = headers['x-forwarded-for'];
+  const chain = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const hop = chain[i]!;
+    if (isIP(hop) === 0) return hop;
+    if (!proxies.trusts(hop)) return hop;
+  }
+  return chain[0] ?? remoteAddress;
+}

@@ -1,0 +1,46 @@
+/**
+ * Liveness says the process can answer; readiness says it should get traffic. Readiness runs the
+ * dependency checks (sites folder readable, Redis reachable when configured) with a short timeout
+ * each, and turns false the moment shutdown begins so a load balancer stops sending new work.
+ */
+export interface ReadinessCheck {
+  name: string;
+  /** Resolves when healthy; rejects with a reason otherwise. */
+  run(): Promise<void>;
+}
+
+export interface ReadinessResult {
+  ready: boolean;
+  checks: Array<{ name: string; ok: boolean; error?: string }>;
+}
+
+export function createHealth(options: { checks: ReadinessCheck[]; isDraining: () => boolean; timeoutMs?: number }) {
+  const timeoutMs = options.timeoutMs ?? 1000;
+
+  async function runCheck(check: ReadinessCheck): Promise<ReadinessResult['checks'][number]> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        check.run(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      return { name: check.name, ok: true };
+    } catch (error) {
+      return { name: check.name, ok: false, error: (error as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    async readiness(): Promise<ReadinessResult> {
+      const draining = options.isDraining();
+      const checks = [{ name: 'accepting', ok: !draining, ...(draining ? { error: 'shutting down' } : {}) }, ...(await Promise.all(options.checks.map(runCheck)))];
+      return { ready: checks.every((c) => c.ok), checks };
+    },
+  };
+}
+
+export type Health = ReturnType<typeof createHealth>;

@@ -1,0 +1,155 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { ContentCache } from '../sites/content-cache.ts';
+import { createBoundedLabels, methodLabel, statusClass } from './bounded-labels.ts';
+
+/** What a request was, for the duration histogram: a handful of fixed values, never a path. */
+export type RouteKind =
+  | 'page'
+  | 'static'
+  | 'css'
+  | 'redirect'
+  | 'sitemap'
+  | 'robots'
+  | 'site_not_found'
+  | 'unknown_host'
+  | 'unavailable'
+  | 'bad_request'
+  | 'method_not_allowed'
+  | 'health'
+  | 'metrics'
+  | 'status'
+  | 'platform'
+  | 'forbidden'
+  | 'error';
+
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+export interface WorkerMetricsJson {
+  /** Series that mean the same on every worker and are summed over workers. */
+  shared: MetricsJson;
+  /** Process-level series, labelled with the worker, never summed. */
+  worker: MetricsJson;
+}
+
+export interface MetricsOptions {
+  workerId: string;
+  cache: ContentCache;
+  /** At most this many distinct `site` label values per worker; the rest count as `_other`. */
+  siteLabelLimit: number;
+}
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * The worker's Prometheus metrics, in two registries: `shared` holds counters and histograms that
+ * are summed across PM2 workers when scraped; `worker` holds prom-client's default process metrics
+ * and event-loop lag, labelled `worker` and `pid` so each worker keeps its own series.
+ */
+export function createMetrics(options: MetricsOptions) {
+  const shared = new Registry();
+  const worker = new Registry();
+  worker.setDefaultLabels({ worker: options.workerId, pid: String(process.pid) });
+  collectDefaultMetrics({ register: worker, eventLoopMonitoringPrecision: 10 });
+
+  const requestDuration = new Histogram({
+    name: 'amt_http_request_duration_seconds',
+    help: 'Time from request to response end, by method, status class and route kind (no site label: see amt_site_requests_total).',
+    labelNames: ['method', 'status_class', 'route'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [shared],
+  });
+  const siteRequests = new Counter({
+    name: 'amt_site_requests_total',
+    help: `Requests per site and status class. Each worker labels the first ${options.siteLabelLimit} sites it sees; later ones count as site="_other".`,
+    labelNames: ['site', 'status_class'] as const,
+    registers: [shared],
+  });
+  const siteLoad = new Histogram({
+    name: 'amt_site_load_duration_seconds',
+    help: 'Time to load a site config on a cache miss or after an edit.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [shared],
+  });
+  const render = new Histogram({
+    name: 'amt_render_duration_seconds',
+    help: 'Time Astro spent rendering a page, platform page or error page.',
+    labelNames: ['view'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [shared],
+  });
+  const sessionStoreErrors = new Counter({
+    name: 'amt_session_store_errors_total',
+    help: 'Session store operations that failed (Redis unreachable, timeout).',
+    labelNames: ['operation'] as const,
+    registers: [shared],
+  });
+  const sessionStoreDuration = new Histogram({
+    name: 'amt_session_store_duration_seconds',
+    help: 'Latency of session store operations.',
+    labelNames: ['operation'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5],
+    registers: [shared],
+  });
+
+  // The cache keeps plain numbers; these mirror them at scrape time instead of instrumenting the
+  // cache's hot path.
+  const { cache } = options;
+  const cacheCounter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [shared],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  cacheCounter('amt_site_cache_hits_total', 'Site cache lookups answered from memory.', () => cache.stats.hits);
+  cacheCounter('amt_site_cache_misses_total', 'Site cache lookups that had to load from disk.', () => cache.stats.misses);
+  cacheCounter('amt_site_cache_evictions_total', 'Entries evicted to stay within the entry or byte bound.', () => cache.stats.evictions);
+  cacheCounter('amt_site_cache_reloads_total', 'Entries reloaded because their files changed.', () => cache.stats.reloads);
+  new Gauge({
+    name: 'amt_site_cache_entries',
+    help: 'Entries (site configs and pages) held in the site cache, summed over workers.',
+    registers: [shared],
+    collect() {
+      this.set(cache.size);
+    },
+  });
+  new Gauge({
+    name: 'amt_site_cache_bytes',
+    help: 'Approximate bytes held in the site cache, summed over workers.',
+    registers: [shared],
+    collect() {
+      this.set(cache.bytes);
+    },
+  });
+
+  const siteLabels = createBoundedLabels(options.siteLabelLimit);
+
+  return {
+    shared,
+    worker,
+    observeRequest(sample: { method: string | undefined; status: number; route: RouteKind; site: string | undefined; seconds: number }) {
+      const status_class = statusClass(sample.status);
+      requestDuration.observe({ method: methodLabel(sample.method), status_class, route: sample.route }, sample.seconds);
+      if (sample.site) siteRequests.inc({ site: siteLabels.label(sample.site), status_class });
+    },
+    observeSiteLoad(seconds: number) {
+      siteLoad.observe(seconds);
+    },
+    observeRender(view: string, seconds: number) {
+      render.observe({ view }, seconds);
+    },
+    observeSessionStore(operation: string, seconds: number, failed: boolean) {
+      sessionStoreDuration.observe({ operation }, seconds);
+      if (failed) sessionStoreErrors.inc({ operation });
+    },
+    async toJson(): Promise<WorkerMetricsJson> {
+      const [s, w] = await Promise.all([shared.getMetricsAsJSON(), worker.getMetricsAsJSON()]);
+      return { shared: s as MetricsJson, worker: w as MetricsJson };
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

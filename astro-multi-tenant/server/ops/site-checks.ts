@@ -1,0 +1,29 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ContentIssue } from '../errors.ts';
+import { SITE_CONFIG_FILE, parseSiteConfig } from '../sites/loader.ts';
+
+/**
+ * Validates site.json of the given sites straight from disk, without touching the site cache (so
+ * an operator opening the status page does not evict the sites visitors are using). At most
+ * `limit` sites are read per call, a few at a time.
+ */
+export async function checkSiteConfigs(sitesDir: string, ids: string[], limit: number): Promise<Map<string, { ok: boolean; issues: ContentIssue[] }>> {
+  const results = new Map<string, { ok: boolean; issues: ContentIssue[] }>();
+  const queue = ids.slice(0, limit);
+  let cursor = 0;
+  const work = async () => {
+    while (cursor < queue.length) {
+      const id = queue[cursor++]!;
+      const file = `sites/${id}/${SITE_CONFIG_FILE}`;
+      try {
+        const parsed = parseSiteConfig(await readFile(join(sitesDir, id, SITE_CONFIG_FILE), 'utf8'), file);
+        results.set(id, parsed.ok ? { ok: true, issues: [] } : { ok: false, issues: parsed.error.issues });
+      } catch (error) {
+        results.set(id, { ok: false, issues: [{ file, field: '', reason: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }] });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, queue.length) }, work));
+  return results;
+}

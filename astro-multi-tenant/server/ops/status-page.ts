@@ -1,0 +1,83 @@
+import { formatIssue } from '../errors.ts';
+import type { StatusModel } from './status.ts';
+
+const escape = (value: string) =>
+  value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+const rate = (perSecond: number) => (perSecond === 0 ? '0' : perSecond < 0.1 ? perSecond.toFixed(3) : perSecond.toFixed(1));
+const percent = (share: number) => `${(share * 100).toFixed(share > 0 && share < 0.01 ? 2 : 1)}%`;
+
+function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86400)} d`;
+}
+
+/** Rows shown in HTML; the JSON form always has them all. */
+export const STATUS_HTML_ROW_LIMIT = 500;
+
+/** The status page as HTML: no scripts, refreshes itself, readable without any stylesheet. Pure. */
+export function renderStatusPage(model: StatusModel, filter = ''): string {
+  const needle = filter.trim().toLowerCase();
+  const matching = needle ? model.sites.filter((s) => s.id.includes(needle) || s.domains.some((d) => d.includes(needle))) : model.sites;
+  const shown = matching.slice(0, STATUS_HTML_ROW_LIMIT);
+  const { totals } = model;
+  const siteRows = shown
+    .map((s) => {
+      const state =
+        s.health === 'invalid'
+          ? `<span class="bad">invalid</span><ul class="issues">${s.issues.map((i) => `<li>${escape(formatIssue(i))}</li>`).join('')}</ul>`
+          : s.health === 'ok'
+            ? '<span class="good">ok</span>'
+            : '<span class="muted">not checked</span>';
+      return `<tr><td><a href="${escape(s.url)}">${escape(s.id)}</a></td><td>${escape([...s.domains, ...s.aliases.map((a) => `${a} →`)].join(', ') || '(platform subdomain only)')}</td><td>${state}</td><td>${s.cachedOn > 0 ? `cached on ${s.cachedOn}/${totals.workers}` : '<span class="muted">not loaded</span>'}</td><td class="num">${rate(s.requestsPerSecond1m)}</td><td class="num${s.errors5m > 0 ? ' bad' : ''}">${percent(s.errorRate5m)}</td><td class="num">${s.requests5m}</td></tr>`;
+    })
+    .join('\n');
+  const workerRows = model.workers
+    .map(
+      (w) =>
+        `<tr><td>${escape(w.workerId)}</td><td class="num">${w.pid}</td><td>${w.draining ? '<span class="bad">draining</span>' : '<span class="good">serving</span>'}</td><td class="num">${duration(w.uptimeSeconds)}</td><td class="num">${mib(w.memory.rssBytes)}</td><td class="num">${mib(w.memory.heapUsedBytes)}</td><td class="num">${w.cache.entries}</td><td class="num">${mib(w.cache.bytes)}</td><td class="num">${rate(w.requestsPerSecond1m)}</td></tr>`,
+    )
+    .join('\n');
+  const unreachable = model.unreachable.length
+    ? `<p class="bad">${model.unreachable.length} worker(s) did not answer: ${model.unreachable.map((u) => `pid ${u.pid} (${escape(u.error)})`).join('; ')}</p>`
+    : '';
+  const more = matching.length > shown.length ? `<p class="muted">Showing ${shown.length} of ${matching.length} sites; narrow with the filter or read <a href="/_platform/status.json">status.json</a>.</p>` : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="10"><meta name="robots" content="noindex">
+<title>Status · astro-multi-tenant</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1f2937;background:#fafafa}
+h1{font-size:1.4rem;margin:0 0 .25rem}h2{font-size:1.1rem;margin:2rem 0 .5rem}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e5e7eb;vertical-align:top}
+th{background:#f3f4f6;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
+.good{color:#047857}.bad{color:#b91c1c;font-weight:600}.muted{color:#6b7280}.issues{margin:.25rem 0 0;padding-left:1rem;font:12px ui-monospace,monospace;color:#7f1d1d}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#fff;border:1px solid #e5e7eb;border-radius:.5rem;padding:.6rem 1rem}.card b{display:block;font-size:1.3rem}
+</style></head><body>
+<h1>astro-multi-tenant status</h1>
+<p class="muted">Generated ${escape(model.generatedAt)} · platform domain ${escape(model.platformDomain)} · refreshes every 10 s · <a href="/_platform/status.json">JSON</a> · <a href="/_platform/metrics">metrics</a></p>
+<div class="cards">
+<div class="card"><b>${totals.sites}</b>sites</div>
+<div class="card"><b class="${totals.invalid ? 'bad' : ''}">${totals.invalid}</b>invalid</div>
+<div class="card"><b>${totals.workers}</b>workers</div>
+<div class="card"><b>${rate(totals.requestsPerSecond1m)}</b>req/s (1 min)</div>
+</div>
+${unreachable}
+<h2>Workers</h2>
+<table><thead><tr><th>Worker</th><th class="num">PID</th><th>State</th><th class="num">Uptime</th><th class="num">RSS</th><th class="num">Heap used</th><th class="num">Cache entries</th><th class="num">Cache size</th><th class="num">req/s (1 min)</th></tr></thead>
+<tbody>
+${workerRows}
+</tbody></table>
+<h2>Sites</h2>
+<form method="get"><input name="q" value="${escape(filter)}" placeholder="filter by id or domain"> <button>Filter</button></form>
+<table><thead><tr><th>Site</th><th>Domains (aliases →)</th><th>Config</th><th>Memory</th><th class="num">req/s (1 min)</th><th class="num">5xx (5 min)</th><th class="num">Requests (5 min)</th></tr></thead>
+<tbody>
+${siteRows}
+</tbody></table>
+${more}
+</body></html>
+`;
+}
