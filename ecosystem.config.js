@@ -1,6 +1,16 @@
 // PM2 process file. ESM named export: PM2 require()s this file, and Node 24 returns the module
 // namespace, whose `apps` is what PM2 reads.
+//
+// Start:  npm start                (pm2-runtime, foreground: containers, systemd)
+//         npx pm2 start ecosystem.config.js   (daemon; logs in $PM2_HOME/logs)
+// Reload: npx pm2 reload astro-multi-tenant  (one worker at a time, no request dropped)
+// Scale:  npx pm2 scale astro-multi-tenant 4
 const instances = process.env.INSTANCES && process.env.INSTANCES !== 'max' ? Number(process.env.INSTANCES) : 'max';
+
+const ms = (name, fallback) => (process.env[name] && /^\d+$/.test(process.env[name]) ? Number(process.env[name]) : fallback);
+// The server's own drain (ops/drain.ts) ends within SHUTDOWN_DELAY_MS + DRAIN_TIMEOUT_MS; PM2 must
+// wait longer than that before its SIGKILL, or a slow request is cut mid-response.
+const drainBudget = ms('SHUTDOWN_DELAY_MS', 0) + ms('DRAIN_TIMEOUT_MS', 8000);
 
 export const apps = [
   {
@@ -8,14 +18,18 @@ export const apps = [
     script: 'astro-multi-tenant/server/main.ts',
     exec_mode: 'cluster',
     instances,
-    // The worker sends process.send('ready') once it listens and the host index is built.
+    // The worker sends process.send('ready') once it listens, the host index is built and the
+    // Astro renderer is loaded; only then does PM2 stop the old worker during a reload.
     wait_ready: true,
     listen_timeout: 15000,
-    // Longer than the server's own drain deadline (8 s), so PM2 never SIGKILLs a draining worker.
-    kill_timeout: 10000,
+    kill_timeout: drainBudget + 2000,
+    // SIGINT (not a 'shutdown' message): the same path as Ctrl-C and SIGTERM from Kubernetes.
     shutdown_with_message: false,
     max_memory_restart: process.env.MAX_MEMORY_RESTART || '1G',
+    // Logs are JSON lines on stdout (pino). pm2-runtime passes them through; the PM2 daemon writes
+    // them to $PM2_HOME/logs, one file for all workers, each line carrying its pid.
     merge_logs: true,
+    time: false,
     env: {
       NODE_ENV: 'production',
     },

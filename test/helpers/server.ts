@@ -12,6 +12,10 @@ export interface RunningServer {
   port: number;
   sitesDir: string;
   logs: string[];
+  /** Sends a signal without waiting (stop() sends SIGTERM and waits). */
+  signal(name: NodeJS.Signals): void;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -31,6 +35,7 @@ export async function startServer(sitesDir: string, env: Record<string, string> 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
   const port = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 20_000);
     let buffer = '';
@@ -58,9 +63,12 @@ export async function startServer(sitesDir: string, env: Record<string, string> 
     port,
     sitesDir,
     logs,
+    exited,
+    signal(name) {
+      child.kill(name);
+    },
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       await exited;
     },

@@ -58,15 +58,39 @@ describe('renderMarkdown: raw HTML is sanitised', () => {
     expect(await renderMarkdown('```ts\nconst a = 1;\n```')).toContain('<code class="language-ts">');
   });
 
-  // Known bug: rehype-sanitize's default schema has tag-specific `className` rules (a, ul, ol, li,
-  // h2, section, code...) that take precedence over the '*' entry added in markdown.ts, so their
-  // classes are emptied to class="". Remove `.fails` once markdown.ts drops those tag rules.
-  it.fails('keeps class attributes on links, lists, headings and sections too', async () => {
-    const html = await renderMarkdown('<a class="btn" href="/x">a</a>\n\n<ul class="grid"><li class="p-2">x</li></ul>\n\n<h2 class="text-3xl">T</h2>');
-    expect(html).toContain('class="btn"');
-    expect(html).toContain('class="grid"');
-    expect(html).toContain('class="p-2"');
-    expect(html).toContain('class="text-3xl"');
+  it('keeps class attributes on links, lists, headings, sections and code too', async () => {
+    const html = await renderMarkdown(
+      '<a class="btn" href="/x">a</a>\n\n<ul class="grid"><li class="p-2">x</li></ul>\n\n<ol class="list-decimal"><li>y</li></ol>\n\n<h2 class="text-3xl">T</h2>\n\n<section class="mt-8"><code class="font-mono">c</code></section>',
+    );
+    expect(html).toContain('<a class="btn" href="/x">');
+    expect(html).toContain('<ul class="grid">');
+    expect(html).toContain('<li class="p-2">');
+    expect(html).toContain('<ol class="list-decimal">');
+    expect(html).toContain('<h2 class="text-3xl" id="t">');
+    expect(html).toContain('<section class="mt-8">');
+    expect(html).toContain('<code class="font-mono">');
+    expect(html).not.toContain('class=""');
+  });
+
+  it('keeps the classes GFM itself adds (task lists, footnotes)', async () => {
+    const html = await renderMarkdown('- [x] done\n- [ ] todo\n\nNote[^1]\n\n[^1]: Text.');
+    expect(html).toContain('<ul class="contains-task-list">');
+    expect(html).toContain('<li class="task-list-item">');
+    expect(html).toContain('<section data-footnotes="" class="footnotes">');
+    expect(html).toContain('class="sr-only"');
+  });
+
+  it.each([
+    ['style', '<style>body{display:none}</style>', 'display:none'],
+    ['textarea', '<textarea>typed-secret</textarea>', 'typed-secret'],
+    ['title', '<title>doc-title</title>', 'doc-title'],
+    ['iframe fallback', '<iframe src="https://x.example">frame-fallback</iframe>', 'frame-fallback'],
+    ['style inside SVG', '<svg><style>.leak{fill:red}</style></svg>', '.leak'],
+  ])('removes %s with its content, so no raw text leaks onto the page', async (_what, raw, leaked) => {
+    const html = await renderMarkdown(`Before\n\n${raw}\n\nAfter`);
+    expect(html).not.toContain(leaked);
+    expect(html).toContain('<p>Before</p>');
+    expect(html).toContain('<p>After</p>');
   });
 
   it('prefixes ids written in raw HTML so they cannot clobber page globals', async () => {
@@ -89,6 +113,18 @@ describe('renderMarkdown: Markdown features', () => {
     expect(html).toContain('<table>');
     expect(html).toContain('<td>1</td>');
     expect(html).toContain('<del>gone</del>');
+  });
+
+  it('gives footnote links and their targets the same single user-content- prefix', async () => {
+    const html = await renderMarkdown('Claim[^1] and another[^note].\n\n[^1]: First source.\n[^note]: Second source.');
+    expect(html).not.toContain('user-content-user-content-');
+    const ids = new Set([...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]));
+    const targets = [...html.matchAll(/href="#([^"]+)"/g)].map((m) => m[1]);
+    expect(targets).toEqual(['user-content-fn-1', 'user-content-fn-note', 'user-content-fnref-1', 'user-content-fnref-note']);
+    for (const target of targets) expect(ids).toContain(target);
+    // The reference's aria-describedby must name the "Footnotes" heading's id too.
+    expect(html).toContain('aria-describedby="user-content-footnote-label"');
+    expect(ids).toContain('user-content-footnote-label');
   });
 
   it('escapes text that only looks like HTML inside code', async () => {

@@ -58,6 +58,8 @@ describe('normalizeHost: the one form every host is keyed by', () => {
     expect(normalizeHost('[::1]')).toEqual({ hostname: '[::1]', port: undefined });
     expect(normalizeHost('[::1]:443')).toEqual({ hostname: '[::1]', port: 443 });
     expect(normalizeHost('[2001:DB8::1]')).toEqual({ hostname: '[2001:db8::1]', port: undefined });
+    expect(normalizeHost('[::ffff:192.0.2.1]:80')).toEqual({ hostname: '[::ffff:192.0.2.1]', port: 80 });
+    expect(normalizeHost('[::]')).toEqual({ hostname: '[::]', port: undefined });
   });
 
   it('accepts the longest legal label (63 characters) and the longest legal name (253 characters)', () => {
@@ -154,6 +156,12 @@ describe('normalizeHost: rejects anything that is not a plausible host', () => {
     ['followed by junk', '[::1]x'],
     ['not hexadecimal', '[zz::1]'],
     ['without any colon', '[1234]'],
+    ['made of colons only', '[:::]'],
+    ['compressed twice (two "::")', '[1::2::3]'],
+    ['nine groups long', '[1:2:3:4:5:6:7:8:9]'],
+    ['overlong in one group', '[12345::1]'],
+    ['ending in a broken IPv4 part', '[::ffff:1.2.3]'],
+    ['empty', '[]'],
   ])('rejects an IPv6 literal that is %s', (_what, raw) => {
     const error = rejection(raw);
     expect(error.code).toBe('HOST_MALFORMED');

@@ -86,10 +86,11 @@ describe('parseTrustedProxies', () => {
     expect(parseError('nope', 'EDGE_PROXIES').message).toMatch(/^EDGE_PROXIES: /);
   });
 
-  // Known bug: `entry.split('/')` drops everything after the second slash, so "10.0.0.0/8/9" is
-  // silently accepted as 10.0.0.0/8. Remove `.fails` once trusted-proxies.ts rejects it.
-  it.fails('rejects a CIDR with more than one slash instead of silently trusting a subnet', () => {
-    expect(parseError('10.0.0.0/8/9').code).toBe('CONFIG_INVALID');
+  it.each(['10.0.0.0/8/9', '::/0/1', '1.2.3.4//8'])('rejects %j (more than one slash) instead of silently trusting a subnet', (entry) => {
+    const error = parseError(`127.0.0.1,${entry}`, 'EDGE_PROXIES');
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toBe(`EDGE_PROXIES: "${entry}" has more than one "/"`);
+    expect(error.input).toBe(entry);
   });
 });
 

@@ -16,13 +16,67 @@ import yaml from 'js-yaml';
  * after rehype-raw, which is why this pipeline is ours and not Astro's createMarkdownProcessor
  * (that one parses raw HTML after user plugins, so a sanitiser there would see nothing).
  */
+type AttributeList = NonNullable<NonNullable<typeof defaultSchema.attributes>[string]>;
+
+/**
+ * hast-util-sanitize consults a tag's own rules before '*', and a tag-specific `className` allowlist
+ * (GitHub's `a: data-footnote-backref`, `ul: contains-task-list`, ...) filters the class down to
+ * class="" instead of falling through to '*'. Dropping those entries lets the '*' rule keep any class.
+ */
+function withoutTagClassRules(attributes: Record<string, AttributeList>): Record<string, AttributeList> {
+  const isClassRule = (rule: AttributeList[number]) => (Array.isArray(rule) ? rule[0] : rule) === 'className';
+  return Object.fromEntries(Object.entries(attributes).map(([tag, rules]) => [tag, tag === '*' ? rules : rules.filter((rule) => !isClassRule(rule))]));
+}
+
+/**
+ * Elements whose content is not page text (raw CSS/JS, form or document-title text, legacy
+ * raw-text containers). The default schema strips only `script`; any other disallowed element is
+ * unwrapped and its text shown, so a `<style>` block would leak its CSS onto the page.
+ */
+const STRIPPED_WITH_CONTENT = ['script', 'style', 'textarea', 'title', 'iframe', 'noembed', 'noframes', 'xmp', 'template'];
+
 const schema = {
   ...defaultSchema,
   attributes: {
-    ...defaultSchema.attributes,
+    ...withoutTagClassRules(defaultSchema.attributes ?? {}),
     '*': [...(defaultSchema.attributes?.['*'] ?? []), 'className'],
   },
+  strip: STRIPPED_WITH_CONTENT,
 };
+
+/** The prefix the sanitiser puts on every `id` (DOM-clobbering defence); footnote links must carry it too. */
+const CLOBBER_PREFIX = defaultSchema.clobberPrefix ?? 'user-content-';
+
+/**
+ * GFM footnotes: remark-rehype is told not to prefix footnote ids (clobberPrefix '') because the
+ * sanitiser prefixes every id anyway, and two prefixes broke the links. The sanitiser leaves
+ * `href`s alone, so this step, run after it, gives footnote references and back-references the
+ * same prefix their targets now have. Only links GFM marks as footnote links are touched.
+ */
+function rehypeFootnoteHrefs() {
+  return (tree: HastNode) => {
+    visitElements(tree, (node) => {
+      const props = node.properties ?? {};
+      const href = props.href;
+      const isFootnoteLink = node.tagName === 'a' && (props.dataFootnoteRef !== undefined || props.dataFootnoteBackref !== undefined);
+      if (isFootnoteLink && typeof href === 'string' && href.startsWith('#') && !href.startsWith(`#${CLOBBER_PREFIX}`)) {
+        props.href = `#${CLOBBER_PREFIX}${href.slice(1)}`;
+      }
+    });
+  };
+}
+
+interface HastNode {
+  type: string;
+  tagName?: string;
+  properties?: Record<string, unknown>;
+  children?: HastNode[];
+}
+
+function visitElements(node: HastNode, visit: (element: HastNode & { tagName: string }) => void): void {
+  if (node.type === 'element' && node.tagName !== undefined) visit(node as HastNode & { tagName: string });
+  for (const child of node.children ?? []) visitElements(child, visit);
+}
 
 let processor: Processor<any, any, any, any, string> | undefined;
 
@@ -31,9 +85,10 @@ function getProcessor() {
   processor ??= unified()
     .use(remarkParse)
     .use(remarkGfm)
-    .use(remarkRehype, { allowDangerousHtml: true })
+    .use(remarkRehype, { allowDangerousHtml: true, clobberPrefix: '' })
     .use(rehypeRaw)
     .use(rehypeSanitize, schema)
+    .use(rehypeFootnoteHrefs)
     .use(rehypeSlug)
     .use(rehypeStringify) as unknown as Processor<any, any, any, any, string>;
   return processor;

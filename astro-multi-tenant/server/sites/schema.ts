@@ -21,12 +21,53 @@ const hostname = z.string().transform((value, ctx) => {
   }
 });
 
-const color = z
-  .string()
-  .regex(
-    /^(#[0-9a-fA-F]{3,8}|(rgb|rgba|hsl|hsla|oklch|oklab)\([0-9.,%\s/a-z-]+\)|[a-zA-Z]{3,30})$/,
-    'must be a CSS color such as #1e40af, rgb(30 64 175) or a color name',
-  );
+/**
+ * CSS named colours (CSS Color 4), plus `transparent` and `currentcolor`. A plain word used to pass
+ * any 3–30 letters, so a typo such as "bleu" was accepted and rendered as no colour at all.
+ */
+const CSS_COLOR_NAMES = new Set(
+  (
+    'aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue blueviolet brown burlywood ' +
+    'cadetblue chartreuse chocolate coral cornflowerblue cornsilk crimson cyan darkblue darkcyan darkgoldenrod darkgray ' +
+    'darkgreen darkgrey darkkhaki darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon darkseagreen ' +
+    'darkslateblue darkslategray darkslategrey darkturquoise darkviolet deeppink deepskyblue dimgray dimgrey dodgerblue ' +
+    'firebrick floralwhite forestgreen fuchsia gainsboro ghostwhite gold goldenrod gray green greenyellow grey honeydew ' +
+    'hotpink indianred indigo ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue lightcoral lightcyan ' +
+    'lightgoldenrodyellow lightgray lightgreen lightgrey lightpink lightsalmon lightseagreen lightskyblue lightslategray ' +
+    'lightslategrey lightsteelblue lightyellow lime limegreen linen magenta maroon mediumaquamarine mediumblue mediumorchid ' +
+    'mediumpurple mediumseagreen mediumslateblue mediumspringgreen mediumturquoise mediumvioletred midnightblue mintcream ' +
+    'mistyrose moccasin navajowhite navy oldlace olive olivedrab orange orangered orchid palegoldenrod palegreen ' +
+    'paleturquoise palevioletred papayawhip peachpuff peru pink plum powderblue purple rebeccapurple red rosybrown ' +
+    'royalblue saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue slategray slategrey snow ' +
+    'springgreen steelblue tan teal thistle tomato turquoise violet wheat white whitesmoke yellow yellowgreen ' +
+    'transparent currentcolor'
+  ).split(' '),
+);
+
+const HEX_COLOR = /^#([0-9a-f]{3}|[0-9a-f]{4}|[0-9a-f]{6}|[0-9a-f]{8})$/i;
+// One channel: a number with an optional unit, or `none`. Nothing else may appear inside the
+// parentheses, which is what keeps a value from breaking out of the theme's <style> declaration.
+const CHANNEL = String.raw`(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:%|deg|rad|grad|turn)?|none)`;
+const COLOR_FUNCTION = new RegExp(
+  String.raw`^(?:rgba?|hsla?|oklch|oklab)\(\s*(?:` +
+    String.raw`${CHANNEL}\s+${CHANNEL}\s+${CHANNEL}(?:\s*/\s*${CHANNEL})?` + // modern: rgb(30 64 175 / 50%)
+    String.raw`|${CHANNEL}\s*,\s*${CHANNEL}\s*,\s*${CHANNEL}(?:\s*,\s*${CHANNEL})?` + // legacy: rgb(30, 64, 175, 0.5)
+    String.raw`)\s*\)$`,
+  'i',
+);
+const COLOR_HINT = 'must be a CSS color such as #1e40af, rgb(30 64 175) or a color name';
+
+/** Why `value` is not an accepted theme colour, or undefined if it is one. */
+export function cssColorProblem(value: string): string | undefined {
+  if (HEX_COLOR.test(value) || COLOR_FUNCTION.test(value) || CSS_COLOR_NAMES.has(value.toLowerCase())) return undefined;
+  if (/^[a-z]+$/i.test(value)) return `"${value}" is not a CSS color name (${COLOR_HINT.slice('must be '.length)})`;
+  return COLOR_HINT;
+}
+
+const color = z.string().superRefine((value, ctx) => {
+  const problem = cssColorProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const length = z.string().regex(/^(0|\d+(\.\d+)?(px|rem|em))$/, 'must be a CSS length such as 0.5rem or 8px');
 
 export const LAYOUTS = ['page', 'landing', 'article'] as const;
@@ -67,13 +108,30 @@ export const siteConfigSchema = z.strictObject({
 
 export type SiteConfig = z.output<typeof siteConfigSchema>;
 
+/** True for a YYYY-MM-DD date that exists on the calendar (not 2026-02-30 or 2026-13-45). */
+export function isCalendarDate(text: string): boolean {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!match) return false;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  // Date.UTC rolls impossible dates over (month 13 → next January); a real date survives unchanged.
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+// A quoted date, or one the YAML loader refused because it does not exist (see splitFrontmatter).
+const dateText = z.string().superRefine((value, ctx) => {
+  const day = value.slice(0, 10);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) ctx.addIssue({ code: 'custom', message: 'must be a date such as 2026-01-31' });
+  else if (!isCalendarDate(day)) ctx.addIssue({ code: 'custom', message: `${day} is not a real date (must be a date such as 2026-01-31)` });
+});
+
 export const frontmatterSchema = z.strictObject({
   title: z.string().trim().min(1, 'must not be empty').max(200),
   description: z.string().max(500).default(''),
   layout: z.enum(LAYOUTS).optional(),
   draft: z.boolean().default(false),
   date: z
-    .union([z.date(), z.string().regex(/^\d{4}-\d{2}-\d{2}/, 'must be a date such as 2026-01-31')])
+    .union([z.date(), dateText])
     .transform((d) => (d instanceof Date ? d.toISOString().slice(0, 10) : d.slice(0, 10)))
     .optional(),
   hero: z

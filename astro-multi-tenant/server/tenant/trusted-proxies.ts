@@ -16,7 +16,11 @@ export function parseTrustedProxies(spec: string | undefined, field = 'TRUSTED_P
   const list = new BlockList();
   const entries = (spec ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const entry of entries) {
-    const [address, prefixText] = entry.split('/');
+    const parts = entry.split('/');
+    // Destructuring only the first two parts would read "10.0.0.0/8/9" as 10.0.0.0/8 and silently
+    // trust a subnet nobody wrote down.
+    if (parts.length > 2) throw new PlatformError('CONFIG_INVALID', `${field}: "${entry}" has more than one "/"`, entry);
+    const [address, prefixText] = parts;
     const family = isIP(address ?? '');
     if (family === 0) throw new PlatformError('CONFIG_INVALID', `${field}: "${entry}" is not an IP address or CIDR`, entry);
     const type = family === 4 ? 'ipv4' : 'ipv6';
