@@ -28,7 +28,7 @@ export function createHealth(options: { checks: ReadinessCheck[]; isDraining: ()
       ]);
       return { name: check.name, ok: true };
     } catch (error) {
-      return { name: check.name, ok: false, error: (error as Error).message };
+      return { name: check.name, ok: false, error: error instanceof Error ? error.message : String(error ?? 'failed') };
     } finally {
       clearTimeout(timer);
     }

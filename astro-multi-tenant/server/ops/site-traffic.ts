@@ -32,9 +32,18 @@ export function createSiteTraffic(options: SiteTrafficOptions = {}) {
   const slots = options.slots ?? 30;
   const now = options.now ?? Date.now;
   const rings = new Map<string, Ring>();
+  let lastSweepSlot = -1;
+
+  /** Drops sites with no traffic in the whole ring, once per slot, so memory follows recent traffic. */
+  function sweep(current: number) {
+    if (current === lastSweepSlot) return;
+    lastSweepSlot = current;
+    for (const [site, ring] of rings) if (current - ring.lastSlot >= slots) rings.delete(site);
+  }
 
   function record(site: string, isError: boolean) {
     const current = Math.floor(now() / slotMs);
+    sweep(current);
     let ring = rings.get(site);
     if (!ring) {
       ring = { slot: new Float64Array(slots).fill(-1), requests: new Uint32Array(slots), errors: new Uint32Array(slots), lastSlot: current };
