@@ -167,7 +167,12 @@ export function createApp(deps: AppDeps) {
     if (segments.length === 1 && segments[0] === 'sitemap.xml') {
       ctx.route = 'sitemap';
       const routes = [];
+      // `a.md` and `a/index.md` are both listed but only one is served at /a: list each URL once.
+      const listed = new Set<string>();
       for (const route of await listPageRoutes(site)) {
+        const path = routePath(route.segments);
+        if (listed.has(path)) continue;
+        listed.add(path);
         const state = await deps.loadPage(site, route.segments);
         if (state?.kind === 'page' && !state.page.frontmatter.draft) routes.push(route.segments);
       }

@@ -97,6 +97,13 @@ describe('npm run css', () => {
     expect(await readdir(join(cssDir))).toEqual(expect.arrayContaining(['acme', 'blog']));
   });
 
+  it('refuses a site id with no site folder, naming the folder, and builds nothing', async () => {
+    const { code, out } = run('css.ts', ['blog', 'no-such-site'], { SITES_DIR: sitesDir, CSS_DIR: cssDir });
+    expect(code).toBe(2);
+    expect(out).toContain(`css: site "no-such-site" does not exist: no site folder ${join(sitesDir, 'no-such-site')}`);
+    expect(await readdir(cssDir)).not.toContain('no-such-site');
+  });
+
   it('rejects a site id that is not one', () => {
     const { code, out } = run('css.ts', ['../etc'], { SITES_DIR: sitesDir, CSS_DIR: cssDir });
     expect(code).toBe(2);

@@ -158,6 +158,17 @@ describe('splitFrontmatter', () => {
     expect((data as { date: unknown }).date).toBeInstanceOf(Date);
   });
 
+  it('leaves an impossible YAML date as text instead of rolling it over to another day', () => {
+    // js-yaml on its own reads 2026-13-45 as 2027-02-14; kept as text, the schema can reject it.
+    expect(splitFrontmatter('---\ndate: 2026-13-45\n---\n').data).toEqual({ date: '2026-13-45' });
+    expect(splitFrontmatter('---\ndate: 2026-02-30 10:00:00\n---\n').data).toEqual({ date: '2026-02-30 10:00:00' });
+  });
+
+  it('still reads real YAML timestamps, one-digit months and times included, as dates', () => {
+    const { data } = splitFrontmatter('---\na: 2024-02-29\nb: 2026-1-5 10:30:00\nc: 2026-01-31T23:30:00-05:00\n---\n');
+    expect(data).toEqual({ a: new Date('2024-02-29T00:00:00Z'), b: new Date('2026-01-05T10:30:00Z'), c: new Date('2026-02-01T04:30:00Z') });
+  });
+
   it('reports broken YAML with a one-line message and keeps the body', () => {
     const doc = splitFrontmatter('---\ntitle: [unclosed\n---\nBody');
     expect(doc.yamlError).toBeTypeOf('string');

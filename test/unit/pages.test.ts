@@ -2,7 +2,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, mkdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createPageLoader, listPageRoutes, MAX_PAGE_BYTES, pageCandidates, parsePage } from '../../astro-multi-tenant/server/sites/pages.ts';
+import { createPageLoader, findShadowedPages, listPageRoutes, MAX_PAGE_BYTES, pageCandidates, parsePage } from '../../astro-multi-tenant/server/sites/pages.ts';
+import { checkSite, formatReport, siteFolderProblem } from '../../astro-multi-tenant/server/sites/check.ts';
 import { createContentCache } from '../../astro-multi-tenant/server/sites/content-cache.ts';
 import { parseSiteConfig, type Site } from '../../astro-multi-tenant/server/sites/loader.ts';
 import type { SiteConfig } from '../../astro-multi-tenant/server/sites/schema.ts';
@@ -32,6 +33,7 @@ beforeAll(async () => {
   root = await realpath(await mkdtemp(join(tmpdir(), 'pages-test-')));
   const dir = join(root, 'sites', 'demo');
   const pages = join(dir, 'pages');
+  await put(join(dir, 'site.json'), JSON.stringify({ name: 'Demo', layout: 'article' }));
   await put(join(pages, 'index.md'), '---\ntitle: Home\n---\n# Welcome');
   await put(join(pages, 'about.md'), '---\ntitle: About\nlayout: landing\n---\nAbout us');
   await put(join(pages, 'blog', 'index.md'), '---\ntitle: Blog\n---\nAll posts');
@@ -67,6 +69,16 @@ describe('pageCandidates', () => {
   it('maps nested paths to nested files', () => {
     expect(pageCandidates(['posts', '2026', 'hello'])).toEqual(['posts/2026/hello.md', 'posts/2026/hello/index.md']);
   });
+
+  it('never maps a final `index` segment to the index page it would duplicate', () => {
+    // /index is not a second URL for / (index.md), nor /blog/index for /blog (blog/index.md).
+    expect(pageCandidates(['index'])).toEqual(['index/index.md']);
+    expect(pageCandidates(['blog', 'index'])).toEqual(['blog/index/index.md']);
+  });
+
+  it('treats `index` like any other name when it is not the last segment', () => {
+    expect(pageCandidates(['index', 'a'])).toEqual(['index/a.md', 'index/a/index.md']);
+  });
 });
 
 describe('loadPage', () => {
@@ -95,6 +107,20 @@ describe('loadPage', () => {
     const about = await load(site, ['about']);
     expect(post?.kind === 'page' && post.page.layout).toBe('article');
     expect(about?.kind === 'page' && about.page.layout).toBe('landing');
+  });
+
+  it('answers null for /index and /blog/index instead of serving the index page a second time', async () => {
+    const load = loader();
+    expect(await load(site, ['index'])).toBeNull();
+    expect(await load(site, ['blog', 'index'])).toBeNull();
+    expect((await load(site, ['blog']))?.kind).toBe('page');
+  });
+
+  it('serves a real index/index.md folder page at /index', async () => {
+    const dir = await mkdtemp(join(root, 'index-folder-'));
+    await put(join(dir, 'pages', 'index', 'index.md'), '---\ntitle: The index\n---\n');
+    const state = await loader()({ ...site, id: 'idx', dir }, ['index']);
+    expect(state?.kind === 'page' && state.page.frontmatter.title).toBe('The index');
   });
 
   it('answers null for a page that does not exist', async () => {
@@ -159,6 +185,13 @@ describe('parsePage', () => {
     expect(state.kind === 'invalid' && state.error.issues.map((i) => i.field)).toEqual(['frontmatter.title']);
   });
 
+  it('rejects an unquoted impossible date instead of publishing it as another day', async () => {
+    const state = await parsePage('---\ntitle: Post\ndate: 2026-13-45\n---\nbody', 'p.md', 'article');
+    expect(state.kind === 'invalid' && state.error.issues).toEqual([
+      { file: 'p.md', field: 'frontmatter.date', reason: '2026-13-45 is not a real date (must be a date such as 2026-01-31)' },
+    ]);
+  });
+
   it('refuses a page larger than 1 MiB before parsing it', async () => {
     const state = await parsePage('---\ntitle: Big\n---\n' + 'a'.repeat(MAX_PAGE_BYTES), 'big.md', 'page');
     expect(state.kind === 'invalid' && state.error.issues[0]?.reason).toBe('page is larger than 1 MiB');
@@ -196,5 +229,56 @@ describe('listPageRoutes', () => {
   it('lists nothing for a site without a pages folder', async () => {
     const empty = await mkdtemp(join(root, 'empty-'));
     expect(await listPageRoutes({ ...site, dir: empty })).toEqual([]);
+  });
+});
+
+describe('findShadowedPages', () => {
+  it('reports a folder index.md that a same-named .md file shadows', async () => {
+    expect(findShadowedPages(await listPageRoutes(site))).toEqual([{ file: 'guide/index.md', shadowedBy: 'guide.md' }]);
+  });
+
+  it('reports nothing when every route has one file', () => {
+    expect(findShadowedPages([{ segments: [], file: 'index.md' }, { segments: ['a'], file: 'a/index.md' }, { segments: ['b'], file: 'b.md' }])).toEqual([]);
+  });
+
+  it('follows the server\'s lookup order at any depth', () => {
+    const routes = [
+      { segments: ['x', 'y'], file: 'x/y/index.md' },
+      { segments: ['x', 'y'], file: 'x/y.md' },
+    ];
+    expect(findShadowedPages(routes)).toEqual([{ file: 'x/y/index.md', shadowedBy: 'x/y.md' }]);
+  });
+});
+
+describe('sites check on page files', () => {
+  it('warns, without failing the site, that guide.md shadows guide/index.md', async () => {
+    const report = await checkSite(join(root, 'sites'), 'demo');
+    expect(report.warnings).toEqual([
+      { file: 'sites/demo/pages/guide/index.md', field: '', reason: 'never served: guide.md answers /guide instead; remove or rename one of them' },
+    ]);
+    expect(report.issues.some((i) => i.file.includes('guide'))).toBe(false);
+    expect(formatReport([report])).toContain('      warning: sites/demo/pages/guide/index.md: never served: guide.md answers /guide instead');
+  });
+
+  it('prints warnings under an ok site too', () => {
+    const text = formatReport([{ id: 'a', config: undefined, pages: 2, issues: [], warnings: [{ file: 'sites/a/pages/x/index.md', field: '', reason: 'never served' }] }]);
+    expect(text).toBe('ok    a (2 pages)\n      warning: sites/a/pages/x/index.md: never served');
+  });
+});
+
+describe('siteFolderProblem', () => {
+  it('accepts a folder with a site.json', async () => {
+    expect(await siteFolderProblem(join(root, 'sites'), 'demo')).toBeUndefined();
+  });
+
+  it('names the missing folder for an id that is not a site', async () => {
+    expect(await siteFolderProblem(join(root, 'sites'), 'nope')).toBe(`no site folder ${join(root, 'sites', 'nope')}`);
+  });
+
+  it('refuses a folder without site.json, and a file where the folder should be', async () => {
+    await mkdir(join(root, 'sites', 'bare'), { recursive: true });
+    await put(join(root, 'sites', 'file-not-folder'), 'x');
+    expect(await siteFolderProblem(join(root, 'sites'), 'bare')).toBe(`${join(root, 'sites', 'bare')} has no site.json, so it is not a site`);
+    expect(await siteFolderProblem(join(root, 'sites'), 'file-not-folder')).toBe(`no site folder ${join(root, 'sites', 'file-not-folder')}`);
   });
 });

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseSiteConfig } from '../../astro-multi-tenant/server/sites/loader.ts';
-import { frontmatterSchema, siteConfigSchema, toContentIssues } from '../../astro-multi-tenant/server/sites/schema.ts';
+import { frontmatterSchema, isCalendarDate, siteConfigSchema, toContentIssues } from '../../astro-multi-tenant/server/sites/schema.ts';
 import { ContentError, type ContentIssue } from '../../astro-multi-tenant/server/errors.ts';
 
 const SITES_DIR = resolve(import.meta.dirname, '../../sites');
@@ -121,9 +121,27 @@ describe('parseSiteConfig: problems are reported with file, field and reason', (
     },
   );
 
-  it.each(['#1e40af', '#fff', 'rgb(30 64 175)', 'hsl(210 50% 40% / 0.5)', 'oklch(0.7 0.1 200)', 'rebeccapurple'])('accepts theme colour %j', (colour) => {
+  it.each([
+    '#1e40af', '#fff', '#1e40af80', '#FFFA', 'rgb(30 64 175)', 'rgb(30, 64, 175)', 'rgba(30, 64, 175, 0.5)', 'hsl(210 50% 40% / 0.5)',
+    'hsl(210deg 50% 40%)', 'oklch(0.7 0.1 200)', 'oklch(70% 0.1 none)', 'oklab(0.5 -0.1 .1)', 'rebeccapurple', 'RebeccaPurple', 'navy', 'transparent',
+  ])('accepts theme colour %j', (colour) => {
     expect(valid({ name: 'x', theme: { accent: colour } }).theme.accent).toBe(colour);
   });
+
+  it.each(['bleu', 'grean', 'primary', 'inherit'])('rejects %j, a word that is not a CSS colour name, saying so', (colour) => {
+    expect(issueFor(issues({ name: 'x', theme: { text: colour } }), 'theme.text').reason).toBe(
+      `"${colour}" is not a CSS color name; use a name such as navy, or a CSS color such as #1e40af or rgb(30 64 175)`,
+    );
+  });
+
+  it.each(['#12345', '#1234567', 'rgb(abc)', 'rgb(1 2)', 'rgb(1 2 3 4)', 'hsl(1 2 3 / 4 / 5)', 'rgb(1, 2 3)', 'hwb(1 2% 3%)', 'rgb(var(--x))'])(
+    'rejects malformed theme colour %j',
+    (colour) => {
+      expect(issueFor(issues({ name: 'x', theme: { background: colour } }), 'theme.background').reason).toBe(
+        'must be a CSS color such as #1e40af, rgb(30 64 175) or a color name',
+      );
+    },
+  );
 
   it('rejects a radius that is not a plain CSS length', () => {
     expect(issueFor(issues({ name: 'x', theme: { radius: 'calc(1px + 1px)' } }), 'theme.radius').reason).toMatch(/CSS length/);
@@ -141,6 +159,30 @@ describe('parseSiteConfig: problems are reported with file, field and reason', (
   it('rejects a domain or alias that includes a port', () => {
     expect(issueFor(issues({ name: 'x', domains: ['a.example:8080'] }), 'domains.0').reason).toMatch(/must not include a port/);
     expect(issueFor(issues({ name: 'x', aliases: ['www.a.example:80'] }), 'aliases.0').reason).toMatch(/must not include a port/);
+  });
+
+  it('rejects a host listed in both domains and aliases, pointing at the alias', () => {
+    const list = issues({ name: 'x', domains: ['x.example', 'www.x.example'], aliases: ['www.x.example'] });
+    expect(list).toEqual([{ file: FILE, field: 'aliases.0', reason: '"www.x.example" is also listed in domains' }]);
+  });
+
+  it('rejects a host listed twice in the same list, pointing at the repeat', () => {
+    expect(issues({ name: 'x', domains: ['a.example', 'b.example', 'a.example'] })).toEqual([
+      { file: FILE, field: 'domains.2', reason: '"a.example" is listed more than once in domains' },
+    ]);
+    expect(issues({ name: 'x', aliases: ['w.example', 'w.example'] })).toEqual([
+      { file: FILE, field: 'aliases.1', reason: '"w.example" is listed more than once in aliases' },
+    ]);
+  });
+
+  it('compares hosts in their normalised form when looking for repeats', () => {
+    const list = issues({ name: 'x', domains: ['bäckerei.example'], aliases: ['XN--BCKEREI-5WA.example.'] });
+    expect(list).toEqual([{ file: FILE, field: 'aliases.0', reason: '"xn--bckerei-5wa.example" is also listed in domains' }]);
+  });
+
+  it('reports repeated hosts together with the config\'s other problems', () => {
+    const fields = issues({ name: '', domains: ['a.example'], aliases: ['a.example'] }).map((i) => i.field);
+    expect(fields.sort()).toEqual(['aliases.0', 'name']);
   });
 
   it('rejects domains given as a string instead of a list', () => {
@@ -197,6 +239,19 @@ describe('frontmatterSchema', () => {
     expect(toContentIssues('p.md', result.error).map((i) => i.field)).toContain('date');
   });
 
+  it.each(['2026-13-45', '2026-02-30', '2026-02-29', '2026-00-10', '2026-04-31T10:00:00Z'])('rejects %j, a date that does not exist', (date) => {
+    const result = frontmatterSchema.safeParse({ title: 'x', date });
+    expect(result.success).toBe(false);
+    if (result.success) return;
+    expect(toContentIssues('p.md', result.error)).toEqual([
+      { file: 'p.md', field: 'date', reason: `${date.slice(0, 10)} is not a real date (must be a date such as 2026-01-31)` },
+    ]);
+  });
+
+  it('accepts a leap day in a leap year', () => {
+    expect(frontmatterSchema.parse({ title: 'x', date: '2024-02-29' }).date).toBe('2024-02-29');
+  });
+
   it('requires a non-empty title', () => {
     const result = frontmatterSchema.safeParse({ title: '  ' });
     expect(result.success).toBe(false);
@@ -229,5 +284,15 @@ describe('siteConfigSchema', () => {
   it('is the schema parseSiteConfig applies', () => {
     expect(siteConfigSchema.safeParse({ name: 'x' }).success).toBe(true);
     expect(siteConfigSchema.safeParse({}).success).toBe(false);
+  });
+});
+
+describe('isCalendarDate', () => {
+  it.each(['2026-01-31', '2024-02-29', '2000-02-29', '1999-12-31'])('accepts %j', (date) => {
+    expect(isCalendarDate(date)).toBe(true);
+  });
+
+  it.each(['2026-13-45', '2026-02-29', '1900-02-29', '2026-06-31', '2026-1-5', '2026-01-31T00:00:00Z', ''])('rejects %j', (date) => {
+    expect(isCalendarDate(date)).toBe(false);
   });
 });

@@ -3,10 +3,12 @@ import { join, resolve } from 'node:path';
 import { loadConfig, APP_DIR } from '../config.ts';
 import { buildStylesheet, defaultCssPaths } from '../css/build-css.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
+import { siteFolderProblem } from '../sites/check.ts';
 
 /**
  * `npm run css` builds the shared base stylesheet and every site's; `npm run css -- <site> [...]`
- * rebuilds just those sites. A failing site is reported and the others still build.
+ * rebuilds just those sites. A failing site is reported and the others still build. An id that is
+ * not valid or names no site folder exits 2 before anything is built.
  */
 const config = loadConfig();
 const paths = defaultCssPaths(resolve(APP_DIR, '..'), config.cssDir);
@@ -17,6 +19,17 @@ if (requested.length > 0) {
   const bad = requested.filter((id) => !isValidSiteId(id));
   if (bad.length) {
     console.error(`css: not a valid site id: ${bad.join(', ')}`);
+    process.exit(2);
+  }
+  // Checked before building anything: a mistyped id used to "succeed", writing CSS for a site that
+  // does not exist while the intended site kept its old stylesheet.
+  const missing = [];
+  for (const id of requested) {
+    const problem = await siteFolderProblem(config.sitesDir, id);
+    if (problem) missing.push(`css: site "${id}" does not exist: ${problem}`);
+  }
+  if (missing.length) {
+    console.error(missing.join('\n'));
     process.exit(2);
   }
   ids = requested;

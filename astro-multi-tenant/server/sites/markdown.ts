@@ -7,15 +7,8 @@ import rehypeSanitize, { defaultSchema } from 'rehype-sanitize';
 import rehypeSlug from 'rehype-slug';
 import rehypeStringify from 'rehype-stringify';
 import yaml from 'js-yaml';
+import { isCalendarDate } from './schema.ts';
 
-/**
- * Raw-HTML policy (docs/site-format.md): site owners may write HTML in Markdown, but it passes
- * through rehype-sanitize's GitHub-style allowlist after parsing. Scripts, event handlers, iframes,
- * `style` attributes and `javascript:` URLs are removed; `class` is kept on every element so owners
- * can use Tailwind utilities (their site's CSS build scans their pages for them). The sanitiser runs
- * after rehype-raw, which is why this pipeline is ours and not Astro's createMarkdownProcessor
- * (that one parses raw HTML after user plugins, so a sanitiser there would see nothing).
- */
 type AttributeList = NonNullable<NonNullable<typeof defaultSchema.attributes>[string]>;
 
 /**
@@ -35,6 +28,14 @@ function withoutTagClassRules(attributes: Record<string, AttributeList>): Record
  */
 const STRIPPED_WITH_CONTENT = ['script', 'style', 'textarea', 'title', 'iframe', 'noembed', 'noframes', 'xmp', 'template'];
 
+/**
+ * Raw-HTML policy (docs/site-format.md): site owners may write HTML in Markdown, but it passes
+ * through rehype-sanitize's GitHub-style allowlist after parsing. Scripts, styles and iframes (with
+ * their content), event handlers, `style` attributes and `javascript:` URLs are removed; `class` is
+ * kept on every element so owners can use Tailwind utilities (their site's CSS build scans their
+ * pages for them). The sanitiser runs after rehype-raw, which is why this pipeline is ours and not Astro's createMarkdownProcessor
+ * (that one parses raw HTML after user plugins, so a sanitiser there would see nothing).
+ */
 const schema = {
   ...defaultSchema,
   attributes: {
@@ -106,6 +107,31 @@ export interface SplitDocument {
   yamlError?: string;
 }
 
+// @types/js-yaml does not declare the `types` export that js-yaml 4 has.
+const { timestamp } = (yaml as unknown as { types: { timestamp: yaml.Type } }).types;
+
+/**
+ * js-yaml's timestamp type turns `2026-13-45` into a Date by rolling it over (to 2027-02-14), so a
+ * typo silently became another day. This copy only claims scalars whose date part exists; anything
+ * else stays a string, which the frontmatter schema then rejects naming the date.
+ */
+const realTimestamp = new yaml.Type('tag:yaml.org,2002:timestamp', {
+  kind: 'scalar',
+  resolve: (data: unknown) => typeof data === 'string' && timestamp.resolve(data) && timestampDateExists(data),
+  construct: (data: string) => timestamp.construct(data),
+  instanceOf: Date,
+  represent: (date: object) => (date as Date).toISOString(),
+});
+
+/** YAML timestamps allow one-digit months and days (`2026-1-5 10:00:00`); pad them before checking. */
+function timestampDateExists(data: string): boolean {
+  const match = /^(\d{4})-(\d{1,2})-(\d{1,2})/.exec(data);
+  return match !== null && isCalendarDate(`${match[1]}-${match[2]!.padStart(2, '0')}-${match[3]!.padStart(2, '0')}`);
+}
+
+// js-yaml's DEFAULT_SCHEMA; a type added under an existing tag replaces that type in place.
+const FRONTMATTER_YAML_SCHEMA = yaml.DEFAULT_SCHEMA.extend({ implicit: [realTimestamp] });
+
 const FRONTMATTER = /^---[ \t]*\r?\n([\s\S]*?)\r?\n---[ \t]*(?:\r?\n|$)/;
 
 /** Splits a `---` YAML frontmatter block from the Markdown body. */
@@ -115,8 +141,8 @@ export function splitFrontmatter(source: string): SplitDocument {
   if (!match) return { data: {}, body: text };
   const body = text.slice(match[0].length);
   try {
-    // js-yaml 4 has no executable tags in its default schema, so frontmatter stays plain data.
-    const data = yaml.load(match[1] ?? '', { schema: yaml.DEFAULT_SCHEMA }) ?? {};
+    // js-yaml 4 has no executable tags in its schemas, so frontmatter stays plain data.
+    const data = yaml.load(match[1] ?? '', { schema: FRONTMATTER_YAML_SCHEMA }) ?? {};
     return { data, body };
   } catch (error) {
     return { data: {}, body, yamlError: (error as Error).message.split('\n')[0] };

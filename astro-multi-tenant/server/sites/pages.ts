@@ -20,11 +20,16 @@ export type PageState = { kind: 'page'; page: Page } | { kind: 'invalid'; error:
 
 export const MAX_PAGE_BYTES = 1024 * 1024;
 
-/** `/` → index.md; `/a/b` → a/b.md, then a/b/index.md. */
+/**
+ * `/` → index.md; `/a/b` → a/b.md, then a/b/index.md. A final `index` segment never names a
+ * folder's own index page: `/index` and `/a/index` would be second URLs for `/` and `/a`, each
+ * claiming itself as canonical. Only a real folder page (`index/index.md`) answers there.
+ */
 export function pageCandidates(segments: readonly string[]): string[] {
   if (segments.length === 0) return ['index.md'];
   const joined = segments.join('/');
-  return [`${joined}.md`, `${joined}/index.md`];
+  const folderPage = `${joined}/index.md`;
+  return segments.at(-1) === 'index' ? [folderPage] : [`${joined}.md`, folderPage];
 }
 
 /** Validates one page's text; pure apart from Markdown rendering, shared by the server and `sites check`. */
@@ -103,4 +108,32 @@ export async function listPageRoutes(site: Site, limit = 50_000): Promise<PageRo
   }
   await walk(join(site.dir, 'pages'), []);
   return routes.sort((a, b) => (a.file < b.file ? -1 : 1));
+}
+
+export interface ShadowedPage {
+  /** The file that is never served, relative to the pages folder. */
+  file: string;
+  /** The file served at its route instead. */
+  shadowedBy: string;
+}
+
+/**
+ * Page files that share a route with another file and lose to it (`a.md` beats `a/index.md`, in
+ * pageCandidates order): they are never served, which is easy to miss when editing the loser.
+ */
+export function findShadowedPages(routes: readonly PageRoute[]): ShadowedPage[] {
+  const filesByRoute = new Map<string, PageRoute[]>();
+  for (const route of routes) {
+    const key = route.segments.join('/');
+    filesByRoute.set(key, [...(filesByRoute.get(key) ?? []), route]);
+  }
+  const shadowed: ShadowedPage[] = [];
+  for (const group of filesByRoute.values()) {
+    if (group.length < 2) continue;
+    const files = new Set(group.map((r) => r.file));
+    const winner = pageCandidates(group[0]!.segments).find((candidate) => files.has(candidate));
+    if (winner === undefined) continue;
+    for (const file of [...files].sort()) if (file !== winner) shadowed.push({ file, shadowedBy: winner });
+  }
+  return shadowed;
 }

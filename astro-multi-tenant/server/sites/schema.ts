@@ -59,8 +59,9 @@ const COLOR_HINT = 'must be a CSS color such as #1e40af, rgb(30 64 175) or a col
 
 /** Why `value` is not an accepted theme colour, or undefined if it is one. */
 export function cssColorProblem(value: string): string | undefined {
+  if (value.length > 100) return COLOR_HINT;
   if (HEX_COLOR.test(value) || COLOR_FUNCTION.test(value) || CSS_COLOR_NAMES.has(value.toLowerCase())) return undefined;
-  if (/^[a-z]+$/i.test(value)) return `"${value}" is not a CSS color name (${COLOR_HINT.slice('must be '.length)})`;
+  if (/^[a-z]+$/i.test(value)) return `"${value}" is not a CSS color name; use a name such as navy, or a CSS color such as #1e40af or rgb(30 64 175)`;
   return COLOR_HINT;
 }
 
@@ -78,7 +79,7 @@ const localHref = z
   .min(1)
   .regex(/^(\/(?!\/)|https?:\/\/|mailto:|#)/, 'must start with "/", "#", "http(s)://" or "mailto:"');
 
-export const siteConfigSchema = z.strictObject({
+const siteConfigShape = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().trim().min(1, 'must not be empty').max(120),
   description: z.string().max(500).default(''),
@@ -104,6 +105,30 @@ export const siteConfigSchema = z.strictObject({
       disallow: z.array(z.string().regex(/^\//, 'must start with "/"')).max(100).default([]),
     })
     .default({ index: true, disallow: [] }),
+});
+
+/**
+ * A host may appear once across `domains` and `aliases`: listed twice it is either redundant or (in
+ * both lists) contradictory, since a domain is served and an alias redirects. Hosts are compared in
+ * their normalised form, so `WWW.x.example.` repeats `www.x.example`. Later entries are reported.
+ */
+export function duplicateHosts(domains: readonly string[], aliases: readonly string[]): { list: 'domains' | 'aliases'; index: number; reason: string }[] {
+  const firstSeenIn = new Map<string, 'domains' | 'aliases'>();
+  const issues: { list: 'domains' | 'aliases'; index: number; reason: string }[] = [];
+  for (const [list, hosts] of [['domains', domains], ['aliases', aliases]] as const) {
+    hosts.forEach((host, index) => {
+      const earlier = firstSeenIn.get(host);
+      if (earlier === undefined) firstSeenIn.set(host, list);
+      else issues.push({ list, index, reason: earlier === list ? `"${host}" is listed more than once in ${list}` : `"${host}" is also listed in ${earlier}` });
+    });
+  }
+  return issues;
+}
+
+export const siteConfigSchema = siteConfigShape.superRefine((config, ctx) => {
+  for (const { list, index, reason } of duplicateHosts(config.domains, config.aliases)) {
+    ctx.addIssue({ code: 'custom', path: [list, index], message: reason });
+  }
 });
 
 export type SiteConfig = z.output<typeof siteConfigSchema>;
