@@ -5,7 +5,12 @@
 //         npx pm2 start ecosystem.config.js   (daemon; logs in $PM2_HOME/logs)
 // Reload: npx pm2 reload astro-multi-tenant  (one worker at a time, no request dropped)
 // Scale:  npx pm2 scale astro-multi-tenant 4
-const instances = process.env.INSTANCES && process.env.INSTANCES !== 'max' ? Number(process.env.INSTANCES) : 'max';
+// Without Redis, sessions live in one process's memory, so the embedded default is one worker;
+// with REDIS_URL (or Sentinel / Cluster nodes) it is every core. A worker refuses to start in a
+// multi-instance cluster without Redis (session/embedded-mode.ts).
+const hasRedis = Boolean(process.env.REDIS_URL || process.env.REDIS_SENTINELS || process.env.REDIS_CLUSTER_NODES);
+const requested = process.env.INSTANCES || (hasRedis ? 'max' : '1');
+const instances = requested === 'max' ? 'max' : Number(requested);
 
 const ms = (name, fallback) => (process.env[name] && /^\d+$/.test(process.env[name]) ? Number(process.env[name]) : fallback);
 // The server's own drain (ops/drain.ts) ends within SHUTDOWN_DELAY_MS + DRAIN_TIMEOUT_MS; PM2 must

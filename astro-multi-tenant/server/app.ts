@@ -18,6 +18,7 @@ import type { SiteView, View } from './render/view.ts';
 import type { Logger } from './log.ts';
 import type { Metrics, RouteKind } from './ops/metrics.ts';
 import type { SiteTraffic } from './ops/site-traffic.ts';
+import { SESSION_PREFIX, type Sessions, type SignInForm } from './session/sessions.ts';
 
 export interface AppDeps {
   registry: SiteRegistry;
@@ -34,6 +35,8 @@ export interface AppDeps {
   platformRoutes?: (req: IncomingMessage, res: ServerResponse) => Promise<RouteKind | undefined>;
   metrics?: Metrics;
   traffic?: SiteTraffic;
+  /** Sign-in and members pages; without it every page is public and session endpoints 404. */
+  sessions?: Sessions;
 }
 
 /** Everything under this prefix belongs to the platform, not to any tenant. */
@@ -99,7 +102,8 @@ export function createApp(deps: AppDeps) {
       return;
     }
 
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const sessionPost = req.method === 'POST' && url.startsWith(SESSION_PREFIX);
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !sessionPost) {
       ctx.route = 'method_not_allowed';
       return sendText(res, 405, 'Method not allowed\n', undefined, { Allow: 'GET, HEAD' });
     }
@@ -155,6 +159,19 @@ export function createApp(deps: AppDeps) {
     const siteOrigin = `${origin.proto}://${formatAuthority(primary, port)}`;
     const { segments } = target;
 
+    if (target.pathname.startsWith(SESSION_PREFIX) && deps.sessions) {
+      const action = target.pathname.slice(SESSION_PREFIX.length);
+      const authority = formatAuthority(hostname, port);
+      const render = (status: number, form: SignInForm) =>
+        deps.renderer.render(req, res, { kind: 'sign-in', status, site: siteView(site, siteOrigin), form, stylesheets: stylesheetsFor(site) });
+      ctx.route = await deps.sessions.handle(req, res, site, { proto: origin.proto, authority }, action, new URLSearchParams(target.search), render);
+      return;
+    }
+    if (sessionPost) {
+      ctx.route = 'method_not_allowed';
+      return sendText(res, 405, 'Method not allowed\n', undefined, { Allow: 'GET, HEAD' });
+    }
+
     ctx.route = 'css';
     if (target.pathname.startsWith(CSS_PREFIX)) return serveCss(req, res, site, segments);
     ctx.route = 'platform';
@@ -195,15 +212,34 @@ export function createApp(deps: AppDeps) {
     }
     if (state?.kind === 'page' && !state.page.frontmatter.draft) {
       const { frontmatter, html, layout } = state.page;
+      let viewer: SiteView['viewer'];
+      if (frontmatter.access === 'members') {
+        // Members pages are personal: never stored by nginx, a browser cache or a render cache.
+        res.setHeader('Cache-Control', 'private, no-store');
+        const who = deps.sessions ? await deps.sessions.viewer(req, site, { proto: origin.proto, authority: formatAuthority(hostname, port) }) : ({ kind: 'anonymous' } as const);
+        if (who.kind === 'unavailable') {
+          res.setHeader('Retry-After', '30');
+          ctx.route = 'unavailable';
+          return platformError(req, res, 503, 'Members area unavailable', 'Signing in is temporarily unavailable, so members-only pages cannot be shown. Please try again in a minute.');
+        }
+        if (who.kind === 'anonymous') {
+          ctx.route = 'redirect';
+          res.statusCode = 303;
+          res.setHeader('Location', `${SESSION_PREFIX}sign-in?next=${encodeURIComponent(routePath(segments) + target.search)}`);
+          res.end();
+          return;
+        }
+        viewer = { name: who.session.name, csrf: deps.sessions!.csrfFor(req, res, origin.proto) };
+      }
       const view: View = {
         kind: 'page',
         status: 200,
-        site: siteView(site, siteOrigin),
+        site: { ...siteView(site, siteOrigin), viewer },
         page: { title: frontmatter.title, description: frontmatter.description, layout, html, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
         canonical: siteOrigin + routePath(segments),
         stylesheets: stylesheetsFor(site),
       };
-      res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+      if (!viewer) res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
       ctx.route = 'page';
       return deps.renderer.render(req, res, view);
     }

@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 import { PlatformError } from './errors.ts';
 import { parseTrustedProxies, type TrustedProxies } from './tenant/trusted-proxies.ts';
 import { normalizeHost } from './tenant/normalize-host.ts';
+import { parseNodes, type RedisSettings } from './session/redis-client.ts';
+import { parseSessionKeys, type SessionKeys } from './session/session-token.ts';
 
 /** The app folder (astro-multi-tenant/), so build outputs are found whatever the working directory. */
 export const APP_DIR = resolve(import.meta.dirname, '..');
@@ -30,6 +32,13 @@ export interface ServerConfig {
   peerDir: string | undefined;
   drainTimeoutMs: number;
   shutdownDelayMs: number;
+  /** Undefined when no Redis is configured (embedded in-memory sessions, single process). */
+  redis: RedisSettings | undefined;
+  /** Undefined when SESSION_KEYS is unset; main.ts then decides whether a per-process key will do. */
+  sessionKeys: SessionKeys | undefined;
+  sessionMaxAgeSeconds: number;
+  signInMaxFailures: number;
+  signInWindowSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -41,6 +50,21 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const value = Number(raw.trim());
   if (value < min || value > max) throw new PlatformError('CONFIG_INVALID', `${name}: ${value} is outside ${min}..${max}`, raw);
   return value;
+}
+
+function redisSettings(env: Env): RedisSettings | undefined {
+  const url = env.REDIS_URL?.trim() || undefined;
+  const sentinels = parseNodes(env.REDIS_SENTINELS, 'REDIS_SENTINELS');
+  const clusterNodes = parseNodes(env.REDIS_CLUSTER_NODES, 'REDIS_CLUSTER_NODES');
+  if (!url && sentinels.length === 0 && clusterNodes.length === 0) return undefined;
+  if (sentinels.length > 0 && clusterNodes.length > 0) throw new PlatformError('CONFIG_INVALID', 'REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one, not both', undefined);
+  return {
+    url,
+    sentinels,
+    sentinelName: env.REDIS_SENTINEL_NAME?.trim() || undefined,
+    clusterNodes,
+    commandTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 250, 10, 60_000),
+  };
 }
 
 function adminToken(raw: string | undefined): string | undefined {
@@ -85,5 +109,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     peerDir: env.PEER_DIR?.trim() ? resolve(cwd, env.PEER_DIR.trim()) : undefined,
     drainTimeoutMs: integer(env, 'DRAIN_TIMEOUT_MS', 8000, 0, 600_000),
     shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
+    redis: redisSettings(env),
+    sessionKeys: env.SESSION_KEYS?.trim() ? parseSessionKeys(env.SESSION_KEYS) : undefined,
+    sessionMaxAgeSeconds: integer(env, 'SESSION_MAX_AGE_S', 7 * 86_400, 300, 365 * 86_400),
+    signInMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 10_000),
+    signInWindowSeconds: integer(env, 'SIGNIN_WINDOW_S', 900, 10, 86_400),
   };
 }

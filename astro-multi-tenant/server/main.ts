@@ -20,6 +20,15 @@ import { createDrain } from './ops/drain.ts';
 import { buildStatusModel, workerStatus, type WorkerStatus } from './ops/status.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
 import { createPlatformRoutes } from './ops/platform-routes.ts';
+import { createRedisClient } from './session/redis-client.ts';
+import { createRedisSessionStore } from './session/redis-store.ts';
+import { createMemorySessionStore } from './session/memory-store.ts';
+import { parseSessionKeys } from './session/session-token.ts';
+import { createSessions } from './session/sessions.ts';
+import { createMembersLoader } from './session/members.ts';
+import { createIdpVerifier } from './session/idp-token.ts';
+import { clusterProblem } from './session/embedded-mode.ts';
+import { randomBytes } from 'node:crypto';
 
 /** How many site.json files the status page validates from disk per view. */
 const STATUS_CHECK_LIMIT = 2000;
@@ -56,7 +65,32 @@ async function main() {
     logger.fatal({ err: error, sitesDir: config.sitesDir }, 'cannot read SITES_DIR');
     process.exit(78);
   }
-  if (!config.redisUrl) logger.info('REDIS_URL is not set: using embedded in-memory defaults');
+
+  // Sessions: Redis when configured; otherwise the embedded in-memory store, which only makes
+  // sense for a single process (a second worker would not know the first one's sessions).
+  const problem = clusterProblem(process.env, config.redis !== undefined, config.sessionKeys !== undefined);
+  if (problem) {
+    logger.fatal({ code: 'CONFIG_INVALID' }, problem);
+    process.exit(78);
+  }
+  const redisClient = config.redis ? createRedisClient(config.redis) : undefined;
+  redisClient?.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis connection problem'));
+  const store = redisClient
+    ? createRedisSessionStore({ client: redisClient, observe: (op, seconds, failed) => metrics.observeSessionStore(op, seconds, failed) })
+    : createMemorySessionStore();
+  if (!redisClient) logger.warn('REDIS_URL is not set: sessions are kept in this process only (embedded mode, one worker)');
+  const sessionKeys = config.sessionKeys ?? parseSessionKeys(`embedded:${randomBytes(32).toString('base64url')}`);
+  if (!config.sessionKeys) logger.warn('SESSION_KEYS is not set: session cookies are signed with a random key and end when this process restarts');
+  const sessions = createSessions({
+    store,
+    keys: sessionKeys,
+    maxAgeSeconds: config.sessionMaxAgeSeconds,
+    loadMembers: createMembersLoader(config.sitesDir, cache),
+    verifyIdpToken: createIdpVerifier(),
+    proxies: config.trustedProxies,
+    rateLimit: { maxFailures: config.signInMaxFailures, windowSeconds: config.signInWindowSeconds },
+    logger,
+  });
 
   const astro = await loadAstroRenderer(config.astroEntry);
   const renderer: Renderer = {
@@ -82,7 +116,10 @@ async function main() {
 
   const health = createHealth({
     isDraining: () => drain.draining,
-    checks: [{ name: 'sites_dir', run: () => access(config.sitesDir, constants.R_OK | constants.X_OK) }],
+    checks: [
+      { name: 'sites_dir', run: () => access(config.sitesDir, constants.R_OK | constants.X_OK) },
+      ...(redisClient ? [{ name: 'redis', run: () => store.ping() }] : []),
+    ],
   });
   const platformRoutes = createPlatformRoutes({
     health,
@@ -129,6 +166,7 @@ async function main() {
     platformRoutes,
     metrics,
     traffic,
+    sessions,
   });
   server.on('request', (req, res) => {
     drain.track(req, res);
@@ -167,6 +205,7 @@ async function main() {
     const started = performance.now();
     await drain.drain();
     await peers?.close().catch(() => {});
+    await store.close().catch(() => {});
     logger.info({ drainMs: Math.round(performance.now() - started) }, 'stopped');
     process.exit(0);
   };

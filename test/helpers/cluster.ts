@@ -52,7 +52,6 @@ export async function startCluster(sitesDir: string, options: { instances: numbe
     HOST: '127.0.0.1',
     INSTANCES: String(options.instances),
     SITES_DIR: sitesDir,
-    REDIS_URL: '',
     LOG_LEVEL: 'warn',
     PEER_DIR: join(home, 'peers'),
     ...options.env,

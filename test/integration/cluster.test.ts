@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ROOT, copySites, get, removeDir, waitFor } from '../helpers/server.ts';
 import { startCluster, type RunningCluster } from '../helpers/cluster.ts';
 import { startLoad } from '../helpers/load.ts';
+import { redisForTests } from '../helpers/redis.ts';
 
 /** Sums every sample of `name` whose labels contain all of `match`. */
 function metricSum(text: string, name: string, match: Record<string, string> = {}): number {
@@ -16,18 +17,23 @@ function metricSum(text: string, name: string, match: Record<string, string> = {
 }
 
 const TOKEN = 'test-admin-token-0123456789';
+const SESSION_KEYS = 'k1:cluster-test-signing-secret-0123456789abcdef';
 
 describe('the PM2 cluster (real pm2, two workers)', () => {
   let cluster: RunningCluster;
   let sitesDir: string;
+  let redis: { url: string; stop(): Promise<void> };
 
   beforeAll(async () => {
     sitesDir = await copySites([join(ROOT, 'test/fixtures/broken-sites/broken')]);
-    cluster = await startCluster(sitesDir, { instances: 2, env: { ADMIN_TOKEN: TOKEN } });
+    // More than one worker needs shared sessions: Redis and shared signing keys.
+    redis = await redisForTests();
+    cluster = await startCluster(sitesDir, { instances: 2, env: { ADMIN_TOKEN: TOKEN, REDIS_URL: redis.url, SESSION_KEYS: SESSION_KEYS } });
   }, 120_000);
 
   afterAll(async () => {
     await cluster?.stop();
+    await redis?.stop();
     await removeDir(sitesDir);
   }, 60_000);
 

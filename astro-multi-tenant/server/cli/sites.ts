@@ -1,4 +1,7 @@
-import { mkdir, writeFile, access } from 'node:fs/promises';
+import { mkdir, writeFile, access, readFile, rename } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { MEMBERS_FILE, parseMembersFile } from '../session/members.ts';
+import { hashPassword } from '../session/passwords.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { checkSites, formatReport } from '../sites/check.ts';
@@ -10,7 +13,29 @@ const USAGE = `usage: npm run sites -- <command>
   check                 validate every site folder; exits 1 if any has errors
   list                  list sites with their domains and aliases
   new <id> [--domain d] scaffold sites/<id>/ (site.json, pages/index.md, public/)
+  add-member <id> <email> [--name "Full Name"]
+                        add or update a member in sites/<id>/members.json; the password is read
+                        from standard input (prompted when it is a terminal), at least 10 characters
 `;
+
+const MIN_PASSWORD = 10;
+
+/** Reads the password from stdin: hidden prompt on a terminal, else the first line of the pipe. */
+async function readPassword(): Promise<string> {
+  if (process.stdin.isTTY) {
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+    const muted = rl as unknown as { _writeToOutput: (s: string) => void };
+    process.stdout.write('Password: ');
+    muted._writeToOutput = () => {};
+    const answer = await new Promise<string>((resolve) => rl.question('', resolve));
+    rl.close();
+    process.stdout.write('\n');
+    return answer;
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
 
 const config = loadConfig();
 const [command, ...args] = process.argv.slice(2).filter((a) => a !== '--');
@@ -61,6 +86,51 @@ async function main(): Promise<number> {
       await writeFile(join(dir, 'site.json'), JSON.stringify({ name, description: '', domains, aliases: [], locale: 'en', layout: 'page', nav: [{ label: 'Home', href: '/' }] }, null, 2) + '\n');
       await writeFile(join(dir, 'pages', 'index.md'), `---\ntitle: ${name}\ndescription: Welcome to ${name}.\n---\n\nEdit \`sites/${id}/pages/index.md\` and reload: the change is live within a second.\n`);
       console.log(`created ${dir}\nlive at http://${id}.${config.platformDomain}${config.port === 80 ? '' : `:${config.port}`}/${domains.length ? ` and http://${domains[0]}/` : ''}\nbuild its CSS with: npm run css -- ${id}`);
+      return 0;
+    }
+    case 'add-member': {
+      const [id, emailRaw] = args;
+      if (!id || !isValidSiteId(id) || !(await access(join(config.sitesDir, id, 'site.json')).then(() => true, () => false))) {
+        console.error(`sites add-member: "${id ?? ''}" is not a site in ${config.sitesDir}`);
+        return 2;
+      }
+      const email = (emailRaw ?? '').trim().toLowerCase();
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
+        console.error(`sites add-member: "${emailRaw ?? ''}" is not an e-mail address`);
+        return 2;
+      }
+      const nameIndex = args.indexOf('--name');
+      const name = (nameIndex === -1 ? email.split('@')[0]! : (args[nameIndex + 1] ?? '')).trim();
+      if (!name) {
+        console.error('sites add-member: --name must not be empty');
+        return 2;
+      }
+      const password = await readPassword();
+      if (password.length < MIN_PASSWORD) {
+        console.error(`sites add-member: the password must be at least ${MIN_PASSWORD} characters`);
+        return 2;
+      }
+      const path = join(config.sitesDir, id, MEMBERS_FILE);
+      const file = `sites/${id}/${MEMBERS_FILE}`;
+      const existing = await readFile(path, 'utf8').catch(() => undefined);
+      let members: Array<{ email: string; name: string; password: string }> = [];
+      if (existing !== undefined) {
+        const parsed = parseMembersFile(existing, file);
+        if (!parsed.ok) {
+          // Never overwrite a file we cannot read: the members in it would be lost.
+          console.error(`sites add-member: ${file} is invalid; fix it first, nothing was changed:\n${parsed.error.message}`);
+          return 1;
+        }
+        members = [...parsed.byEmail.values()].map((m) => ({ email: m.email, name: m.name, password: m.password }));
+      }
+      const updated = members.some((m) => m.email === email);
+      members = members.filter((m) => m.email !== email);
+      members.push({ email, name, password: await hashPassword(password) });
+      // Write then rename, so a running server never reads half a file.
+      const tmp = `${path}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify({ members }, null, 2) + '\n', { mode: 0o600 });
+      await rename(tmp, path);
+      console.log(`${updated ? 'updated' : 'added'} ${email} in ${file}`);
       return 0;
     }
     default:

@@ -1,14 +1,29 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { APP_DIR, loadConfig } from '../config.ts';
+import { clusterProblem } from '../session/embedded-mode.ts';
 
 /**
  * `npm start`: build once if the Astro bundle or the stylesheets are missing, then run the PM2
  * cluster in the foreground (pm2-runtime), so Docker, systemd or a terminal own its lifetime.
  */
 const root = resolve(APP_DIR, '..');
-const config = loadConfig();
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  console.error(`start: configuration error: ${(error as Error).message}`);
+  process.exit(78);
+}
+// Same rule the workers enforce, said once and up front instead of by a crash-looping cluster.
+const requested = process.env.INSTANCES || (config.redis ? 'max' : '1');
+const problem = clusterProblem({ exec_mode: 'cluster_mode', instances: requested === 'max' ? String(availableParallelism()) : requested }, config.redis !== undefined, config.sessionKeys !== undefined);
+if (problem) {
+  console.error(`start: ${problem}`);
+  process.exit(78);
+}
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 if (!existsSync(config.astroEntry) || !existsSync(join(config.cssDir, '_base', 'manifest.json'))) {

@@ -18,6 +18,7 @@ export type RouteKind =
   | 'health'
   | 'metrics'
   | 'status'
+  | 'session'
   | 'platform'
   | 'forbidden'
   | 'error';

@@ -15,6 +15,20 @@ export interface SiteView {
   footer: string;
   /** scheme://primary-host[:port] */
   origin: string;
+  /** Only on members pages: who is signed in, and the token their sign-out form must carry. */
+  viewer?: { name: string; csrf: string };
+}
+
+/** The sign-in page's state (see session/sessions.ts). */
+export interface SignInView {
+  csrf: string;
+  next: string;
+  members: boolean;
+  token: boolean;
+  error?: string;
+  notice?: string;
+  email?: string;
+  viewer?: { name: string };
 }
 
 export interface PageView {
@@ -30,6 +44,7 @@ export interface PageView {
 export type View =
   | { kind: 'page'; status: 200; site: SiteView; page: PageView; canonical: string; stylesheets: string[] }
   | { kind: 'site-not-found'; status: 404; site: SiteView; stylesheets: string[] }
+  | { kind: 'sign-in'; status: number; site: SiteView; form: SignInView; stylesheets: string[] }
   | { kind: 'platform-error'; status: 404 | 503 | 500; title: string; message: string; stylesheets: string[] };
 
 export interface ViewLocals {

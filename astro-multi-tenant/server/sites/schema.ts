@@ -79,6 +79,31 @@ const localHref = z
   .min(1)
   .regex(/^(\/(?!\/)|https?:\/\/|mailto:|#)/, 'must start with "/", "#", "http(s)://" or "mailto:"');
 
+/** Identity-provider algorithms we accept; symmetric (HS*) ones would need a shared secret in site.json. */
+export const IDP_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const authShape = z
+  .strictObject({
+    /** Sign-in with e-mail and password against members.json in the site folder. */
+    members: z.boolean().default(false),
+    /** Sign-in with a token (JWT) issued by the site's own identity provider. */
+    token: z
+      .strictObject({
+        jwksUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL of a JWKS document' }).optional(),
+        jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
+        issuer: z.string().min(1).max(300),
+        audience: z.string().min(1).max(300),
+        algorithms: z.array(z.enum(IDP_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA']),
+      })
+      .superRefine((token, ctx) => {
+        if ((token.jwksUrl === undefined) === (token.jwks === undefined)) ctx.addIssue({ code: 'custom', message: 'give exactly one of jwksUrl or jwks' });
+      })
+      .optional(),
+    /** A session not used for this long expires (sliding). */
+    sessionIdleMinutes: z.number().int().min(5).max(43_200).default(1440),
+  })
+  .optional();
+
 const siteConfigShape = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().trim().min(1, 'must not be empty').max(120),
@@ -105,6 +130,7 @@ const siteConfigShape = z.strictObject({
       disallow: z.array(z.string().regex(/^\//, 'must start with "/"')).max(100).default([]),
     })
     .default({ index: true, disallow: [] }),
+  auth: authShape,
 });
 
 /**
@@ -155,6 +181,8 @@ export const frontmatterSchema = z.strictObject({
   description: z.string().max(500).default(''),
   layout: z.enum(LAYOUTS).optional(),
   draft: z.boolean().default(false),
+  /** `members`: only signed-in visitors of this site may read the page. */
+  access: z.enum(['public', 'members']).default('public'),
   date: z
     .union([z.date(), dateText])
     .transform((d) => (d instanceof Date ? d.toISOString().slice(0, 10) : d.slice(0, 10)))

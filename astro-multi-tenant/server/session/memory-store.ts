@@ -1,0 +1,71 @@
+import { sessionKey, userIndexKey, type SessionRecord, type SessionStore } from './store.ts';
+
+/**
+ * The embedded default for one process without REDIS_URL. Same semantics as the Redis store
+ * (namespaced keys, sliding expiry, per-user index), but nothing is shared between processes, which
+ * is why a cluster of more than one worker refuses to start without Redis.
+ */
+export function createMemorySessionStore(now: () => number = Date.now): SessionStore {
+  const sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
+  const byUser = new Map<string, Set<string>>();
+  const counters = new Map<string, { count: number; expiresAt: number }>();
+
+  function sweep() {
+    const t = now();
+    for (const [key, entry] of sessions) if (entry.expiresAt <= t) sessions.delete(key);
+    for (const [key, entry] of counters) if (entry.expiresAt <= t) counters.delete(key);
+  }
+  const timer = setInterval(sweep, 60_000);
+  timer.unref();
+
+  return {
+    kind: 'memory',
+    async create(record, idleTtlSeconds) {
+      sessions.set(sessionKey(record.site, record.id), { record, expiresAt: now() + idleTtlSeconds * 1000 });
+      const index = userIndexKey(record.site, record.user);
+      if (!byUser.has(index)) byUser.set(index, new Set());
+      byUser.get(index)!.add(record.id);
+    },
+    async get(site, id, idleTtlSeconds) {
+      const entry = sessions.get(sessionKey(site, id));
+      if (!entry) return null;
+      if (entry.expiresAt <= now()) {
+        sessions.delete(sessionKey(site, id));
+        return null;
+      }
+      entry.expiresAt = now() + idleTtlSeconds * 1000;
+      return entry.record;
+    },
+    async destroy(site, id) {
+      const entry = sessions.get(sessionKey(site, id));
+      sessions.delete(sessionKey(site, id));
+      if (entry) byUser.get(userIndexKey(site, entry.record.user))?.delete(id);
+    },
+    async destroyAllForUser(site, user) {
+      const index = userIndexKey(site, user);
+      const ids = byUser.get(index) ?? new Set<string>();
+      let count = 0;
+      for (const id of ids) if (sessions.delete(sessionKey(site, id))) count++;
+      byUser.delete(index);
+      return count;
+    },
+    async recordFailure(key, windowSeconds) {
+      const t = now();
+      const entry = counters.get(key);
+      if (!entry || entry.expiresAt <= t) {
+        counters.set(key, { count: 1, expiresAt: t + windowSeconds * 1000 });
+        return 1;
+      }
+      entry.count++;
+      return entry.count;
+    },
+    async failures(key) {
+      const entry = counters.get(key);
+      return entry && entry.expiresAt > now() ? entry.count : 0;
+    },
+    async ping() {},
+    async close() {
+      clearInterval(timer);
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './cluster.ts';
+
+export interface RunningRedis {
+  url: string;
+  port: number;
+  /** SIGKILLs the server (as a crash would); start() brings it back on the same port and data dir. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let reply = '';
+    socket.setTimeout(500, () => socket.destroy());
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      reply += d.toString();
+      if (reply.includes('\r\n')) socket.end();
+    });
+    socket.on('close', () => resolve(reply.startsWith('+PONG')));
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * A real redis-server of the test's own on a free loopback port, with AOF on so a killed and
+ * restarted server keeps its sessions (as production Redis with AOF would).
+ */
+export async function startRedis(): Promise<RunningRedis> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'amt-redis-'));
+  let child: ChildProcess | undefined;
+
+  async function start() {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+    const started = Date.now();
+    while (!(await ping(port))) {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} (is redis-server installed?)`);
+      if (Date.now() - started > 10_000) throw new Error('redis-server did not start within 10 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async function kill() {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child!.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    start,
+    async stop() {
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** REDIS_URL when the environment provides a shared one, else a server of our own. */
+export async function redisForTests(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: async () => {} };
+  return startRedis();
+}
