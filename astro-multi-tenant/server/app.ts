@@ -37,6 +37,11 @@ export interface AppDeps {
   traffic?: SiteTraffic;
   /** Sign-in and members pages; without it every page is public and session endpoints 404. */
   sessions?: Sessions;
+  /**
+   * Seconds an edge cache (nginx) may keep anonymous pages, sitemaps and redirects, sent as
+   * X-Accel-Expires so browsers still revalidate every time. 0 = tell the edge nothing.
+   */
+  edgeCacheSeconds?: number;
 }
 
 /** Everything under this prefix belongs to the platform, not to any tenant. */
@@ -86,8 +91,15 @@ export function createApp(deps: AppDeps) {
     await deps.renderer.render(req, res, { kind: 'platform-error', status, title, message, stylesheets: baseStylesheets() });
   }
 
+  // Must come before Cache-Control: nginx before 1.23 reads the two in header order, and a
+  // max-age=0 seen first makes the response uncacheable whatever X-Accel-Expires says.
+  function edgeCacheable(res: ServerResponse) {
+    if (deps.edgeCacheSeconds) res.setHeader('X-Accel-Expires', String(deps.edgeCacheSeconds));
+  }
+
   function redirect(res: ServerResponse, location: string) {
     res.statusCode = 301;
+    edgeCacheable(res);
     res.setHeader('Location', location);
     res.setHeader('Cache-Control', 'public, max-age=3600');
     res.end();
@@ -179,10 +191,12 @@ export function createApp(deps: AppDeps) {
 
     if (segments.length === 1 && segments[0] === 'robots.txt') {
       ctx.route = 'robots';
+      edgeCacheable(res);
       return sendText(res, 200, buildRobots(siteOrigin, site.config.robots), 'text/plain; charset=utf-8', { 'Cache-Control': 'public, max-age=300' });
     }
     if (segments.length === 1 && segments[0] === 'sitemap.xml') {
       ctx.route = 'sitemap';
+      edgeCacheable(res);
       const routes = [];
       // `a.md` and `a/index.md` are both listed but only one is served at /a: list each URL once.
       const listed = new Set<string>();
@@ -239,7 +253,10 @@ export function createApp(deps: AppDeps) {
         canonical: siteOrigin + routePath(segments),
         stylesheets: stylesheetsFor(site),
       };
-      if (!viewer) res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+      if (!viewer) {
+        edgeCacheable(res);
+        res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+      }
       ctx.route = 'page';
       return deps.renderer.render(req, res, view);
     }

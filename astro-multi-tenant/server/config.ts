@@ -39,6 +39,7 @@ export interface ServerConfig {
   sessionMaxAgeSeconds: number;
   signInMaxFailures: number;
   signInWindowSeconds: number;
+  edgeCacheSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -114,5 +115,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     sessionMaxAgeSeconds: integer(env, 'SESSION_MAX_AGE_S', 7 * 86_400, 300, 365 * 86_400),
     signInMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 10_000),
     signInWindowSeconds: integer(env, 'SIGNIN_WINDOW_S', 900, 10, 86_400),
+    edgeCacheSeconds: integer(env, 'EDGE_CACHE_S', 1, 0, 86_400),
   };
 }

@@ -167,6 +167,7 @@ async function main() {
     metrics,
     traffic,
     sessions,
+    edgeCacheSeconds: config.edgeCacheSeconds,
   });
   server.on('request', (req, res) => {
     drain.track(req, res);
