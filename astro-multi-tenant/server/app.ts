@@ -19,6 +19,8 @@ import type { Logger } from './log.ts';
 import type { Metrics, RouteKind } from './ops/metrics.ts';
 import type { SiteTraffic } from './ops/site-traffic.ts';
 import { SESSION_PREFIX, type Sessions, type SignInForm } from './session/sessions.ts';
+import { inputsETag, matchesIfNoneMatch, renderKey, type RenderCache } from './render/render-cache.ts';
+import { SESSION_COOKIE_NAMES } from './session/cookies.ts';
 
 export interface AppDeps {
   registry: SiteRegistry;
@@ -42,6 +44,10 @@ export interface AppDeps {
    * X-Accel-Expires so browsers still revalidate every time. 0 = tell the edge nothing.
    */
   edgeCacheSeconds?: number;
+  /** Rendered HTML of anonymous pages; undefined renders every time. */
+  renderCache?: RenderCache;
+  /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
+  buildId?: string;
 }
 
 /** Everything under this prefix belongs to the platform, not to any tenant. */
@@ -253,12 +259,36 @@ export function createApp(deps: AppDeps) {
         canonical: siteOrigin + routePath(segments),
         stylesheets: stylesheetsFor(site),
       };
-      if (!viewer) {
-        edgeCacheable(res);
-        res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
-      }
       ctx.route = 'page';
-      return deps.renderer.render(req, res, view);
+      if (viewer) return deps.renderer.render(req, res, view);
+
+      // Anonymous page: the same inputs always render the same HTML, so the ETag is known before
+      // rendering, a revalidation costs no render at all, and the render cache can answer.
+      const etag = inputsETag([deps.buildId ?? '', site.version, state.page.version, siteOrigin, view.stylesheets.join(' ')]);
+      edgeCacheable(res);
+      res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+      res.setHeader('ETag', etag);
+      if (matchesIfNoneMatch(header(req.headers['if-none-match']), etag)) {
+        res.statusCode = 304;
+        res.end();
+        return;
+      }
+      const cache = deps.renderCache && !hasSessionCookie(req.headers.cookie) ? deps.renderCache : undefined;
+      const key = renderKey(site.id, siteOrigin, routePath(segments));
+      const cached = cache?.get(key, etag);
+      if (cached) {
+        res.statusCode = 200;
+        res.setHeader('Content-Type', 'text/html');
+        res.setHeader('Content-Length', cached.length);
+        res.setHeader('X-Render-Cache', 'hit');
+        res.end(req.method === 'HEAD' ? undefined : cached);
+        return;
+      }
+      if (!cache || !deps.renderer.renderCaptured || req.method === 'HEAD') return deps.renderer.render(req, res, view);
+      res.setHeader('X-Render-Cache', 'miss');
+      const body = await deps.renderer.renderCaptured(req, res, view);
+      if (res.statusCode === 200 && body.length > 0) cache.set(key, etag, body);
+      return;
     }
     ctx.route = 'static';
     if (!staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
@@ -303,6 +333,15 @@ export function createApp(deps: AppDeps) {
       logger[level]({ reqId: ctx.id, site: ctx.site, method: req.method, path: req.url?.slice(0, 300), status, route: ctx.route, ms: Math.round(ms * 100) / 100 }, 'request');
     }
   };
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Signed-in visitors never get (or fill) the shared render cache, whatever page they ask for. */
+function hasSessionCookie(cookie: string | undefined): boolean {
+  return cookie !== undefined && SESSION_COOKIE_NAMES.some((name) => cookie.includes(`${name}=`));
 }
 
 /** True when the index sent this host to a site whose current config no longer claims it. */

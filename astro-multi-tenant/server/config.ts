@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { PlatformError } from './errors.ts';
 import { parseTrustedProxies, type TrustedProxies } from './tenant/trusted-proxies.ts';
 import { normalizeHost } from './tenant/normalize-host.ts';
-import { parseNodes, type RedisSettings } from './session/redis-client.ts';
+import { parseNodes, urlOptions, type RedisSettings } from './session/redis-client.ts';
 import { parseSessionKeys, type SessionKeys } from './session/session-token.ts';
 
 /** The app folder (astro-multi-tenant/), so build outputs are found whatever the working directory. */
@@ -40,6 +40,8 @@ export interface ServerConfig {
   signInMaxFailures: number;
   signInWindowSeconds: number;
   edgeCacheSeconds: number;
+  renderCacheBytes: number;
+  renderCacheMaxEntries: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -59,6 +61,9 @@ function redisSettings(env: Env): RedisSettings | undefined {
   const clusterNodes = parseNodes(env.REDIS_CLUSTER_NODES, 'REDIS_CLUSTER_NODES');
   if (!url && sentinels.length === 0 && clusterNodes.length === 0) return undefined;
   if (sentinels.length > 0 && clusterNodes.length > 0) throw new PlatformError('CONFIG_INVALID', 'REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one, not both', undefined);
+  // Checked here, not only when connecting, so `npm start` refuses a bad value before PM2 forks.
+  if (url) urlOptions(url);
+  if (sentinels.length > 0 && !env.REDIS_SENTINEL_NAME?.trim()) throw new PlatformError('CONFIG_INVALID', 'REDIS_SENTINEL_NAME: required when REDIS_SENTINELS is set', undefined);
   return {
     url,
     sentinels,
@@ -116,5 +121,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     signInMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 10_000),
     signInWindowSeconds: integer(env, 'SIGNIN_WINDOW_S', 900, 10, 86_400),
     edgeCacheSeconds: integer(env, 'EDGE_CACHE_S', 1, 0, 86_400),
+    renderCacheBytes: integer(env, 'RENDER_CACHE_MB', 64, 0, 100_000) * 1024 * 1024,
+    renderCacheMaxEntries: integer(env, 'RENDER_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
   };
 }

@@ -28,7 +28,15 @@ import { createSessions } from './session/sessions.ts';
 import { createMembersLoader } from './session/members.ts';
 import { createIdpVerifier } from './session/idp-token.ts';
 import { clusterProblem } from './session/embedded-mode.ts';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { createRenderCache } from './render/render-cache.ts';
+
+/** Changes with every build: the Astro bundle's identity and the shared base stylesheet. */
+async function buildIdentity(astroEntry: string, baseCssFile: string | undefined): Promise<string> {
+  const s = await stat(astroEntry).catch(() => undefined);
+  return createHash('sha256').update(`${s?.size}:${s?.mtimeMs}:${baseCssFile}`).digest('base64url').slice(0, 16);
+}
 
 /** How many site.json files the status page validates from disk per view. */
 const STATUS_CHECK_LIMIT = 2000;
@@ -93,16 +101,20 @@ async function main() {
   });
 
   const astro = await loadAstroRenderer(config.astroEntry);
-  const renderer: Renderer = {
-    async render(req, res, view) {
-      const started = performance.now();
-      try {
-        await astro.render(req, res, view);
-      } finally {
-        metrics.observeRender(view.kind, (performance.now() - started) / 1000);
-      }
-    },
+  const timed = async <T>(view: { kind: string }, work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      metrics.observeRender(view.kind, (performance.now() - started) / 1000);
+    }
   };
+  const renderer: Renderer = {
+    render: (req, res, view) => timed(view, () => astro.render(req, res, view)),
+    renderCaptured: (req, res, view) => timed(view, () => astro.renderCaptured!(req, res, view)),
+  };
+  const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
+  if (renderCache) metrics.watchRenderCache(renderCache);
   const baseCssFile = await readFile(join(config.cssDir, '_base', 'manifest.json'), 'utf8')
     .then((text) => (JSON.parse(text) as { file?: string }).file)
     .catch(() => undefined);
@@ -168,6 +180,8 @@ async function main() {
     traffic,
     sessions,
     edgeCacheSeconds: config.edgeCacheSeconds,
+    renderCache,
+    buildId: await buildIdentity(config.astroEntry, baseCssFile),
   });
   server.on('request', (req, res) => {
     drain.track(req, res);

@@ -50,7 +50,7 @@ beforeAll(async () => {
   await symlink(join(root, 'outside', 'nested'), join(pages, 'leakdir'));
   // A symlink that stays inside the site folder is fine.
   await symlink(join(pages, 'about.md'), join(pages, 'about-us.md'));
-  site = { id: 'demo', dir: await realpath(dir), config: config({ name: 'Demo', layout: 'article' }), cssFile: undefined, cssProblem: undefined };
+  site = { id: 'demo', dir: await realpath(dir), config: config({ name: 'Demo', layout: 'article' }), cssFile: undefined, cssProblem: undefined, version: 'v1' };
 });
 
 afterAll(async () => {

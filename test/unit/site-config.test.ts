@@ -221,7 +221,7 @@ describe('parseSiteConfig: problems are reported with file, field and reason', (
 
 describe('frontmatterSchema', () => {
   it('accepts a minimal page and fills in defaults', () => {
-    expect(frontmatterSchema.parse({ title: 'Hello' })).toEqual({ title: 'Hello', description: '', draft: false });
+    expect(frontmatterSchema.parse({ title: 'Hello' })).toEqual({ title: 'Hello', description: '', draft: false, access: 'public' });
   });
 
   it('writes a YAML date (parsed as a Date) as YYYY-MM-DD', () => {

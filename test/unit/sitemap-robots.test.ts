@@ -116,7 +116,7 @@ describe('GET /sitemap.xml', () => {
     await put(join(pages, 'secret.md'), '---\ntitle: Secret\ndraft: true\n---\n');
     const parsed = parseSiteConfig('{"name":"Demo"}', 'site.json');
     if (!parsed.ok) throw parsed.error;
-    const site: Site = { id: 'demo', dir: root, config: parsed.config, cssFile: undefined, cssProblem: undefined };
+    const site: Site = { id: 'demo', dir: root, config: parsed.config, cssFile: undefined, cssProblem: undefined, version: 'v1' };
     // Only what the sitemap route touches is real; the rest fails loudly if it is ever reached.
     const deps: AppDeps = {
       registry: { resolve: async () => ({ kind: 'site', siteId: 'demo', via: 'platform' }), requestRescan: async () => {} } as unknown as AppDeps['registry'],

@@ -128,9 +128,18 @@ export function createMetrics(options: MetricsOptions) {
 
   const siteLabels = createBoundedLabels(options.siteLabelLimit);
 
+  /** Mirrors the render cache's counters at scrape time (registered once, when there is one). */
+  function watchRenderCache(renderCache: { stats: { hits: number; misses: number }; size: number; bytes: number }) {
+    cacheCounter('amt_render_cache_hits_total', 'Anonymous page requests answered from the render cache.', () => renderCache.stats.hits);
+    cacheCounter('amt_render_cache_misses_total', 'Anonymous page requests that had to render.', () => renderCache.stats.misses);
+    new Gauge({ name: 'amt_render_cache_entries', help: 'Rendered pages held, summed over workers.', registers: [shared], collect() { this.set(renderCache.size); } });
+    new Gauge({ name: 'amt_render_cache_bytes', help: 'Bytes of rendered pages held, summed over workers.', registers: [shared], collect() { this.set(renderCache.bytes); } });
+  }
+
   return {
     shared,
     worker,
+    watchRenderCache,
     observeRequest(sample: { method: string | undefined; status: number; route: RouteKind; site: string | undefined; seconds: number }) {
       const status_class = statusClass(sample.status);
       requestDuration.observe({ method: methodLabel(sample.method), status_class, route: sample.route }, sample.seconds);

@@ -36,3 +36,4 @@ export function sessionCookieName(secure: boolean): string {
 }
 
 export const CSRF_COOKIE = 'amt_csrf';
+export const SESSION_COOKIE_NAMES = ['amt_session', '__Host-amt_session'] as const;

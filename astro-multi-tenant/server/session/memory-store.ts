@@ -10,9 +10,17 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
   const byUser = new Map<string, Set<string>>();
   const counters = new Map<string, { count: number; expiresAt: number }>();
 
+  function forget(key: string, record: SessionRecord) {
+    sessions.delete(key);
+    const index = userIndexKey(record.site, record.user);
+    const ids = byUser.get(index);
+    ids?.delete(record.id);
+    if (ids?.size === 0) byUser.delete(index);
+  }
+
   function sweep() {
     const t = now();
-    for (const [key, entry] of sessions) if (entry.expiresAt <= t) sessions.delete(key);
+    for (const [key, entry] of sessions) if (entry.expiresAt <= t) forget(key, entry.record);
     for (const [key, entry] of counters) if (entry.expiresAt <= t) counters.delete(key);
   }
   const timer = setInterval(sweep, 60_000);
@@ -30,7 +38,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       const entry = sessions.get(sessionKey(site, id));
       if (!entry) return null;
       if (entry.expiresAt <= now()) {
-        sessions.delete(sessionKey(site, id));
+        forget(sessionKey(site, id), entry.record);
         return null;
       }
       entry.expiresAt = now() + idleTtlSeconds * 1000;
@@ -38,8 +46,7 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
     },
     async destroy(site, id) {
       const entry = sessions.get(sessionKey(site, id));
-      sessions.delete(sessionKey(site, id));
-      if (entry) byUser.get(userIndexKey(site, entry.record.user))?.delete(id);
+      if (entry) forget(sessionKey(site, id), entry.record);
     },
     async destroyAllForUser(site, user) {
       const index = userIndexKey(site, user);

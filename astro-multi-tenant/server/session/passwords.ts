@@ -15,20 +15,41 @@ export async function hashPassword(password: string, params = DEFAULT): Promise<
   return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
+interface Params {
+  N: number;
+  r: number;
+  p: number;
+}
+
+/** 64 MiB of scrypt memory at most: a tampered members file must not be able to exhaust a worker. */
+const MAX_MEMORY = 64 * 1024 * 1024;
+
+function parseHash(stored: string): { params: Params; salt: Buffer; hash: Buffer } | undefined {
+  const match = FORMAT.exec(stored);
+  if (!match) return undefined;
+  const [, n, r, p, salt, hash] = match;
+  const params = { N: Number(n), r: Number(r), p: Number(p) };
+  const powerOfTwo = params.N > 1 && (params.N & (params.N - 1)) === 0;
+  if (!powerOfTwo || params.r < 1 || params.p < 1 || params.p > 4 || 128 * params.N * params.r > MAX_MEMORY) return undefined;
+  const expected = Buffer.from(hash!, 'base64');
+  if (expected.length < 16 || expected.length > 64) return undefined;
+  return { params, salt: Buffer.from(salt!, 'base64'), hash: expected };
+}
+
 export function isPasswordHash(value: string): boolean {
-  return FORMAT.test(value);
+  return parseHash(value) !== undefined;
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const match = FORMAT.exec(stored);
-  if (!match) return false;
-  const [, n, r, p, salt, hash] = match;
-  const expected = Buffer.from(hash!, 'base64');
-  const params = { N: Number(n), r: Number(r), p: Number(p) };
-  // Refuse absurd costs from a tampered members file instead of eating the worker's memory.
-  if (params.N > 2 ** 20 || params.r > 32 || params.p > 16 || expected.length < 16) return false;
-  const actual = await scrypt(password, Buffer.from(salt!, 'base64'), expected.length, { ...params, maxmem: 128 * params.N * params.r * 2 });
-  return timingSafeEqual(actual, expected);
+  // Absurd or invalid costs from a tampered members file are refused, never computed.
+  const parsed = parseHash(stored);
+  if (!parsed) return false;
+  try {
+    const actual = await scrypt(password, parsed.salt, parsed.hash.length, { ...parsed.params, maxmem: 128 * parsed.params.N * parsed.params.r * 2 });
+    return timingSafeEqual(actual, parsed.hash);
+  } catch {
+    return false;
+  }
 }
 
 /** Burns the same time as a real check, so "no such member" and "wrong password" look alike. */

@@ -64,7 +64,8 @@ export function createRedisClient(settings: RedisSettings): Redis | Cluster {
   return new Redis(options);
 }
 
-function urlOptions(url: string): RedisOptions {
+/** Checks REDIS_URL (scheme, host, database) without connecting; throws CONFIG_INVALID naming it. */
+export function urlOptions(url: string): RedisOptions {
   let parsed: URL;
   try {
     parsed = new URL(url);

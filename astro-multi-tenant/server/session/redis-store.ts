@@ -48,7 +48,14 @@ export function createRedisSessionStore(options: RedisStoreOptions): SessionStor
       return timed('get', async () => {
         const raw = await client.getex(sessionKey(site, id), 'EX', idleTtlSeconds);
         if (raw === null) return null;
-        const record = JSON.parse(raw) as SessionRecord;
+        let record: SessionRecord;
+        try {
+          record = JSON.parse(raw) as SessionRecord;
+        } catch {
+          // A corrupt record is a missing session, not an outage.
+          await client.del(sessionKey(site, id));
+          return null;
+        }
         // Belt and braces: the key already encodes the site.
         if (record.site !== site || record.id !== id) return null;
         await client.expire(userIndexKey(site, record.user), idleTtlSeconds, 'GT');
@@ -70,9 +77,10 @@ export function createRedisSessionStore(options: RedisStoreOptions): SessionStor
         if (ids.length === 0) return 0;
         // One key at a time keeps this valid on Redis Cluster, where keys of a user may live on
         // different slots.
-        for (const id of ids) await client.del(sessionKey(site, id));
+        let count = 0;
+        for (const id of ids) count += await client.del(sessionKey(site, id));
         await client.del(index);
-        return ids.length;
+        return count;
       });
     },
     recordFailure(key, windowSeconds) {

@@ -39,6 +39,7 @@ export async function readFormBody(req: IncomingMessage, limitBytes = 16 * 1024)
 
 /** A `next` target must stay on this site: a path, never `//host` or a scheme. */
 export function safeNext(value: string | undefined | null): string {
-  if (!value || !value.startsWith('/') || value.startsWith('//') || value.includes('\\') || /[\0-\x1f]/.test(value) || value.length > 1000) return '/';
+  // Printable ASCII only: it ends up in a Location header, where anything else would throw.
+  if (!value || !value.startsWith('/') || value.startsWith('//') || value.includes('\\') || /[^\x20-\x7e]/.test(value) || value.length > 1000) return '/';
   return value;
 }

@@ -55,7 +55,7 @@ export async function checkSite(sitesDir: string, id: string): Promise<SiteRepor
     return report;
   }
   report.config = parsed.config;
-  const site: Site = { id, dir: join(sitesDir, id), config: parsed.config, cssFile: undefined, cssProblem: undefined };
+  const site: Site = { id, dir: join(sitesDir, id), config: parsed.config, cssFile: undefined, cssProblem: undefined, version: '' };
   const routes = await listPageRoutes(site);
   if (routes.length === 0) report.issues.push({ file: `sites/${id}/pages`, field: '', reason: 'no pages: add pages/index.md' });
   for (const route of routes) {

@@ -14,6 +14,8 @@ export interface Site {
   cssFile: string | undefined;
   /** Why the site renders with the shared base CSS only, if it does. */
   cssProblem: 'missing' | 'stale' | undefined;
+  /** Identity of site.json and the CSS manifest (stat fingerprints): part of every page's ETag. */
+  version: string;
 }
 
 export type SiteState = { ok: true; site: Site } | { ok: false; id: string; error: ContentError };
@@ -64,7 +66,7 @@ export function cssManifestPath(cssDir: string, siteId: string): string {
 export function createSiteLoader(options: SiteLoaderOptions) {
   const { sitesDir, cssDir, cache } = options;
 
-  async function loadFromDisk(id: string, configPath: string, manifestPath: string): Promise<Loaded<SiteState>> {
+  async function loadFromDisk(id: string, configPath: string, manifestPath: string, fingerprint: string): Promise<Loaded<SiteState>> {
     const file = `sites/${id}/${SITE_CONFIG_FILE}`;
     const text = await readFile(configPath, 'utf8');
     const parsed = parseSiteConfig(text, file);
@@ -75,7 +77,7 @@ export function createSiteLoader(options: SiteLoaderOptions) {
       cssFile = undefined;
       cssProblem = 'stale';
     }
-    const site: Site = { id, dir: await realpath(join(sitesDir, id)), config: parsed.config, cssFile, cssProblem };
+    const site: Site = { id, dir: await realpath(join(sitesDir, id)), config: parsed.config, cssFile, cssProblem, version: fingerprint };
     return { value: { ok: true, site }, bytes: 1024 + text.length * 2 };
   }
 
@@ -88,10 +90,10 @@ export function createSiteLoader(options: SiteLoaderOptions) {
         if (config === null) return null;
         return `${config}|${(await fileFingerprint(manifestPath)) ?? '-'}`;
       },
-      async load() {
+      async load(fingerprint) {
         const started = performance.now();
         try {
-          return await loadFromDisk(id, configPath, manifestPath);
+          return await loadFromDisk(id, configPath, manifestPath, fingerprint);
         } finally {
           options.observeLoad?.((performance.now() - started) / 1000);
         }

@@ -14,6 +14,8 @@ export interface Page {
   layout: LayoutName;
   /** Sanitised HTML of the Markdown body. */
   html: string;
+  /** Identity of the source file (stat fingerprint): changes whenever the page's input changes. */
+  version: string;
 }
 
 export type PageState = { kind: 'page'; page: Page } | { kind: 'invalid'; error: ContentError } | { kind: 'outside' };
@@ -44,7 +46,7 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const result = frontmatterSchema.safeParse(doc.data);
   if (!result.success) return { kind: 'invalid', error: new ContentError('PAGE_INVALID', toContentIssues(file, result.error).map((i) => ({ ...i, field: i.field ? `frontmatter.${i.field}` : 'frontmatter' }))) };
   const frontmatter = result.data;
-  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await renderMarkdown(doc.body) } };
+  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await renderMarkdown(doc.body), version: '' } };
 }
 
 export function createPageLoader(cache: ContentCache) {
@@ -63,7 +65,7 @@ export function createPageLoader(cache: ContentCache) {
         }
         return null;
       },
-      async load() {
+      async load(fingerprint) {
         const path = join(pagesDir, found!);
         // The request path was checked segment by segment; the real path check catches symlinks
         // (a page, or a folder on the way to it) that point outside the site folder.
@@ -71,6 +73,7 @@ export function createPageLoader(cache: ContentCache) {
         if (!real.startsWith(site.dir + sep)) return { value: { kind: 'outside' }, bytes: 64 };
         const text = await readFile(real, 'utf8');
         const state = await parsePage(text, `sites/${site.id}/pages/${found}`, site.config.layout);
+        if (state.kind === 'page') state.page.version = fingerprint;
         const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
         return { value: state, bytes };
       },

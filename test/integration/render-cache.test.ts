@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+
+describe('the render cache for anonymous pages', () => {
+  let sitesDir: string;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    sitesDir = await copySites();
+    server = await startServer(sitesDir);
+  }, 30_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await removeDir(sitesDir);
+  });
+
+  it('answers a repeated anonymous request from the cache, with the same bytes and ETag', async () => {
+    const first = await get(server.port, 'acme.example', '/products');
+    const second = await get(server.port, 'acme.example', '/products');
+    expect(first.status).toBe(200);
+    expect(first.headers['x-render-cache']).toBe('miss');
+    expect(second.headers['x-render-cache']).toBe('hit');
+    expect(second.body).toBe(first.body);
+    expect(second.headers.etag).toBe(first.headers.etag);
+    expect(first.headers.etag).toMatch(/^W\/"[A-Za-z0-9_-]+"$/);
+    expect(second.headers['content-type']).toBe('text/html');
+    expect(second.headers['cache-control']).toBe('public, max-age=0, must-revalidate');
+    expect(Number(second.headers['content-length'])).toBe(Buffer.byteLength(second.body));
+  });
+
+  it('answers If-None-Match with 304 and no body', async () => {
+    const page = await get(server.port, 'docs.example', '/guide');
+    const revalidated = await get(server.port, 'docs.example', '/guide', { 'If-None-Match': page.headers.etag as string });
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.body).toBe('');
+    expect(revalidated.headers.etag).toBe(page.headers.etag);
+    expect((await get(server.port, 'docs.example', '/guide', { 'If-None-Match': 'W/"something-else"' })).status).toBe(200);
+  });
+
+  it('keeps each tenant’s pages apart: the same path on two hosts is two entries', async () => {
+    const acme = await get(server.port, 'acme.example', '/');
+    const docs = await get(server.port, 'docs.example', '/');
+    const acmeAgain = await get(server.port, 'acme.example', '/');
+    const docsAgain = await get(server.port, 'docs.example', '/');
+    expect(acmeAgain.headers['x-render-cache']).toBe('hit');
+    expect(docsAgain.headers['x-render-cache']).toBe('hit');
+    expect(acmeAgain.body).toContain('data-site="acme"');
+    expect(docsAgain.body).toContain('data-site="docs"');
+    expect(acme.headers.etag).not.toBe(docs.headers.etag);
+    // The platform subdomain renders with the primary domain as canonical origin: the same page.
+    const wildcard = await get(server.port, 'acme.localhost', '/');
+    expect(wildcard.body).toContain('data-site="acme"');
+    expect(wildcard.headers.etag).toBe(acme.headers.etag);
+    // A site without a domain is canonical on its platform host.
+    const blog = await get(server.port, 'blog.localhost', '/');
+    expect(blog.body).toContain('data-site="blog"');
+    expect(blog.headers.etag).not.toBe(acme.headers.etag);
+  });
+
+  it('never serves an edited page stale beyond a second', async () => {
+    const path = join(sitesDir, 'docs/pages/guide/getting-started.md');
+    await get(server.port, 'docs.example', '/guide/getting-started');
+    const cached = await get(server.port, 'docs.example', '/guide/getting-started');
+    expect(cached.headers['x-render-cache']).toBe('hit');
+    await writeFile(path, (await readFile(path, 'utf8')) + '\nFreshly edited paragraph.\n');
+    const ms = await waitFor(async () => (await get(server.port, 'docs.example', '/guide/getting-started')).body.includes('Freshly edited paragraph.'), 1000, 20);
+    expect(ms).toBeLessThanOrEqual(1000);
+    const after = await get(server.port, 'docs.example', '/guide/getting-started');
+    expect(after.headers.etag).not.toBe(cached.headers.etag);
+    // A browser holding the old ETag gets the new page, not a 304.
+    expect((await get(server.port, 'docs.example', '/guide/getting-started', { 'If-None-Match': cached.headers.etag as string })).status).toBe(200);
+  });
+
+  it('picks up a site.json edit (theme) on cached pages within a second', async () => {
+    const path = join(sitesDir, 'bakery/site.json');
+    await get(server.port, 'sweet-crumbs.example', '/');
+    const config = JSON.parse(await readFile(path, 'utf8'));
+    config.theme = { ...config.theme, primary: '#123456' };
+    await writeFile(path, JSON.stringify(config));
+    await waitFor(async () => (await get(server.port, 'sweet-crumbs.example', '/')).body.includes('--site-primary:#123456'), 1000, 20);
+  });
+
+  it('is bypassed for visitors with a session cookie, and never holds members pages', async () => {
+    await get(server.port, 'acme.example', '/about');
+    const withSession = await get(server.port, 'acme.example', '/about', { Cookie: 'amt_session=whatever' });
+    expect(withSession.status).toBe(200);
+    expect(withSession.headers['x-render-cache']).toBeUndefined();
+    const members = await get(server.port, 'docs.example', '/members');
+    expect(members.status).toBe(303);
+    expect(members.headers['x-render-cache']).toBeUndefined();
+  });
+
+  it('answers HEAD from the cache with headers only', async () => {
+    await get(server.port, 'acme.example', '/products');
+    const head = await get(server.port, 'acme.example', '/products', {}, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+    expect(head.headers['x-render-cache']).toBe('hit');
+  });
+
+  it('counts hits and misses in the metrics', async () => {
+    const metrics = (await get(server.port, 'localhost', '/_platform/metrics')).body;
+    expect(Number(/^amt_render_cache_hits_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(Number(/^amt_render_cache_misses_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+  });
+});
+
+describe('with RENDER_CACHE_MB=0', () => {
+  it('renders every request and still answers If-None-Match', async () => {
+    const sitesDir = await copySites();
+    const server = await startServer(sitesDir, { RENDER_CACHE_MB: '0' });
+    try {
+      const first = await get(server.port, 'acme.example', '/');
+      const second = await get(server.port, 'acme.example', '/');
+      expect(second.headers['x-render-cache']).toBeUndefined();
+      expect(second.body).toBe(first.body);
+      expect((await get(server.port, 'acme.example', '/', { 'If-None-Match': first.headers.etag as string })).status).toBe(304);
+    } finally {
+      await server.stop();
+      await removeDir(sitesDir);
+    }
+  });
+});

@@ -1,0 +1,149 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { createMemorySessionStore } from '../../astro-multi-tenant/server/session/memory-store.ts';
+import type { SessionRecord, SessionStore } from '../../astro-multi-tenant/server/session/store.ts';
+
+const IDLE = 600;
+
+function record(site: string, id: string, user = 'alice@example.com'): SessionRecord {
+  return { site, id, user, name: 'Alice', method: 'password', createdAt: 1 };
+}
+
+describe('memory session store', () => {
+  let t: number;
+  let store: SessionStore;
+  const advance = (seconds: number) => {
+    t += seconds * 1000;
+  };
+
+  beforeEach(() => {
+    t = Date.UTC(2030, 0, 1);
+    store = createMemorySessionStore(() => t);
+  });
+
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it('says it is the memory store and answers ping', async () => {
+    expect(store.kind).toBe('memory');
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  it('returns a session it created', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    expect(await store.get('alpha', 's1', IDLE)).toEqual(record('alpha', 's1'));
+  });
+
+  it('returns null for a session id it never saw', async () => {
+    expect(await store.get('alpha', 'nope', IDLE)).toBeNull();
+  });
+
+  it('expires a session left idle for longer than its TTL', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    advance(IDLE - 1);
+    expect(await store.get('alpha', 's1', IDLE)).not.toBeNull();
+    advance(IDLE);
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+  });
+
+  it('expires exactly at the idle TTL', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    advance(IDLE);
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+  });
+
+  it('slides the expiry on every read, so a session in use stays alive', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    for (let i = 0; i < 5; i++) {
+      advance(IDLE - 10);
+      expect(await store.get('alpha', 's1', IDLE), `read ${i}`).not.toBeNull();
+    }
+    // Five idle periods have passed since creation, yet the session lives; one more idle period ends it.
+    advance(IDLE);
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+  });
+
+  it('uses the TTL given to get for the new expiry', async () => {
+    await store.create(record('alpha', 's1'), 60);
+    expect(await store.get('alpha', 's1', 3600)).not.toBeNull();
+    advance(1800);
+    expect(await store.get('alpha', 's1', 3600)).not.toBeNull();
+  });
+
+  it('destroys one session and leaves the user\'s others', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    await store.create(record('alpha', 's2'), IDLE);
+    await store.destroy('alpha', 's1');
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+    expect(await store.get('alpha', 's2', IDLE)).not.toBeNull();
+    expect(await store.destroyAllForUser('alpha', 'alice@example.com')).toBe(1);
+  });
+
+  it('ignores destroying a session that does not exist', async () => {
+    await expect(store.destroy('alpha', 'nope')).resolves.toBeUndefined();
+  });
+
+  it('destroys every session of one user on one site and counts them', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    await store.create(record('alpha', 's2'), IDLE);
+    await store.create(record('alpha', 's3', 'bob@example.com'), IDLE);
+    expect(await store.destroyAllForUser('alpha', 'alice@example.com')).toBe(2);
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+    expect(await store.get('alpha', 's2', IDLE)).toBeNull();
+    expect(await store.get('alpha', 's3', IDLE)).not.toBeNull();
+    expect(await store.destroyAllForUser('alpha', 'alice@example.com')).toBe(0);
+  });
+
+  it('keeps the same user id\'s sessions on another site when signing out everywhere on one', async () => {
+    await store.create(record('alpha', 's1', 'idp:42'), IDLE);
+    await store.create(record('beta', 's2', 'idp:42'), IDLE);
+    expect(await store.destroyAllForUser('alpha', 'idp:42')).toBe(1);
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+    expect(await store.get('beta', 's2', IDLE)).toEqual(record('beta', 's2', 'idp:42'));
+  });
+
+  it('does not count sessions that already expired when signing out everywhere', async () => {
+    await store.create(record('alpha', 's1'), 60);
+    await store.create(record('alpha', 's2'), IDLE);
+    advance(120);
+    expect(await store.get('alpha', 's1', IDLE)).toBeNull();
+    expect(await store.destroyAllForUser('alpha', 'alice@example.com')).toBe(1);
+  });
+
+  it('does not find a session id from site A under site B', async () => {
+    await store.create(record('alpha', 's1'), IDLE);
+    expect(await store.get('beta', 's1', IDLE)).toBeNull();
+    await store.destroy('beta', 's1');
+    expect(await store.get('alpha', 's1', IDLE)).not.toBeNull();
+  });
+
+  it('keeps two sites\' sessions with the same id apart', async () => {
+    await store.create({ ...record('alpha', 'same'), name: 'A' }, IDLE);
+    await store.create({ ...record('beta', 'same'), name: 'B' }, IDLE);
+    expect((await store.get('alpha', 'same', IDLE))?.name).toBe('A');
+    expect((await store.get('beta', 'same', IDLE))?.name).toBe('B');
+  });
+
+  it('counts failures within a fixed window and starts again after it', async () => {
+    expect(await store.failures('k')).toBe(0);
+    expect(await store.recordFailure('k', 60)).toBe(1);
+    advance(30);
+    expect(await store.recordFailure('k', 60)).toBe(2);
+    advance(29);
+    // Still the first window: a later failure does not push the window's end back.
+    expect(await store.recordFailure('k', 60)).toBe(3);
+    expect(await store.failures('k')).toBe(3);
+    advance(1);
+    expect(await store.failures('k')).toBe(0);
+    expect(await store.recordFailure('k', 60)).toBe(1);
+  });
+
+  it('counts failures per key', async () => {
+    await store.recordFailure('signin-fail:alpha:1.2.3.4', 60);
+    await store.recordFailure('signin-fail:alpha:1.2.3.4', 60);
+    await store.recordFailure('signin-fail:beta:1.2.3.4', 60);
+    expect(await store.failures('signin-fail:alpha:1.2.3.4')).toBe(2);
+    expect(await store.failures('signin-fail:beta:1.2.3.4')).toBe(1);
+    expect(await store.failures('signin-fail:alpha:5.6.7.8')).toBe(0);
+  });
+});
