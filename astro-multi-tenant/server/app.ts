@@ -149,7 +149,9 @@ export function createApp(deps: AppDeps) {
     }
 
     let resolution = await deps.registry.resolve(hostname);
+    const siteStarted = performance.now();
     let loaded = resolution.kind === 'unknown' ? null : await deps.loadSite(resolution.siteId);
+    const siteMs = performance.now() - siteStarted;
     // The index is a hint; the site's current config is the truth. If they disagree (a domain
     // moved or was removed), rescan once and resolve again.
     if (isStale(resolution, loaded, hostname)) {
@@ -223,7 +225,11 @@ export function createApp(deps: AppDeps) {
     ctx.route = 'static';
     if (staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
 
+    const pageStarted = performance.now();
     const state = await deps.loadPage(site, segments);
+    // Server-Timing: what loading this site and page cost (a cold load vs. a cache hit), visible in
+    // browser dev tools and used by the benchmark for cold-load times.
+    res.setHeader('Server-Timing', `site;dur=${siteMs.toFixed(3)}, page;dur=${(performance.now() - pageStarted).toFixed(3)}`);
     if (state?.kind === 'invalid') {
       logger.error({ reqId: ctx.id, site: site.id, code: state.error.code, issues: state.error.issues }, 'page invalid; answering 503');
       res.setHeader('Retry-After', '30');

@@ -101,6 +101,12 @@ describe('the render cache for anonymous pages', () => {
     expect(head.headers['x-render-cache']).toBe('hit');
   });
 
+  it('reports what loading the site and the page cost in Server-Timing', async () => {
+    const res = await get(server.port, 'blog.localhost', '/posts/2026/hello-world');
+    const timing = String(res.headers['server-timing']);
+    expect(timing).toMatch(/^site;dur=\d+\.\d{3}, page;dur=\d+\.\d{3}$/);
+  });
+
   it('counts hits and misses in the metrics', async () => {
     const metrics = (await get(server.port, 'localhost', '/_platform/metrics')).body;
     expect(Number(/^amt_render_cache_hits_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
