@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ContentError } from '../errors.ts';
+import type { ContentError } from '../errors.ts';
 import type { ContentCache } from '../sites/content-cache.ts';
 import { fileFingerprint } from '../sites/fs-fingerprint.ts';
-import { toContentIssues } from '../sites/schema.ts';
+import { parseJsonFile } from '../sites/json-file.ts';
 import { isPasswordHash } from './passwords.ts';
 
 /** `sites/<id>/members.json`: outside public/, so it is never served as a file. */
@@ -25,16 +25,10 @@ export type Member = z.output<typeof memberSchema>;
 export type MembersState = { ok: true; byEmail: ReadonlyMap<string, Member> } | { ok: false; error: ContentError };
 
 export function parseMembersFile(text: string, file: string): MembersState {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, error: new ContentError('SITE_CONFIG_INVALID', [{ file, field: '', reason: `not valid JSON: ${(error as Error).message}` }]) };
-  }
-  const parsed = membersFileSchema.safeParse(json);
-  if (!parsed.success) return { ok: false, error: new ContentError('SITE_CONFIG_INVALID', toContentIssues(file, parsed.error)) };
+  const parsed = parseJsonFile(membersFileSchema, text, file);
+  if (!parsed.ok) return parsed;
   const byEmail = new Map<string, Member>();
-  for (const member of parsed.data.members) byEmail.set(member.email, member);
+  for (const member of parsed.value.members) byEmail.set(member.email, member);
   return { ok: true, byEmail };
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Site } from '../sites/loader.ts';
+import type { SignInView } from '../render/view.ts';
 import type { Logger } from '../log.ts';
 import type { RouteKind } from '../ops/metrics.ts';
 import { clientAddress, type TrustedProxies } from '../tenant/trusted-proxies.ts';
@@ -15,16 +16,7 @@ import type { IdpVerifier } from './idp-token.ts';
 export const SESSION_PREFIX = '/_platform/session/';
 
 /** What the sign-in view needs; rendered by the Astro side with the site's own theme. */
-export interface SignInForm {
-  csrf: string;
-  next: string;
-  members: boolean;
-  token: boolean;
-  error?: string;
-  notice?: string;
-  email?: string;
-  viewer?: { name: string };
-}
+export type SignInForm = SignInView;
 
 export type Viewer = { kind: 'signed-in'; session: SessionRecord } | { kind: 'anonymous' } | { kind: 'unavailable' };
 

@@ -1,7 +1,8 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ContentError } from '../errors.ts';
-import { siteConfigSchema, toContentIssues, type SiteConfig } from './schema.ts';
+import type { ContentError } from '../errors.ts';
+import { siteConfigSchema, type SiteConfig } from './schema.ts';
+import { parseJsonFile } from './json-file.ts';
 import { fileFingerprint } from './fs-fingerprint.ts';
 import type { ContentCache, Loaded } from './content-cache.ts';
 
@@ -34,15 +35,8 @@ export const SITE_CACHE_PREFIX = 'site\0';
 
 /** Parses and validates one site.json text; pure, so `sites check` and the server agree exactly. */
 export function parseSiteConfig(text: string, file: string): { ok: true; config: SiteConfig } | { ok: false; error: ContentError } {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, error: new ContentError('SITE_CONFIG_INVALID', [{ file, field: '', reason: `not valid JSON: ${(error as Error).message}` }]) };
-  }
-  const result = siteConfigSchema.safeParse(json);
-  if (!result.success) return { ok: false, error: new ContentError('SITE_CONFIG_INVALID', toContentIssues(file, result.error)) };
-  return { ok: true, config: result.data };
+  const parsed = parseJsonFile(siteConfigSchema, text, file);
+  return parsed.ok ? { ok: true, config: parsed.value } : parsed;
 }
 
 /** Reads the pointer `css-build` writes once a site's stylesheet is complete. */
