@@ -82,7 +82,17 @@ async function main() {
     process.exit(78);
   }
   const redisClient = config.redis ? createRedisClient(config.redis) : undefined;
-  redisClient?.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis connection problem'));
+  // ioredis retries every second while Redis is away; one line per 30 s is enough to see it.
+  let lastRedisWarning = 0;
+  redisClient?.on('error', (error: Error) => {
+    if (Date.now() - lastRedisWarning < 30_000) return;
+    lastRedisWarning = Date.now();
+    logger.warn({ err: error.message }, 'redis connection problem (repeats are silenced for 30 s)');
+  });
+  redisClient?.on('ready', () => {
+    if (lastRedisWarning) logger.info('redis connection restored');
+    lastRedisWarning = 0;
+  });
   const store = redisClient
     ? createRedisSessionStore({ client: redisClient, observe: (op, seconds, failed) => metrics.observeSessionStore(op, seconds, failed) })
     : createMemorySessionStore();
