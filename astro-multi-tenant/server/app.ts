@@ -81,7 +81,7 @@ export function createApp(deps: AppDeps) {
 
   function siteView(site: Site, origin: string): SiteView {
     const c = site.config;
-    return { id: site.id, name: c.name, description: c.description, locale: c.locale, theme: c.theme, nav: c.nav, footer: c.footer, origin };
+    return { id: site.id, name: c.name, description: c.description, locale: c.locale, theme: c.theme, nav: c.nav, footer: c.footer, origin, noindex: !c.robots.index };
   }
 
   function sendText(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}) {
@@ -208,12 +208,16 @@ export function createApp(deps: AppDeps) {
       const routes = [];
       // `a.md` and `a/index.md` are both listed but only one is served at /a: list each URL once.
       const listed = new Set<string>();
-      for (const route of await listPageRoutes(site)) {
+      // A site that asks not to be indexed lists nothing; disallowed paths and members pages
+      // (which a crawler cannot read) are left out too.
+      const { robots } = site.config;
+      const disallowed = (path: string) => robots.disallow.some((prefix) => path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
+      for (const route of robots.index ? await listPageRoutes(site) : []) {
         const path = routePath(route.segments);
-        if (listed.has(path)) continue;
+        if (listed.has(path) || disallowed(path)) continue;
         listed.add(path);
         const state = await deps.loadPage(site, route.segments);
-        if (state?.kind === 'page' && !state.page.frontmatter.draft) routes.push(route.segments);
+        if (state?.kind === 'page' && !state.page.frontmatter.draft && state.page.frontmatter.access === 'public') routes.push(route.segments);
       }
       return sendText(res, 200, buildSitemap(siteOrigin, routes), 'application/xml; charset=utf-8', { 'Cache-Control': 'public, max-age=300' });
     }

@@ -171,6 +171,28 @@ describe('pages, drafts and errors', () => {
     const robots = await get(server.port, 'docs.example', '/robots.txt');
     expect(robots.body).toContain('Disallow: /reference/internal');
     expect(robots.body).toContain('Sitemap: http://docs.example/sitemap.xml');
+    // Members pages are not for crawlers.
+    expect(sitemap.body).not.toContain('/members');
+  });
+
+  it('keeps disallowed paths out of the sitemap, and marks every page noindex when robots.index is false', async () => {
+    await mkdir(join(sitesDir, 'docs/pages/reference/internal'), { recursive: true });
+    await writeFile(join(sitesDir, 'docs/pages/reference/internal/index.md'), '---\ntitle: Internal\n---\nInternal notes.\n');
+    const docs = await get(server.port, 'docs.example', '/sitemap.xml');
+    expect(docs.body).toContain('<loc>http://docs.example/reference/site-json</loc>');
+    expect(docs.body).not.toContain('/reference/internal');
+    expect((await get(server.port, 'docs.example', '/guide')).body).not.toContain('name="robots" content="noindex"');
+
+    const configPath = join(sitesDir, 'bakery/site.json');
+    const { readFile } = await import('node:fs/promises');
+    const config = JSON.parse(await readFile(configPath, 'utf8'));
+    await writeFile(configPath, JSON.stringify({ ...config, robots: { index: false, disallow: [] } }));
+    const { waitFor } = await import('../helpers/server.ts');
+    await waitFor(async () => (await get(server.port, 'sweet-crumbs.example', '/')).body.includes('<meta name="robots" content="noindex">'), 2000);
+    const sitemap = await get(server.port, 'sweet-crumbs.example', '/sitemap.xml');
+    expect(sitemap.body).not.toContain('<loc>');
+    expect((await get(server.port, 'sweet-crumbs.example', '/robots.txt')).body).toContain('Disallow: /');
+    await writeFile(configPath, JSON.stringify(config));
   });
 
   it('answers methods other than GET and HEAD with 405', async () => {

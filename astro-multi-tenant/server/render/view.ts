@@ -15,6 +15,8 @@ export interface SiteView {
   footer: string;
   /** scheme://primary-host[:port] */
   origin: string;
+  /** site.json robots.index is false: every page says noindex. */
+  noindex?: boolean;
   /** Only on members pages: who is signed in, and the token their sign-out form must carry. */
   viewer?: { name: string; csrf: string };
 }

@@ -19,7 +19,8 @@ export interface SiteReport {
 
 /** Validates every folder under sitesDir exactly as the server would load it. */
 export async function checkSites(sitesDir: string): Promise<SiteReport[]> {
-  const entries = (await readdir(sitesDir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.'));
+  // Same rule as the server's registry: directories and symlinks to them are site folders.
+  const entries = (await readdir(sitesDir, { withFileTypes: true })).filter((e) => (e.isDirectory() || e.isSymbolicLink()) && !e.name.startsWith('.'));
   const reports: SiteReport[] = [];
   for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     reports.push(await checkSite(sitesDir, entry.name));
