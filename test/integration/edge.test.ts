@@ -156,3 +156,48 @@ describe('nginx in front of the server (real nginx, real server)', () => {
     expect(result.ok2xx).toBeGreaterThan(900);
   }, 60_000);
 });
+
+describe('npm run start:edge', () => {
+  it('starts nginx in front of the PM2 cluster, serves through it, and stops both on Ctrl-C', async () => {
+    const { spawn } = await import('node:child_process');
+    const { freePort } = await import('../helpers/cluster.ts');
+    const work = await mkdtemp(join(tmpdir(), 'amt-start-edge-'));
+    const [appPort, edgePort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/edge.ts'), 'start'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PORT: String(appPort),
+        HOST: '127.0.0.1',
+        INSTANCES: '1',
+        REDIS_URL: '',
+        LOG_LEVEL: 'warn',
+        PM2_HOME: join(work, 'pm2'),
+        PEER_DIR: join(work, 'peers'),
+        NGINX_OUT: join(work, 'nginx'),
+        NGINX_LISTEN: `127.0.0.1:${edgePort}`,
+        ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor(async () => (await get(edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 200, 60_000, 250);
+      const logo = await get(edgePort, 'acme.example', '/logo.svg');
+      expect(logo.headers['x-served-by']).toBe('nginx-static');
+      expect((await get(edgePort, 'acme.example', '/about')).body).toContain('data-site="acme"');
+      child.kill('SIGINT');
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000))])).not.toBe('timeout');
+      await waitFor(async () => (await get(edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 0, 5000);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${output}`);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await run(join(ROOT, 'node_modules/.bin/pm2'), ['kill'], { env: { ...process.env, PM2_HOME: join(work, 'pm2') } }).catch(() => {});
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
