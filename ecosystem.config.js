@@ -34,6 +34,10 @@ export const apps = [
     // Logs are JSON lines on stdout (pino). pm2-runtime passes them through; the PM2 daemon writes
     // them to $PM2_HOME/logs, one file for all workers, each line carrying its pid.
     merge_logs: true,
+    // npm start (pm2-runtime) already streams logs to stdout; cli/start.ts sets these to
+    // /dev/null so pm2-runtime does not also fill unrotated files in ~/.pm2/logs.
+    ...(process.env.PM2_OUT_FILE ? { out_file: process.env.PM2_OUT_FILE } : {}),
+    ...(process.env.PM2_ERROR_FILE ? { error_file: process.env.PM2_ERROR_FILE } : {}),
     time: false,
     env: {
       NODE_ENV: 'production',

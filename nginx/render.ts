@@ -32,7 +32,7 @@ export interface EdgeOptions {
   brotliModules: string[];
   /** Where mime.types is. */
   mimeTypes: string;
-  /** Log destinations ("stderr", a path, or "off" for the access log). */
+  /** Log destinations: a path (/dev/stderr and /dev/stdout work), or "off" for the access log. */
   accessLog: string;
   errorLog: string;
 }
@@ -231,7 +231,23 @@ ${o.brotliModules.length ? '    brotli on;\n    brotli_types text/plain text/css
     server {
         listen ${o.listen} default_server;
         server_name _;
-        include ${join(out, 'amt-locations.conf')};
+${
+  tls
+    ? `        # With TLS configured, plain HTTP only answers health probes and ACME HTTP-01 challenges.
+        location = /_platform/healthz {
+            proxy_set_header Host $host;
+            proxy_pass http://amt_cluster;
+            access_log off;
+        }
+        location ^~ /.well-known/acme-challenge/ {
+            proxy_set_header Host $host;
+            proxy_pass http://amt_cluster;
+        }
+        location / {
+            return 301 https://$host$request_uri;
+        }`
+    : `        include ${join(out, 'amt-locations.conf')};`
+}
     }
 ${
   tls
@@ -264,7 +280,7 @@ ${
 
 type Env = Record<string, string | undefined>;
 
-/** Options from the environment (see the README's edge table); paths resolve against `cwd`. */
+/** Options from the environment (see the table in docs/edge.md); paths resolve against `cwd`. */
 export function edgeOptionsFromEnv(env: Env, cwd: string, installed: { brotliModules: string[] } = { brotliModules: [] }): EdgeOptions {
   const abs = (value: string) => (isAbsolute(value) ? value : resolve(cwd, value));
   const outDir = abs(env.NGINX_OUT || 'nginx/generated');

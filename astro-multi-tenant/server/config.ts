@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PlatformError } from './errors.ts';
 import { parseTrustedProxies, type TrustedProxies } from './tenant/trusted-proxies.ts';
@@ -42,9 +43,27 @@ export interface ServerConfig {
   edgeCacheSeconds: number;
   renderCacheBytes: number;
   renderCacheMaxEntries: number;
+  /** READY_REQUIRES_REDIS=1: readyz turns 503 while Redis is unreachable (default: "degraded", 200). */
+  readyRequiresRedis: boolean;
 }
 
 type Env = Record<string, string | undefined>;
+
+/**
+ * A secret from NAME, or from the file named by NAME_FILE (Docker and Kubernetes secrets are
+ * files); the file wins only when NAME itself is unset.
+ */
+function secret(env: Env, name: string): string | undefined {
+  const direct = env[name];
+  if (direct !== undefined && direct.trim() !== '') return direct;
+  const file = env[`${name}_FILE`]?.trim();
+  if (!file) return direct;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new PlatformError('CONFIG_INVALID', `${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, file);
+  }
+}
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
@@ -55,8 +74,20 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new PlatformError('CONFIG_INVALID', `${name}: "${env[name]}" is not a yes/no value (1/0, true/false)`, env[name]);
+}
+
+function sessionKeysFrom(raw: string | undefined): SessionKeys | undefined {
+  return raw?.trim() ? parseSessionKeys(raw) : undefined;
+}
+
 function redisSettings(env: Env): RedisSettings | undefined {
-  const url = env.REDIS_URL?.trim() || undefined;
+  const url = secret(env, 'REDIS_URL')?.trim() || undefined;
   const sentinels = parseNodes(env.REDIS_SENTINELS, 'REDIS_SENTINELS');
   const clusterNodes = parseNodes(env.REDIS_CLUSTER_NODES, 'REDIS_CLUSTER_NODES');
   if (!url && sentinels.length === 0 && clusterNodes.length === 0) return undefined;
@@ -99,7 +130,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     host: env.HOST?.trim() || undefined,
     sitesDir: resolve(cwd, env.SITES_DIR?.trim() || 'sites'),
     platformDomain,
-    redisUrl: env.REDIS_URL?.trim() || undefined,
+    redisUrl: secret(env, 'REDIS_URL')?.trim() || undefined,
     trustedProxies: parseTrustedProxies(env.TRUSTED_PROXIES ?? '127.0.0.1,::1'),
     contentCheckMs: integer(env, 'CONTENT_CHECK_MS', 500, 0, 60_000),
     sitesRescanMs: integer(env, 'SITES_RESCAN_MS', 500, 0, 60_000),
@@ -110,18 +141,19 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     staticMaxAge: integer(env, 'STATIC_MAX_AGE', 300, 0, 31_536_000),
     logLevel,
     adminAllow: parseTrustedProxies(env.ADMIN_ALLOW ?? '127.0.0.1,::1', 'ADMIN_ALLOW'),
-    adminToken: adminToken(env.ADMIN_TOKEN),
+    adminToken: adminToken(secret(env, 'ADMIN_TOKEN')),
     metricsSiteLabels: integer(env, 'METRICS_SITE_LABELS', 500, 0, 100_000),
     peerDir: env.PEER_DIR?.trim() ? resolve(cwd, env.PEER_DIR.trim()) : undefined,
     drainTimeoutMs: integer(env, 'DRAIN_TIMEOUT_MS', 8000, 0, 600_000),
     shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     redis: redisSettings(env),
-    sessionKeys: env.SESSION_KEYS?.trim() ? parseSessionKeys(env.SESSION_KEYS) : undefined,
+    sessionKeys: sessionKeysFrom(secret(env, 'SESSION_KEYS')),
     sessionMaxAgeSeconds: integer(env, 'SESSION_MAX_AGE_S', 7 * 86_400, 300, 365 * 86_400),
     signInMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 10_000),
     signInWindowSeconds: integer(env, 'SIGNIN_WINDOW_S', 900, 10, 86_400),
     edgeCacheSeconds: integer(env, 'EDGE_CACHE_S', 1, 0, 86_400),
     renderCacheBytes: integer(env, 'RENDER_CACHE_MB', 64, 0, 100_000) * 1024 * 1024,
     renderCacheMaxEntries: integer(env, 'RENDER_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    readyRequiresRedis: flag(env, 'READY_REQUIRES_REDIS', false),
   };
 }

@@ -140,7 +140,7 @@ async function main() {
     isDraining: () => drain.draining,
     checks: [
       { name: 'sites_dir', run: () => access(config.sitesDir, constants.R_OK | constants.X_OK) },
-      ...(redisClient ? [{ name: 'redis', run: () => store.ping() }] : []),
+      ...(redisClient ? [{ name: 'redis', run: () => store.ping(), critical: config.readyRequiresRedis }] : []),
     ],
   });
   const platformRoutes = createPlatformRoutes({

@@ -33,7 +33,7 @@ describe('health, readiness and graceful shutdown of one server process', () => 
     expect((await get(server.port, 'unknown.example', '/_platform/healthz')).status).toBe(200);
     const ready = await get(server.port, 'acme.example', '/_platform/readyz');
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: [{ name: 'accepting', ok: true }, { name: 'sites_dir', ok: true }] });
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', checks: [{ name: 'accepting', ok: true, critical: true }, { name: 'sites_dir', ok: true, critical: true }] });
     const noHost = await rawRequest(server.port, 'GET /_platform/healthz HTTP/1.0\r\n\r\n');
     expect(noHost.status).toBe(200);
   });
@@ -63,7 +63,7 @@ describe('health, readiness and graceful shutdown of one server process', () => 
     server.signal('SIGTERM');
     await waitFor(async () => (await get(server!.port, 'localhost', '/_platform/readyz')).status === 503, 1000);
     const ready = JSON.parse((await get(server.port, 'localhost', '/_platform/readyz')).body);
-    expect(ready.checks[0]).toEqual({ name: 'accepting', ok: false, error: 'shutting down' });
+    expect(ready.checks[0]).toEqual({ name: 'accepting', ok: false, critical: true, error: 'shutting down' });
     const page = await get(server.port, 'acme.example', '/');
     expect(page.status).toBe(200);
     expect(page.headers.connection).toBe('close');

@@ -190,3 +190,32 @@ describe('loadConfig: invalid values stop the server with a message naming the v
     expect(error.message).toMatch(/^TRUSTED_PROXIES: "proxy.internal"/);
   });
 });
+
+describe('secrets from files and yes/no flags', () => {
+  it('reads SESSION_KEYS, ADMIN_TOKEN and REDIS_URL from *_FILE when the variable itself is unset', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'amt-secrets-'));
+    writeFileSync(join(dir, 'keys'), 'k1:a-secret-that-is-long-enough-0123456789\n');
+    writeFileSync(join(dir, 'token'), 'an-admin-token-long-enough\n');
+    writeFileSync(join(dir, 'redis'), 'redis://:pw@redis.internal:6380/2\n');
+    const config = loadConfig({ SESSION_KEYS_FILE: join(dir, 'keys'), ADMIN_TOKEN_FILE: join(dir, 'token'), REDIS_URL_FILE: join(dir, 'redis') }, '/srv');
+    expect(config.sessionKeys?.current.kid).toBe('k1');
+    expect(config.adminToken).toBe('an-admin-token-long-enough');
+    expect(config.redis?.url).toBe('redis://:pw@redis.internal:6380/2');
+    // The variable itself wins over the file.
+    expect(loadConfig({ ADMIN_TOKEN: 'direct-token-0123456789', ADMIN_TOKEN_FILE: join(dir, 'token') }, '/srv').adminToken).toBe('direct-token-0123456789');
+  });
+
+  it('names the *_FILE variable when its file cannot be read', () => {
+    expect(() => loadConfig({ SESSION_KEYS_FILE: '/nonexistent/keys' }, '/srv')).toThrow(/SESSION_KEYS_FILE: cannot read \/nonexistent\/keys \(ENOENT\)/);
+  });
+
+  it('reads READY_REQUIRES_REDIS as a yes/no flag, off by default, and rejects anything else', () => {
+    expect(loadConfig({}, '/srv').readyRequiresRedis).toBe(false);
+    expect(loadConfig({ READY_REQUIRES_REDIS: 'true' }, '/srv').readyRequiresRedis).toBe(true);
+    expect(loadConfig({ READY_REQUIRES_REDIS: '0' }, '/srv').readyRequiresRedis).toBe(false);
+    expect(() => loadConfig({ READY_REQUIRES_REDIS: 'maybe' }, '/srv')).toThrow(/READY_REQUIRES_REDIS/);
+  });
+});

@@ -15,17 +15,18 @@ describe('createHealth', () => {
     const health = createHealth({ checks: [ok('sites'), ok('redis')], isDraining: () => false });
     expect(await health.readiness()).toEqual({
       ready: true,
+      status: 'ready',
       checks: [
-        { name: 'accepting', ok: true },
-        { name: 'sites', ok: true },
-        { name: 'redis', ok: true },
+        { name: 'accepting', ok: true, critical: true },
+        { name: 'sites', ok: true, critical: true },
+        { name: 'redis', ok: true, critical: true },
       ],
     });
   });
 
   it('is ready with no dependency checks at all', async () => {
     const health = createHealth({ checks: [], isDraining: () => false });
-    expect(await health.readiness()).toEqual({ ready: true, checks: [{ name: 'accepting', ok: true }] });
+    expect(await health.readiness()).toEqual({ ready: true, status: 'ready', checks: [{ name: 'accepting', ok: true, critical: true }] });
   });
 
   it('is not ready when one check fails, and reports that check with its error', async () => {
@@ -33,9 +34,9 @@ describe('createHealth', () => {
     const result = await health.readiness();
     expect(result.ready).toBe(false);
     expect(result.checks).toEqual([
-      { name: 'accepting', ok: true },
-      { name: 'sites', ok: true },
-      { name: 'redis', ok: false, error: 'connect ECONNREFUSED 127.0.0.1:6379' },
+      { name: 'accepting', ok: true, critical: true },
+      { name: 'sites', ok: true, critical: true },
+      { name: 'redis', ok: false, critical: true, error: 'connect ECONNREFUSED 127.0.0.1:6379' },
     ]);
   });
 
@@ -48,7 +49,7 @@ describe('createHealth', () => {
     };
     const result = await createHealth({ checks: [throwsSync], isDraining: () => false }).readiness();
     expect(result.ready).toBe(false);
-    expect(result.checks[1]).toEqual({ name: 'sites', ok: false, error: 'EACCES' });
+    expect(result.checks[1]).toEqual({ name: 'sites', ok: false, critical: true, error: 'EACCES' });
   });
 
   it('fails a check that never answers once the timeout passes, saying so', async () => {
@@ -56,9 +57,9 @@ describe('createHealth', () => {
     const result = await health.readiness();
     expect(result.ready).toBe(false);
     expect(result.checks).toEqual([
-      { name: 'accepting', ok: true },
-      { name: 'redis', ok: false, error: 'no answer within 50 ms' },
-      { name: 'sites', ok: true },
+      { name: 'accepting', ok: true, critical: true },
+      { name: 'redis', ok: false, critical: true, error: 'no answer within 50 ms' },
+      { name: 'sites', ok: true, critical: true },
     ]);
   });
 
@@ -70,8 +71,8 @@ describe('createHealth', () => {
     const result = await health.readiness();
     expect(result.ready).toBe(false);
     expect(result.checks).toEqual([
-      { name: 'accepting', ok: false, error: 'shutting down' },
-      { name: 'sites', ok: true },
+      { name: 'accepting', ok: false, critical: true, error: 'shutting down' },
+      { name: 'sites', ok: true, critical: true },
     ]);
   });
 
@@ -87,5 +88,15 @@ describe('createHealth', () => {
     expect((await health.readiness()).ready).toBe(false);
     healthy = true;
     expect((await health.readiness()).ready).toBe(true);
+  });
+
+  it('stays ready but says degraded when only a non-critical check (a shared Redis) fails', async () => {
+    const redis: ReadinessCheck = { ...failing('redis', 'ECONNREFUSED'), critical: false };
+    const result = await createHealth({ checks: [ok('sites'), redis], isDraining: () => false }).readiness();
+    expect(result.ready).toBe(true);
+    expect(result.status).toBe('degraded');
+    expect(result.checks[2]).toEqual({ name: 'redis', ok: false, critical: false, error: 'ECONNREFUSED' });
+    const draining = await createHealth({ checks: [redis], isDraining: () => true }).readiness();
+    expect([draining.ready, draining.status]).toEqual([false, 'not ready']);
   });
 });

@@ -33,6 +33,10 @@ if (!existsSync(config.astroEntry) || !existsSync(join(config.cssDir, '_base', '
 }
 
 const pm2Runtime = join(root, 'node_modules', 'pm2', 'bin', 'pm2-runtime');
-const child = spawn(process.execPath, [pm2Runtime, 'start', join(root, 'ecosystem.config.js')], { cwd: root, stdio: 'inherit' });
+const child = spawn(process.execPath, [pm2Runtime, 'start', join(root, 'ecosystem.config.js')], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { PM2_OUT_FILE: '/dev/null', PM2_ERROR_FILE: '/dev/null', ...process.env },
+});
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

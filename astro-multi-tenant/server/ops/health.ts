@@ -7,11 +7,18 @@ export interface ReadinessCheck {
   name: string;
   /** Resolves when healthy; rejects with a reason otherwise. */
   run(): Promise<void>;
+  /**
+   * false: a failure is reported (status "degraded") but the process stays ready. For shared
+   * dependencies such as Redis: if every replica turned unready together, a load balancer would
+   * drop all of them, and the public pages that never need Redis would go down with it.
+   */
+  critical?: boolean;
 }
 
 export interface ReadinessResult {
   ready: boolean;
-  checks: Array<{ name: string; ok: boolean; error?: string }>;
+  status: 'ready' | 'degraded' | 'not ready';
+  checks: Array<{ name: string; ok: boolean; critical: boolean; error?: string }>;
 }
 
 export function createHealth(options: { checks: ReadinessCheck[]; isDraining: () => boolean; timeoutMs?: number }) {
@@ -26,9 +33,9 @@ export function createHealth(options: { checks: ReadinessCheck[]; isDraining: ()
           timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
-      return { name: check.name, ok: true };
+      return { name: check.name, ok: true, critical: check.critical ?? true };
     } catch (error) {
-      return { name: check.name, ok: false, error: error instanceof Error ? error.message : String(error ?? 'failed') };
+      return { name: check.name, ok: false, critical: check.critical ?? true, error: error instanceof Error ? error.message : String(error ?? 'failed') };
     } finally {
       clearTimeout(timer);
     }
@@ -37,8 +44,9 @@ export function createHealth(options: { checks: ReadinessCheck[]; isDraining: ()
   return {
     async readiness(): Promise<ReadinessResult> {
       const draining = options.isDraining();
-      const checks = [{ name: 'accepting', ok: !draining, ...(draining ? { error: 'shutting down' } : {}) }, ...(await Promise.all(options.checks.map(runCheck)))];
-      return { ready: checks.every((c) => c.ok), checks };
+      const checks = [{ name: 'accepting', ok: !draining, critical: true, ...(draining ? { error: 'shutting down' } : {}) }, ...(await Promise.all(options.checks.map(runCheck)))];
+      const ready = checks.every((c) => c.ok || !c.critical);
+      return { ready, status: !ready ? 'not ready' : checks.every((c) => c.ok) ? 'ready' : 'degraded', checks };
     },
   };
 }

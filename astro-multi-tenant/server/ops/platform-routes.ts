@@ -41,7 +41,7 @@ export function createPlatformRoutes(deps: PlatformRoutesDeps) {
       const admin = deps.admin(req.headers, req.socket.remoteAddress).ok;
       // Visitors learn only which check failed; the reason (paths, Redis addresses) is for operators.
       const checks = result.checks.map((c) => (admin || c.ok ? c : { name: c.name, ok: c.ok }));
-      send(res, result.ready ? 200 : 503, 'application/json', `${JSON.stringify({ status: result.ready ? 'ready' : 'not ready', checks })}\n`);
+      send(res, result.ready ? 200 : 503, 'application/json', `${JSON.stringify({ status: result.status, checks })}\n`);
       return 'health';
     }
     const isMetrics = path === '/_platform/metrics';
