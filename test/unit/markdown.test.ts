@@ -72,11 +72,21 @@ describe('renderMarkdown: raw HTML is sanitised', () => {
     expect(html).not.toContain('class=""');
   });
 
+  it('renders the same page whether or not the source contains raw HTML (rehype-raw is skipped without any "<")', async () => {
+    const plain = '# Title\n\nSome *text* with a [link](/x) and `code`.\n\n| a | b |\n| - | - |\n| 1 | 2 |\n';
+    const withHtml = `${plain}\n<b>bold</b>\n`;
+    const a = await renderMarkdown(plain);
+    const b = await renderMarkdown(withHtml);
+    expect(b.startsWith(a.trimEnd())).toBe(true);
+    expect(b).toContain('<b>bold</b>');
+  });
+
   it('keeps the classes GFM itself adds (task lists, footnotes)', async () => {
     const html = await renderMarkdown('- [x] done\n- [ ] todo\n\nNote[^1]\n\n[^1]: Text.');
     expect(html).toContain('<ul class="contains-task-list">');
     expect(html).toContain('<li class="task-list-item">');
-    expect(html).toContain('<section data-footnotes="" class="footnotes">');
+    // data-footnotes is a boolean attribute: written bare without raw HTML, as ="" after rehype-raw.
+    expect(html).toMatch(/<section data-footnotes(="")? class="footnotes">/);
     expect(html).toContain('class="sr-only"');
   });
 

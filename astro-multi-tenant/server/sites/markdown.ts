@@ -79,24 +79,28 @@ function visitElements(node: HastNode, visit: (element: HastNode & { tagName: st
   for (const child of node.children ?? []) visitElements(child, visit);
 }
 
-let processor: Processor<any, any, any, any, string> | undefined;
+type HtmlProcessor = Processor<any, any, any, any, string>;
+let withRawHtml: HtmlProcessor | undefined;
+let markdownOnly: HtmlProcessor | undefined;
 
-function getProcessor() {
-  // Built once per process: constructing the unified chain is far costlier than running it.
-  processor ??= unified()
-    .use(remarkParse)
-    .use(remarkGfm)
-    .use(remarkRehype, { allowDangerousHtml: true, clobberPrefix: '' })
-    .use(rehypeRaw)
-    .use(rehypeSanitize, schema)
-    .use(rehypeFootnoteHrefs)
-    .use(rehypeSlug)
-    .use(rehypeStringify) as unknown as Processor<any, any, any, any, string>;
-  return processor;
+/**
+ * Built once per process: constructing the unified chain is far costlier than running it. Two
+ * chains: rehype-raw re-parses the whole tree with parse5, the costliest step of a cold page load,
+ * and is only needed when the source can contain raw HTML at all (a `<` somewhere). Both chains
+ * end in the same sanitiser, so the policy is identical either way.
+ */
+function getProcessor(rawHtml: boolean): HtmlProcessor {
+  const build = (raw: boolean) => {
+    let chain = unified().use(remarkParse).use(remarkGfm).use(remarkRehype, { allowDangerousHtml: raw, clobberPrefix: '' });
+    if (raw) chain = chain.use(rehypeRaw) as unknown as typeof chain;
+    return chain.use(rehypeSanitize, schema).use(rehypeFootnoteHrefs).use(rehypeSlug).use(rehypeStringify) as unknown as HtmlProcessor;
+  };
+  if (rawHtml) return (withRawHtml ??= build(true));
+  return (markdownOnly ??= build(false));
 }
 
 export async function renderMarkdown(markdown: string): Promise<string> {
-  const file = await getProcessor().process(markdown);
+  const file = await getProcessor(markdown.includes('<')).process(markdown);
   return String(file.value);
 }
 
