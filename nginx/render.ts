@@ -56,6 +56,7 @@ export function renderSitesMap(sites: readonly EdgeSite[], platformDomain: strin
     '    default "-";',
     '    hostnames;',
   ];
+
   for (const site of [...sites].sort((a, b) => (a.id < b.id ? -1 : 1))) {
     for (const domain of site.domains) lines.push(`    ${domain} ${site.id};`);
   }
@@ -164,6 +165,12 @@ ${security}
 `;
 }
 
+/** A power of two comfortably above the number of hosts in the sites map. */
+export function mapHashSize(sites: readonly EdgeSite[]): number {
+  const hosts = sites.reduce((n, site) => n + site.domains.length, 0);
+  return Math.max(2048, 2 ** Math.ceil(Math.log2(hosts * 2 + 1)));
+}
+
 export function renderNginxConfig(o: EdgeOptions, sites: readonly EdgeSite[]): Record<string, string> {
   const out = o.outDir;
   const tls = Boolean(o.tlsCertificate && o.tlsCertificateKey);
@@ -192,6 +199,11 @@ http {
     fastcgi_temp_path ${tempDir('fastcgi')};
     uwsgi_temp_path ${tempDir('uwsgi')};
     scgi_temp_path ${tempDir('scgi')};
+
+    # Sized for every domain in the sites map, so nginx builds its hash without warnings. Must
+    # come before the first map block.
+    map_hash_max_size ${mapHashSize(sites)};
+    map_hash_bucket_size 128;
 
     # Keep the visitor's request id, or make one, and hand it to the app and the logs.
     map $http_x_request_id $amt_request_id {

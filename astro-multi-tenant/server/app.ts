@@ -224,10 +224,10 @@ export function createApp(deps: AppDeps) {
     ctx.route = 'redirect';
     if (target.trailingSlash) return redirect(res, `${routePath(segments)}${target.search}`);
 
-    const publicDir = join(site.dir, 'public');
+    const publicDir = () => join(site.dir, 'public');
     const staticFirst = HAS_EXTENSION.test(segments.at(-1) ?? '');
     ctx.route = 'static';
-    if (staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
+    if (staticFirst && (await serveStaticFile(req, res, publicDir(), segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
 
     const pageStarted = performance.now();
     const state = await deps.loadPage(site, segments);
@@ -301,7 +301,7 @@ export function createApp(deps: AppDeps) {
       return;
     }
     ctx.route = 'static';
-    if (!staticFirst && (await serveStaticFile(req, res, publicDir, segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
+    if (!staticFirst && (await serveStaticFile(req, res, publicDir(), segments, { maxAgeSeconds: deps.staticMaxAge }))) return;
 
     res.setHeader('Cache-Control', 'no-store');
     ctx.route = 'site_not_found';
@@ -340,7 +340,7 @@ export function createApp(deps: AppDeps) {
       if (ctx.site) deps.traffic?.record(ctx.site, status >= 500);
       // Probes and scrapes every few seconds would drown the access log; they log at debug.
       const level = ctx.route === 'health' || ctx.route === 'metrics' ? 'debug' : 'info';
-      logger[level]({ reqId: ctx.id, site: ctx.site, method: req.method, path: req.url?.slice(0, 300), status, route: ctx.route, ms: Math.round(ms * 100) / 100 }, 'request');
+      if (logger.isLevelEnabled(level)) logger[level]({ reqId: ctx.id, site: ctx.site, method: req.method, path: req.url?.slice(0, 300), status, route: ctx.route, ms: Math.round(ms * 100) / 100 }, 'request');
     }
   };
 }

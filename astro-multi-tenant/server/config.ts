@@ -134,7 +134,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     trustedProxies: parseTrustedProxies(env.TRUSTED_PROXIES ?? '127.0.0.1,::1'),
     contentCheckMs: integer(env, 'CONTENT_CHECK_MS', 500, 0, 60_000),
     sitesRescanMs: integer(env, 'SITES_RESCAN_MS', 500, 0, 60_000),
-    cacheMaxEntries: integer(env, 'SITE_CACHE_MAX_ENTRIES', 5000, 1, 10_000_000),
+    // The byte bound is the real limit; the entry bound only stops pathological numbers of tiny
+    // entries. A site config and each page are separate entries, so 10,000 sites with a home page
+    // each need 20,000: a lower default made a crawl over every site miss on every request.
+    cacheMaxEntries: integer(env, 'SITE_CACHE_MAX_ENTRIES', 50_000, 1, 10_000_000),
     cacheMaxBytes: integer(env, 'SITE_CACHE_MAX_MB', 128, 1, 1_000_000) * 1024 * 1024,
     cssDir: resolve(cwd, env.CSS_DIR?.trim() || resolve(APP_DIR, 'site-css')),
     astroEntry: resolve(cwd, env.ASTRO_ENTRY?.trim() || resolve(APP_DIR, 'dist/server/entry.mjs')),

@@ -266,7 +266,9 @@ describe('static files', () => {
     const res = await get(server.port, 'nocss.localhost');
     expect(res.status).toBe(200);
     expect(res.body).toMatch(/href="\/_platform\/css\/_base\/site\.[a-f0-9]+\.css"/);
-    expect(server.logs.some((l) => l.includes('"site":"nocss"') && l.includes('site CSS is missing'))).toBe(true);
+    // The log line travels through a pipe: give it a moment to arrive.
+    const { waitFor } = await import('../helpers/server.ts');
+    await waitFor(async () => server.logs.some((l) => l.includes('"site":"nocss"') && l.includes('site CSS is missing')), 2000);
   });
 });
 

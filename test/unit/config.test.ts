@@ -43,7 +43,7 @@ describe('loadConfig: defaults', () => {
     expect(config).toMatchObject({
       contentCheckMs: 500,
       sitesRescanMs: 500,
-      cacheMaxEntries: 5000,
+      cacheMaxEntries: 50_000,
       cacheMaxBytes: 128 * 1024 * 1024,
       staticMaxAge: 300,
       logLevel: 'info',

@@ -65,3 +65,13 @@ describe('the host → site map', () => {
     expect(map).toContain('"~^(?<amt_wildcard>[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\\.sites\\.example\\.com$" $amt_wildcard;');
   });
 });
+
+describe('the map hash size', () => {
+  it('grows with the number of domains so nginx never warns about the sites map', async () => {
+    const { mapHashSize } = await import('../../nginx/render.ts');
+    expect(mapHashSize(SITES)).toBe(2048);
+    const many = Array.from({ length: 10_000 }, (_, i) => ({ id: `s${i}`, domains: [`s${i}.example`] }));
+    expect(mapHashSize(many)).toBe(32768);
+    expect(renderNginxConfig(options(), many)['nginx.conf']).toContain('map_hash_max_size 32768;');
+  });
+});

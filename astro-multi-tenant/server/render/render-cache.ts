@@ -60,9 +60,21 @@ export function renderKey(siteId: string, origin: string, path: string): string 
   return `${siteId}\0${origin}\0${path}`;
 }
 
-/** A weak ETag from the inputs of a render (weak: equal meaning, not promised equal bytes). */
+const etags = new Map<string, string>();
+
+/**
+ * A weak ETag from the inputs of a render (weak: equal meaning, not promised equal bytes). The
+ * same inputs come back on every request for a page, so the hash is memoised (bounded).
+ */
 export function inputsETag(parts: readonly string[]): string {
-  return `W/"${createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 27)}"`;
+  const key = parts.join('\0');
+  let etag = etags.get(key);
+  if (etag === undefined) {
+    etag = `W/"${createHash('sha256').update(key).digest('base64url').slice(0, 27)}"`;
+    if (etags.size >= 20_000) etags.clear();
+    etags.set(key, etag);
+  }
+  return etag;
 }
 
 /** If-None-Match against one ETag, with weak comparison as RFC 9110 §13.1.2 asks for GET/HEAD. */

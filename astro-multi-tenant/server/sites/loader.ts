@@ -76,18 +76,17 @@ export function createSiteLoader(options: SiteLoaderOptions) {
   }
 
   return async function loadSite(id: string): Promise<SiteState | null> {
-    const configPath = join(sitesDir, id, SITE_CONFIG_FILE);
-    const manifestPath = cssManifestPath(cssDir, id);
+    // Paths are built only when the cache needs the disk: a hit should cost a map lookup.
     return cache.get<SiteState>(`${SITE_CACHE_PREFIX}${id}`, {
       async fingerprint() {
-        const config = await fileFingerprint(configPath);
+        const config = await fileFingerprint(join(sitesDir, id, SITE_CONFIG_FILE));
         if (config === null) return null;
-        return `${config}|${(await fileFingerprint(manifestPath)) ?? '-'}`;
+        return `${config}|${(await fileFingerprint(cssManifestPath(cssDir, id))) ?? '-'}`;
       },
       async load(fingerprint) {
         const started = performance.now();
         try {
-          return await loadFromDisk(id, configPath, manifestPath, fingerprint);
+          return await loadFromDisk(id, join(sitesDir, id, SITE_CONFIG_FILE), cssManifestPath(cssDir, id), fingerprint);
         } finally {
           options.observeLoad?.((performance.now() - started) / 1000);
         }

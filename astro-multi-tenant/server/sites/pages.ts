@@ -51,13 +51,12 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
 
 export function createPageLoader(cache: ContentCache) {
   return async function loadPage(site: Site, segments: readonly string[]): Promise<PageState | null> {
-    const pagesDir = join(site.dir, 'pages');
-    const candidates = pageCandidates(segments);
     let found: string | undefined;
     return cache.get<PageState>(`page\0${site.id}\0${segments.join('/')}`, {
+      // Candidates and paths only when the disk is consulted; a cache hit skips all of it.
       async fingerprint() {
-        for (const candidate of candidates) {
-          const fp = await fileFingerprint(join(pagesDir, candidate));
+        for (const candidate of pageCandidates(segments)) {
+          const fp = await fileFingerprint(join(site.dir, 'pages', candidate));
           if (fp !== null) {
             found = candidate;
             return `${candidate}|${fp}|${site.config.layout}`;
@@ -66,7 +65,7 @@ export function createPageLoader(cache: ContentCache) {
         return null;
       },
       async load(fingerprint) {
-        const path = join(pagesDir, found!);
+        const path = join(site.dir, 'pages', found!);
         // The request path was checked segment by segment; the real path check catches symlinks
         // (a page, or a folder on the way to it) that point outside the site folder.
         const real = await realpath(path);
