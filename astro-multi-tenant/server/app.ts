@@ -19,7 +19,7 @@ import type { Logger } from './log.ts';
 import type { Metrics, RouteKind } from './ops/metrics.ts';
 import type { SiteTraffic } from './ops/site-traffic.ts';
 import { SESSION_PREFIX, type Sessions, type SignInForm } from './session/sessions.ts';
-import { inputsETag, matchesIfNoneMatch, renderKey, type RenderCache } from './render/render-cache.ts';
+import { memoisedETag, matchesIfNoneMatch, renderKey, type RenderCache } from './render/render-cache.ts';
 import { SESSION_COOKIE_NAMES } from './session/cookies.ts';
 
 export interface AppDeps {
@@ -274,7 +274,7 @@ export function createApp(deps: AppDeps) {
 
       // Anonymous page: the same inputs always render the same HTML, so the ETag is known before
       // rendering, a revalidation costs no render at all, and the render cache can answer.
-      const etag = inputsETag([deps.buildId ?? '', site.version, state.page.version, siteOrigin, view.stylesheets.join(' ')]);
+      const etag = memoisedETag(state.page, [deps.buildId ?? '', site.version, state.page.version, siteOrigin, view.stylesheets.join(' ')]);
       edgeCacheable(res);
       res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
       res.setHeader('ETag', etag);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
 import { PlatformError } from './errors.ts';
 import { parseTrustedProxies, type TrustedProxies } from './tenant/trusted-proxies.ts';
 import { normalizeHost } from './tenant/normalize-host.ts';
@@ -43,6 +44,9 @@ export interface ServerConfig {
   edgeCacheSeconds: number;
   renderCacheBytes: number;
   renderCacheMaxEntries: number;
+  /** Folder of rendered Markdown shared by the workers of a machine; undefined = off. */
+  markdownCacheDir: string | undefined;
+  markdownCacheBytes: number;
   /** READY_REQUIRES_REDIS=1: readyz turns 503 while Redis is unreachable (default: "degraded", 200). */
   readyRequiresRedis: boolean;
 }
@@ -72,6 +76,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const value = Number(raw.trim());
   if (value < min || value > max) throw new PlatformError('CONFIG_INVALID', `${name}: ${value} is outside ${min}..${max}`, raw);
   return value;
+}
+
+/** MARKDOWN_CACHE_DIR: a folder, `off`, or unset for one under the system temp folder. */
+function markdownCacheDir(env: Env, cwd: string): string | undefined {
+  const raw = env.MARKDOWN_CACHE_DIR?.trim();
+  if (raw === undefined || raw === '') return join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, 'markdown');
+  if (raw.toLowerCase() === 'off') return undefined;
+  return resolve(cwd, raw);
 }
 
 function flag(env: Env, name: string, fallback: boolean): boolean {
@@ -157,6 +169,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     edgeCacheSeconds: integer(env, 'EDGE_CACHE_S', 1, 0, 86_400),
     renderCacheBytes: integer(env, 'RENDER_CACHE_MB', 64, 0, 100_000) * 1024 * 1024,
     renderCacheMaxEntries: integer(env, 'RENDER_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    markdownCacheDir: markdownCacheDir(env, cwd),
+    markdownCacheBytes: integer(env, 'MARKDOWN_CACHE_MB', 512, 1, 10_000_000) * 1024 * 1024,
     readyRequiresRedis: flag(env, 'READY_REQUIRES_REDIS', false),
   };
 }

@@ -8,6 +8,8 @@ import { createApp } from './app.ts';
 import { createContentCache } from './sites/content-cache.ts';
 import { createSiteLoader } from './sites/loader.ts';
 import { createPageLoader } from './sites/pages.ts';
+import { createMarkdownCache, prepareMarkdownCacheDir } from './sites/markdown-cache.ts';
+import { renderMarkdown, renderPipelineId } from './sites/markdown.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
 import { loadAstroRenderer, type Renderer } from './render/astro-renderer.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -175,10 +177,23 @@ async function main() {
     },
   });
 
+  const markdownDir = config.markdownCacheDir ? await prepareMarkdownCacheDir(config.markdownCacheDir) : undefined;
+  if (markdownDir && !markdownDir.ok) logger.warn({ dir: config.markdownCacheDir, reason: markdownDir.reason }, 'Markdown cache folder refused; rendering every cold page (set MARKDOWN_CACHE_DIR to a private folder)');
+  const markdownCache = config.markdownCacheDir && markdownDir?.ok
+    ? createMarkdownCache({
+        dir: config.markdownCacheDir,
+        maxBytes: config.markdownCacheBytes,
+        render: renderMarkdown,
+        pipelineId: renderPipelineId(),
+        onWarning: (message, details) => logger.warn(details, message),
+      })
+    : undefined;
+  if (markdownCache) metrics.watchMarkdownCache(markdownCache);
+
   const app = createApp({
     registry,
     loadSite: createSiteLoader({ sitesDir: config.sitesDir, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
-    loadPage: createPageLoader(cache),
+    loadPage: createPageLoader(cache, { renderMarkdown: markdownCache?.render }),
     renderer,
     trustedProxies: config.trustedProxies,
     cssDir: config.cssDir,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 
@@ -129,4 +130,68 @@ describe('with RENDER_CACHE_MB=0', () => {
       await removeDir(sitesDir);
     }
   });
+});
+
+describe('the Markdown cache on disk', () => {
+  let sitesDir: string;
+  let cacheDir: string;
+
+  beforeAll(async () => {
+    sitesDir = await copySites();
+    cacheDir = await mkdtemp(join(tmpdir(), 'amt-md-'));
+  });
+
+  afterAll(async () => {
+    await removeDir(sitesDir);
+    await removeDir(cacheDir);
+  });
+
+  /** Sum of one counter's samples in /_platform/metrics. */
+  async function counter(port: number, name: string): Promise<number> {
+    const text = (await get(port, 'localhost', '/_platform/metrics')).body;
+    return text.split('\n').filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`)).reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+  }
+
+  it('lets a restarted worker load cold pages from disk, with the same HTML, and renders an edited page afresh', async () => {
+    const first = await startServer(sitesDir, { MARKDOWN_CACHE_DIR: cacheDir, RENDER_CACHE_MB: '0' });
+    let page: string;
+    try {
+      page = (await get(first.port, 'docs.example', '/guide')).body;
+      expect(await counter(first.port, 'amt_markdown_cache_misses_total')).toBeGreaterThanOrEqual(1);
+      expect(await counter(first.port, 'amt_markdown_cache_hits_total')).toBe(0);
+    } finally {
+      await first.stop();
+    }
+
+    const second = await startServer(sitesDir, { MARKDOWN_CACHE_DIR: cacheDir, RENDER_CACHE_MB: '0' });
+    try {
+      const again = await get(second.port, 'docs.example', '/guide');
+      expect(again.status).toBe(200);
+      expect(again.body).toBe(page);
+      expect(await counter(second.port, 'amt_markdown_cache_hits_total')).toBe(1);
+      expect(await counter(second.port, 'amt_markdown_cache_misses_total')).toBe(0);
+
+      const file = join(sitesDir, 'docs', 'pages', 'guide', 'index.md');
+      const source = await readFile(file, 'utf8');
+      await writeFile(file, `${source}\n\nA sentence added by the test.\n`);
+      await waitFor(async () => (await get(second.port, 'docs.example', '/guide')).body.includes('A sentence added by the test.'), 3000);
+      expect(await counter(second.port, 'amt_markdown_cache_misses_total')).toBe(1);
+    } finally {
+      await second.stop();
+    }
+  }, 60_000);
+
+  it('refuses a cache folder others can write to, says so, and still serves every page', async () => {
+    const shared = join(cacheDir, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o777);
+    const server = await startServer(sitesDir, { MARKDOWN_CACHE_DIR: shared });
+    try {
+      expect((await get(server.port, 'acme.example', '/products')).status).toBe(200);
+      expect(server.logs.some((line) => line.includes('Markdown cache folder refused') && line.includes('writable by group or others'))).toBe(true);
+      expect(await readdir(shared)).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  }, 30_000);
 });

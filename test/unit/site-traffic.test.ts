@@ -132,4 +132,26 @@ describe('createSiteTraffic', () => {
     clock.at(5);
     expect(traffic.snapshot(60).sites).toEqual({});
   });
+
+  it('keeps counting right for a site busy across many windows (old slots are dropped as it goes)', () => {
+    const { clock, traffic } = setup();
+    for (let second = 0; second < 3000; second += 5) {
+      clock.at(second);
+      traffic.record('busy', second % 10 === 0);
+    }
+    clock.at(2999);
+    // The 60 s window holds seconds 2940–2995: 12 requests, the 6 on whole tens being errors.
+    expect(traffic.snapshot(60).sites.busy).toEqual({ requests: 12, errors: 6 });
+    expect(traffic.snapshot(300).sites.busy).toEqual({ requests: 60, errors: 30 });
+  });
+
+  it('holds one small record per site seen in the window, and none once they fall out', () => {
+    const { clock, traffic } = setup();
+    clock.at(0);
+    for (let i = 0; i < 10_000; i++) traffic.record(`site-${i}`, false);
+    expect(traffic.size).toBe(10_000);
+    clock.at(300);
+    traffic.record('site-0', false);
+    expect(traffic.size).toBe(1);
+  });
 });

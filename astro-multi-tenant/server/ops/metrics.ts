@@ -136,10 +136,17 @@ export function createMetrics(options: MetricsOptions) {
     new Gauge({ name: 'amt_render_cache_bytes', help: 'Bytes of rendered pages held, summed over workers.', registers: [shared], collect() { this.set(renderCache.bytes); } });
   }
 
+  function watchMarkdownCache(markdownCache: { stats: { hits: number; misses: number; writeErrors: number } }) {
+    cacheCounter('amt_markdown_cache_hits_total', 'Cold page loads whose HTML was read from the Markdown cache on disk.', () => markdownCache.stats.hits);
+    cacheCounter('amt_markdown_cache_misses_total', 'Cold page loads that rendered Markdown.', () => markdownCache.stats.misses);
+    cacheCounter('amt_markdown_cache_write_errors_total', 'Rendered pages that could not be written to the Markdown cache.', () => markdownCache.stats.writeErrors);
+  }
+
   return {
     shared,
     worker,
     watchRenderCache,
+    watchMarkdownCache,
     observeRequest(sample: { method: string | undefined; status: number; route: RouteKind; site: string | undefined; seconds: number }) {
       const status_class = statusClass(sample.status);
       requestDuration.observe({ method: methodLabel(sample.method), status_class, route: sample.route }, sample.seconds);

@@ -60,20 +60,23 @@ export function renderKey(siteId: string, origin: string, path: string): string 
   return `${siteId}\0${origin}\0${path}`;
 }
 
-const etags = new Map<string, string>();
+/** A weak ETag from the inputs of a render (weak: equal meaning, not promised equal bytes). */
+export function inputsETag(parts: readonly string[]): string {
+  return `W/"${createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 27)}"`;
+}
+
+const memo = new WeakMap<object, { parts: readonly string[]; etag: string }>();
 
 /**
- * A weak ETag from the inputs of a render (weak: equal meaning, not promised equal bytes). The
- * same inputs come back on every request for a page, so the hash is memoised (bounded).
+ * inputsETag, remembered on the object the inputs belong to (a cached page): the same inputs come
+ * back on every request, and a WeakMap entry goes away with the page when the content cache drops
+ * it, where a global memo would hold ten thousand keys for pages long evicted.
  */
-export function inputsETag(parts: readonly string[]): string {
-  const key = parts.join('\0');
-  let etag = etags.get(key);
-  if (etag === undefined) {
-    etag = `W/"${createHash('sha256').update(key).digest('base64url').slice(0, 27)}"`;
-    if (etags.size >= 20_000) etags.clear();
-    etags.set(key, etag);
-  }
+export function memoisedETag(owner: object, parts: readonly string[]): string {
+  const known = memo.get(owner);
+  if (known && known.parts.length === parts.length && known.parts.every((part, i) => part === parts[i])) return known.etag;
+  const etag = inputsETag(parts);
+  memo.set(owner, { parts, etag });
   return etag;
 }
 

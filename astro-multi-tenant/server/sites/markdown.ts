@@ -8,6 +8,7 @@ import rehypeSlug from 'rehype-slug';
 import rehypeStringify from 'rehype-stringify';
 import yaml from 'js-yaml';
 import { isCalendarDate } from './schema.ts';
+import { markdownPipelineId } from './markdown-cache.ts';
 
 type AttributeList = NonNullable<NonNullable<typeof defaultSchema.attributes>[string]>;
 
@@ -97,6 +98,14 @@ function getProcessor(rawHtml: boolean): HtmlProcessor {
   };
   if (rawHtml) return (withRawHtml ??= build(true));
   return (markdownOnly ??= build(false));
+}
+
+/** Every package whose version can change the HTML rendered from the same Markdown. */
+const PIPELINE_PACKAGES = ['unified', 'remark-parse', 'remark-gfm', 'remark-rehype', 'rehype-raw', 'rehype-sanitize', 'hast-util-sanitize', 'rehype-slug', 'rehype-stringify', 'micromark', 'mdast-util-to-hast', 'hast-util-to-html'];
+
+/** Identity of this pipeline (its source and package versions), for keys of rendered Markdown kept on disk. */
+export function renderPipelineId(): string {
+  return markdownPipelineId(import.meta.url, PIPELINE_PACKAGES);
 }
 
 export async function renderMarkdown(markdown: string): Promise<string> {

@@ -35,7 +35,7 @@ export function pageCandidates(segments: readonly string[]): string[] {
 }
 
 /** Validates one page's text; pure apart from Markdown rendering, shared by the server and `sites check`. */
-export async function parsePage(text: string, file: string, defaultLayout: LayoutName): Promise<PageState> {
+export async function parsePage(text: string, file: string, defaultLayout: LayoutName, render: (markdown: string) => Promise<string> = renderMarkdown): Promise<PageState> {
   if (Buffer.byteLength(text) > MAX_PAGE_BYTES) {
     return { kind: 'invalid', error: new ContentError('PAGE_INVALID', [{ file, field: '', reason: 'page is larger than 1 MiB' }]) };
   }
@@ -46,10 +46,16 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const result = frontmatterSchema.safeParse(doc.data);
   if (!result.success) return { kind: 'invalid', error: new ContentError('PAGE_INVALID', toContentIssues(file, result.error).map((i) => ({ ...i, field: i.field ? `frontmatter.${i.field}` : 'frontmatter' }))) };
   const frontmatter = result.data;
-  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await renderMarkdown(doc.body), version: '' } };
+  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await render(doc.body), version: '' } };
 }
 
-export function createPageLoader(cache: ContentCache) {
+export interface PageLoaderOptions {
+  /** Markdown → sanitised HTML; the on-disk cache (markdown-cache.ts) in the server. */
+  renderMarkdown?: (markdown: string) => Promise<string>;
+}
+
+export function createPageLoader(cache: ContentCache, options: PageLoaderOptions = {}) {
+  const render = options.renderMarkdown ?? renderMarkdown;
   return async function loadPage(site: Site, segments: readonly string[]): Promise<PageState | null> {
     let found: string | undefined;
     return cache.get<PageState>(`page\0${site.id}\0${segments.join('/')}`, {
@@ -71,7 +77,7 @@ export function createPageLoader(cache: ContentCache) {
         const real = await realpath(path);
         if (!real.startsWith(site.dir + sep)) return { value: { kind: 'outside' }, bytes: 64 };
         const text = await readFile(real, 'utf8');
-        const state = await parsePage(text, `sites/${site.id}/pages/${found}`, site.config.layout);
+        const state = await parsePage(text, `sites/${site.id}/pages/${found}`, site.config.layout, render);
         if (state.kind === 'page') state.page.version = fingerprint;
         const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
         return { value: state, bytes };

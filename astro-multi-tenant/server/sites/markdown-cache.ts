@@ -1,0 +1,217 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Rendered Markdown on disk, shared by every worker on a machine and kept across restarts.
+ *
+ * Rendering Markdown (unified: micromark, GFM, rehype, the sanitiser) is most of a cold page load:
+ * about 1.5 ms and 2 MB of short-lived objects per page, and that garbage is what grew a worker's
+ * heap (and RSS) and put scavenge pauses into the cold-load p99. After a reload or a restart every
+ * worker starts cold while almost no page has changed; with this cache a cold page is one
+ * `readFile` of its HTML.
+ *
+ * Content-addressed: the key is a hash of the pipeline's identity and the Markdown text, so the
+ * same text always maps to the same sanitised HTML (the pipeline is a pure function of the text),
+ * an edit is a new key (nothing to invalidate), and a new build or dependency version is a new
+ * key space. Two sites with the same text share an entry, which is safe for the same reason.
+ */
+export interface MarkdownCache {
+  /** Renders through the cache: a hit reads a file, a miss renders and writes it in the background. */
+  render(markdown: string): Promise<string>;
+  /** Waits for background writes and pruning (tests, shutdown). */
+  settle(): Promise<void>;
+  readonly stats: Readonly<{ hits: number; misses: number; writes: number; writeErrors: number; pruned: number }>;
+}
+
+export interface MarkdownCacheOptions {
+  dir: string;
+  /** Upper bound of the files' total size; the oldest-written files go first past it. */
+  maxBytes: number;
+  render: (markdown: string) => Promise<string>;
+  /** Identity of the renderer (code + dependency versions): part of every key. */
+  pipelineId: string;
+  onWarning?: (message: string, details: Record<string, unknown>) => void;
+}
+
+export function markdownCacheKey(pipelineId: string, markdown: string): string {
+  return createHash('sha256').update(pipelineId).update('\0').update(markdown).digest('hex');
+}
+
+/** Keys are hex: the first two characters fan files out over 256 folders. */
+export function markdownCachePath(dir: string, key: string): string {
+  return join(dir, key.slice(0, 2), `${key}.html`);
+}
+
+const KEY_FILE = /^[a-f0-9]{64}\.html$/;
+
+export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCache {
+  const { dir, maxBytes } = options;
+  const stats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, pruned: 0 };
+  const pending = new Set<Promise<unknown>>();
+  const madeDirs = new Set<string>();
+  let writable = true;
+  // Bytes this worker believes are on disk: seeded by a scan, then counted as it writes. Other
+  // workers write too, so it is an estimate; every prune re-reads the truth from the folder.
+  let knownBytes: number | undefined;
+  let pruning: Promise<void> | undefined;
+
+  const track = <T>(promise: Promise<T>): Promise<T> => {
+    pending.add(promise);
+    void promise.finally(() => pending.delete(promise)).catch(() => {});
+    return promise;
+  };
+
+  async function listFiles(): Promise<Array<{ path: string; size: number; mtimeMs: number }>> {
+    const files: Array<{ path: string; size: number; mtimeMs: number }> = [];
+    let shards: string[];
+    try {
+      shards = await readdir(dir);
+    } catch {
+      return files;
+    }
+    for (const shard of shards) {
+      if (!/^[a-f0-9]{2}$/.test(shard)) continue;
+      let names: string[];
+      try {
+        names = await readdir(join(dir, shard));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!KEY_FILE.test(name)) continue;
+        const path = join(dir, shard, name);
+        const s = await stat(path).catch(() => undefined);
+        if (s?.isFile()) files.push({ path, size: s.size, mtimeMs: s.mtimeMs });
+      }
+    }
+    return files;
+  }
+
+  /** Drops the oldest-written files until the folder is under 80 % of its bound. */
+  function prune(): Promise<void> {
+    pruning ??= track(
+      (async () => {
+        const files = await listFiles();
+        let total = files.reduce((sum, f) => sum + f.size, 0);
+        if (total > maxBytes) {
+          files.sort((a, b) => a.mtimeMs - b.mtimeMs);
+          for (const file of files) {
+            if (total <= maxBytes * 0.8) break;
+            await unlink(file.path).then(() => stats.pruned++, () => {});
+            total -= file.size;
+          }
+        }
+        knownBytes = total;
+      })().finally(() => {
+        pruning = undefined;
+      }),
+    );
+    return pruning;
+  }
+
+  async function write(key: string, html: string): Promise<void> {
+    const path = markdownCachePath(dir, key);
+    const folder = dirname(path);
+    if (!madeDirs.has(folder)) {
+      await mkdir(folder, { recursive: true, mode: 0o700 });
+      madeDirs.add(folder);
+    }
+    // Write-then-rename: a reader sees the whole file or none, even with several workers writing
+    // the same key at once.
+    const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(temp, html, { mode: 0o600 });
+    try {
+      await rename(temp, path);
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw error;
+    }
+    stats.writes++;
+    if (knownBytes !== undefined) knownBytes += Buffer.byteLength(html);
+    if (knownBytes === undefined || knownBytes > maxBytes) void prune().catch(() => {});
+  }
+
+  return {
+    async render(markdown) {
+      const key = markdownCacheKey(options.pipelineId, markdown);
+      try {
+        const html = await readFile(markdownCachePath(dir, key), 'utf8');
+        stats.hits++;
+        return html;
+      } catch {
+        // Missing (the usual miss) or unreadable: render, as if there were no cache.
+      }
+      stats.misses++;
+      const html = await options.render(markdown);
+      if (writable) {
+        track(
+          write(key, html).catch((error: NodeJS.ErrnoException) => {
+            stats.writeErrors++;
+            if (error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'ENOSPC' || error.code === 'EPERM') {
+              // A folder we cannot write to will not get better by retrying on every page.
+              writable = false;
+              options.onWarning?.('Markdown cache folder is not writable; rendering every cold page (set MARKDOWN_CACHE_DIR)', { dir, code: error.code });
+            }
+          }),
+        );
+      }
+      return html;
+    },
+    async settle() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+    stats,
+  };
+}
+
+/**
+ * Makes the cache folder (mode 0700) and checks it is this user's alone. Cached HTML is served
+ * as-is, and keys are predictable from public page text, so a folder that someone else owns or
+ * can write to would let them plant HTML: such a folder is refused, with the reason.
+ */
+export async function prepareMarkdownCacheDir(dir: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const s = await stat(dir);
+    const uid = process.getuid?.();
+    if (!s.isDirectory()) return { ok: false, reason: 'not a folder' };
+    if (uid !== undefined && s.uid !== uid) return { ok: false, reason: `owned by uid ${s.uid}, not this process (uid ${uid})` };
+    if ((s.mode & 0o022) !== 0) return { ok: false, reason: `writable by group or others (mode ${(s.mode & 0o777).toString(8)})` };
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+  }
+}
+
+/**
+ * The renderer's identity: this pipeline's source (markdown.ts) and the installed version of every
+ * package in it. A deploy that changes either renders afresh instead of serving old HTML.
+ */
+export function markdownPipelineId(markdownModuleUrl: string, packages: readonly string[]): string {
+  const hash = createHash('sha256');
+  hash.update(readFileSync(fileURLToPath(markdownModuleUrl)));
+  for (const name of packages) hash.update(`\0${name}@${installedVersion(name)}`);
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** The version in a package's package.json, found by walking up from its resolved entry. */
+function installedVersion(name: string): string {
+  try {
+    let folder = dirname(fileURLToPath(import.meta.resolve(name)));
+    for (let i = 0; i < 8; i++) {
+      try {
+        const pkg = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === name) return pkg.version ?? 'unknown';
+      } catch {
+        // not here; keep walking up
+      }
+      folder = dirname(folder);
+    }
+  } catch {
+    // unresolvable: still a stable identity for this install
+  }
+  return 'unknown';
+}

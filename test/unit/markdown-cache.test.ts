@@ -1,0 +1,142 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMarkdownCache, markdownCacheKey, markdownCachePath, prepareMarkdownCacheDir } from '../../astro-multi-tenant/server/sites/markdown-cache.ts';
+import { renderMarkdown, renderPipelineId } from '../../astro-multi-tenant/server/sites/markdown.ts';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'amt-md-cache-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A renderer that counts its calls, so a test can tell a cache hit from a render. */
+function countingRenderer() {
+  const calls: string[] = [];
+  return {
+    calls,
+    render: async (markdown: string) => {
+      calls.push(markdown);
+      return renderMarkdown(markdown);
+    },
+  };
+}
+
+describe('Markdown cache on disk', () => {
+  it('renders a page once, then serves the same HTML from disk to another worker or a restarted one', async () => {
+    const first = countingRenderer();
+    const a = createMarkdownCache({ dir, maxBytes: 1 << 20, render: first.render, pipelineId: 'p1' });
+    const html = await a.render('# Hello\n\nSome *text*.');
+    await a.settle();
+    expect(first.calls).toHaveLength(1);
+
+    const second = countingRenderer();
+    const b = createMarkdownCache({ dir, maxBytes: 1 << 20, render: second.render, pipelineId: 'p1' });
+    expect(await b.render('# Hello\n\nSome *text*.')).toBe(html);
+    expect(second.calls).toHaveLength(0);
+    expect(b.stats.hits).toBe(1);
+    expect(html).toBe(await renderMarkdown('# Hello\n\nSome *text*.'));
+  });
+
+  it('renders an edited page afresh: the text is the key, so nothing stale can be served', async () => {
+    const r = countingRenderer();
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: r.render, pipelineId: 'p1' });
+    expect(await cache.render('Old text')).toContain('Old text');
+    await cache.settle();
+    expect(await cache.render('New text')).toContain('New text');
+    expect(r.calls).toEqual(['Old text', 'New text']);
+  });
+
+  it('does not reuse HTML rendered by another pipeline version', async () => {
+    const old = createMarkdownCache({ dir, maxBytes: 1 << 20, render: async () => '<p>rendered by the old pipeline</p>', pipelineId: 'old' });
+    await old.render('Same text');
+    await old.settle();
+    const r = countingRenderer();
+    const current = createMarkdownCache({ dir, maxBytes: 1 << 20, render: r.render, pipelineId: 'new' });
+    expect(await current.render('Same text')).toBe('<p>Same text</p>');
+    expect(r.calls).toHaveLength(1);
+    expect(markdownCacheKey('old', 'x')).not.toBe(markdownCacheKey('new', 'x'));
+  });
+
+  it('names the pipeline by its source and package versions, stably within one install', () => {
+    expect(renderPipelineId()).toMatch(/^[a-f0-9]{32}$/);
+    expect(renderPipelineId()).toBe(renderPipelineId());
+  });
+
+  it('keeps rendering, without the cache, when the folder cannot be written', async () => {
+    const blocked = join(dir, 'blocked');
+    await writeFile(blocked, 'a file where the folder should be');
+    const warnings: string[] = [];
+    const cache = createMarkdownCache({ dir: blocked, maxBytes: 1 << 20, render: renderMarkdown, pipelineId: 'p1', onWarning: (m) => warnings.push(m) });
+    expect(await cache.render('Still *served*')).toBe('<p>Still <em>served</em></p>');
+    await cache.settle();
+    expect(cache.stats.writeErrors).toBe(1);
+  });
+
+  it('writes whole files only, even when two workers write the same page at once', async () => {
+    const a = createMarkdownCache({ dir, maxBytes: 1 << 20, render: renderMarkdown, pipelineId: 'p1' });
+    const b = createMarkdownCache({ dir, maxBytes: 1 << 20, render: renderMarkdown, pipelineId: 'p1' });
+    const text = 'Shared **page**\n\n'.repeat(200);
+    const [x, y] = await Promise.all([a.render(text), b.render(text)]);
+    await Promise.all([a.settle(), b.settle()]);
+    const key = markdownCacheKey('p1', text);
+    expect(await readFile(markdownCachePath(dir, key), 'utf8')).toBe(x);
+    expect(y).toBe(x);
+    const leftovers = (await readdir(join(dir, key.slice(0, 2)))).filter((name) => name.endsWith('.tmp'));
+    expect(leftovers).toEqual([]);
+  });
+
+  it('stays within its size bound by dropping the oldest-written pages first', async () => {
+    const page = (i: number) => `Page ${i}\n\n${'word '.repeat(400)}`;
+    const cache = createMarkdownCache({ dir, maxBytes: 20_000, render: renderMarkdown, pipelineId: 'p1' });
+    for (let i = 0; i < 30; i++) {
+      await cache.render(page(i));
+      await cache.settle();
+      // mtime resolution is coarse on some file systems: make the write order explicit.
+      const path = markdownCachePath(dir, markdownCacheKey('p1', page(i)));
+      const at = new Date(Date.UTC(2026, 0, 1, 0, 0, i));
+      await utimes(path, at, at);
+    }
+    await cache.render(page(30));
+    await cache.settle();
+    let total = 0;
+    const kept: string[] = [];
+    for (const shard of await readdir(dir)) {
+      for (const name of await readdir(join(dir, shard))) {
+        total += (await stat(join(dir, shard, name))).size;
+        kept.push(name);
+      }
+    }
+    expect(total).toBeLessThanOrEqual(20_000);
+    expect(cache.stats.pruned).toBeGreaterThan(0);
+    const newest = `${markdownCacheKey('p1', page(29))}.html`;
+    const oldest = `${markdownCacheKey('p1', page(0))}.html`;
+    expect(kept).toContain(newest);
+    expect(kept).not.toContain(oldest);
+  });
+});
+
+describe('prepareMarkdownCacheDir', () => {
+  it('creates a private folder', async () => {
+    const target = join(dir, 'a', 'markdown');
+    expect(await prepareMarkdownCacheDir(target)).toEqual({ ok: true });
+    expect((await stat(target)).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses a folder others can write to, since anyone there could plant HTML', async () => {
+    const shared = join(dir, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o777);
+    const result = await prepareMarkdownCacheDir(shared);
+    expect(result).toEqual({ ok: false, reason: expect.stringContaining('writable by group or others') });
+  });
+
+  it('refuses a path that is a file', async () => {
+    const file = join(dir, 'file');
+    await writeFile(file, 'x');
+    expect((await prepareMarkdownCacheDir(file)).ok).toBe(false);
+  });
+});
