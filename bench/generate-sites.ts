@@ -1,14 +1,17 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** The one Markdown page every generated site has (pages/index.md): a typical content page. */
+/**
+ * The Markdown page every generated site has (pages/index.md): a typical content page, the same
+ * on every site but for its last line (pageMarkdown), so no two sites share rendered Markdown.
+ */
 export const PAGE_MARKDOWN = `---
 title: Welcome
 description: A generated page for the benchmark, the same on every site.
 ---
 
-Thanks for stopping by. This page is **the same on every one of the generated sites**, so every
-scenario of the benchmark renders exactly the same content with exactly the same layout.
+Thanks for stopping by. This page is **the same on every one of the generated sites** but for its
+last line, so every scenario of the benchmark renders the same content with the same layout.
 
 ## What we do
 
@@ -41,6 +44,11 @@ Workshop · 12 Long Street · open most days
 Questions? Write to [hello@example.com](mailto:hello@example.com) and we answer within a day.
 `;
 
+/** Site `index`'s page: its own last line makes its text (and any cache key derived from it) unique. */
+export function pageMarkdown(index: number): string {
+  return `${PAGE_MARKDOWN}\nThis is site number ${index}.\n`;
+}
+
 export function siteId(index: number): string {
   return `site-${String(index).padStart(5, '0')}`;
 }
@@ -63,7 +71,7 @@ export async function generateSites(dir: string, count: number): Promise<void> {
       await mkdir(join(folder, 'pages'), { recursive: true });
       const config = { name: `Bench Site ${String(index).padStart(5, '0')}`, domains: [siteHost(index)] };
       await writeFile(join(folder, 'site.json'), `${JSON.stringify(config, null, 2)}\n`);
-      await writeFile(join(folder, 'pages', 'index.md'), PAGE_MARKDOWN);
+      await writeFile(join(folder, 'pages', 'index.md'), pageMarkdown(index));
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker));

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem, type as osType, arch } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { edgeOptionsFromEnv } from '../nginx/render.ts';
 import { writeEdgeConfig } from '../astro-multi-tenant/server/cli/edge.ts';
 import { buildBaseline, hostPageProps } from './baseline-astro.ts';
@@ -42,6 +43,13 @@ const say = (message: string) => console.log(`[bench ${((performance.now() - sta
 
 /** Extra node flags for the servers under test, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/**
+ * The host runs with the node flags its PM2 workers get (ecosystem.config.js `node_args`, the
+ * heap bound), so the numbers are those of the host as deployed; BENCH_HOST_DEFAULT_FLAGS=1 runs
+ * it on V8's defaults instead. The Astro baseline and raw node run on V8's defaults, as a
+ * single-site Astro server usually does.
+ */
+const hostNodeArgs: string[] = process.env.BENCH_HOST_DEFAULT_FLAGS === '1' ? [] : ((await import(pathToFileURL(join(ROOT, 'ecosystem.config.js')).href)) as { workerNodeArgs: string[] }).workerNodeArgs;
 
 interface Server {
   child: Child;
@@ -59,7 +67,7 @@ async function startHost(work: string, name: string, settings: BenchSettings, si
   const child = spawnLogged({
     name,
     command: process.execPath,
-    args: [...nodeArgs, MAIN],
+    args: [...hostNodeArgs, ...nodeArgs, MAIN],
     cwd: ROOT,
     env: {
       ...cleanEnv(),
@@ -228,19 +236,37 @@ async function main(): Promise<void> {
     say('built the single-site Astro baseline (@astrojs/node standalone)');
 
     const scenarios: ScenarioResult[] = [];
-    const memory: MemoryResult = { hostAfterAllSitesBytes: undefined, hostAfterWarmBytes: undefined, baselineAfterWarmBytes: undefined, hostDefaultAfterSpreadBytes: undefined, hostStatus: undefined };
+    const memory: MemoryResult = { hostFirstRenderAfterAllSitesBytes: undefined, hostAfterAllSitesBytes: undefined, hostAfterWarmBytes: undefined, baselineAfterWarmBytes: undefined, hostDefaultAfterSpreadBytes: undefined, hostStatus: undefined };
 
-    // 1. The host, render cache off: cold first requests to every site, then pure SSR under load.
+    // 1. The host, render cache off. First a process whose Markdown cache is empty: the first
+    // request to every site renders its page for the first time ever. Then a second process on the
+    // same folders and cache, as after a restart or a reload: every site is cold in its memory but
+    // no page needs rendering again. That one then runs pure SSR under load.
     let cold: ColdLoadResult;
+    let coldFirst: ColdLoadResult;
+    let markdownAfterRestart: BenchResults['markdownAfterRestart'];
     let hostBody: Buffer;
-    const ssr = await startHost(work, 'host-ssr', settings, sitesDir, { RENDER_CACHE_MB: '0' });
+    const markdownCacheDir = join(work, 'markdown-cache');
+    await mkdir(markdownCacheDir, { mode: 0o700 });
+    const first = await startHost(work, 'host-first-render', settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir });
     try {
-      say(`host (RENDER_CACHE_MB=0) up on ${ssr.port}; first request to each of ${settings.sites} sites…`);
+      say(`host (RENDER_CACHE_MB=0, empty Markdown cache) up on ${first.port}; first request to each of ${settings.sites} sites…`);
+      coldFirst = await coldSweep(first, settings.sites, target, settings.coldConcurrency);
+      await new Promise((r) => setTimeout(r, 500));
+      memory.hostFirstRenderAfterAllSitesBytes = rssBytes(first.child.pid);
+      say(`cold, first render: site+page load p50 ${coldFirst.loadMs.p50} ms, p99 ${coldFirst.loadMs.p99} ms; RSS ${((memory.hostFirstRenderAfterAllSitesBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`);
+    } finally {
+      await stopChild(first.child);
+    }
+    const ssr = await startHost(work, 'host-ssr', settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir });
+    try {
+      say(`host restarted (RENDER_CACHE_MB=0, same Markdown cache) on ${ssr.port}; first request to each of ${settings.sites} sites again…`);
       cold = await coldSweep(ssr, settings.sites, target, settings.coldConcurrency);
       await new Promise((r) => setTimeout(r, 500));
       memory.hostAfterAllSitesBytes = rssBytes(ssr.child.pid);
       memory.hostStatus = await hostStatus(ssr.port);
-      say(`cold: first request ${cold.first.e2eMs.toFixed(1)} ms; site+page load p50 ${cold.loadMs.p50} ms, p99 ${cold.loadMs.p99} ms; e2e p50 ${cold.e2eMs.p50} ms, p99 ${cold.e2eMs.p99} ms; RSS ${((memory.hostAfterAllSitesBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`);
+      markdownAfterRestart = { hits: await metric(ssr.port, 'amt_markdown_cache_hits_total'), misses: await metric(ssr.port, 'amt_markdown_cache_misses_total') };
+      say(`cold after restart: first request ${cold.first.e2eMs.toFixed(1)} ms; site+page load p50 ${cold.loadMs.p50} ms, p99 ${cold.loadMs.p99} ms; e2e p50 ${cold.e2eMs.p50} ms, p99 ${cold.e2eMs.p99} ms; RSS ${((memory.hostAfterAllSitesBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`);
       const page = await get(ssr.port, targetHost, '/');
       if (page.status !== 200) throw new Error(`host answered ${page.status} for http://${targetHost}/`);
       hostBody = page.body;
@@ -251,7 +277,7 @@ async function main(): Promise<void> {
       scenarios.push({
         id: 'host-ssr',
         label: `Host SSR, 1 of ${settings.sites.toLocaleString('en-US')} sites`,
-        what: 'this host, RENDER_CACHE_MB=0 (every request renders with Astro), one site among all generated folders, after the cold sweep.',
+        what: 'this host, RENDER_CACHE_MB=0 (every request renders with Astro), one site among all generated folders, in the restarted process after its cold sweep.',
         load,
         notes: [],
       });
@@ -315,7 +341,7 @@ async function main(): Promise<void> {
     }
 
     // 4. The host with default settings: render-cache hits, nginx micro-cache hits, then the spread run.
-    const host = await startHost(work, 'host-default', settings, sitesDir, {});
+    const host = await startHost(work, 'host-default', settings, sitesDir, { MARKDOWN_CACHE_DIR: markdownCacheDir });
     try {
       say(`host (default settings) up on ${host.port}`);
       await get(host.port, targetHost, '/');
@@ -438,8 +464,11 @@ async function main(): Promise<void> {
       page: { site: targetId, host: targetHost, path: '/', bytes: { host: hostBody.length, baseline: baselineBytes, raw: hostBody.length } },
       scenarios,
       cold,
+      coldFirst,
+      markdownAfterRestart,
+      hostNodeArgs: [...hostNodeArgs, ...nodeArgs],
       memory,
-      targets: evaluateTargets(scenarios, memory, cold, settings.sites),
+      targets: evaluateTargets(scenarios, memory, cold, settings.sites, coldFirst),
     };
     const files = await writeResults(settings.outDir, results);
     console.log(`\n${renderMarkdown(results)}`);

@@ -52,6 +52,13 @@ describe('npm run bench (smoke mode, end to end)', () => {
 
       // Memory and cold-load numbers are there.
       expect(results.memory.hostAfterAllSitesBytes).toBeGreaterThan(0);
+      expect(results.memory.hostFirstRenderAfterAllSitesBytes).toBeGreaterThan(0);
+      // Both sweeps ran: the first rendered every page, the restarted host found them on disk.
+      expect(results.coldFirst?.sites).toBe(results.settings.sites);
+      expect(results.coldFirst?.non200).toBe(0);
+      expect(results.markdownAfterRestart).toEqual({ hits: results.settings.sites, misses: 0 });
+      // The host ran with the PM2 workers' node flags.
+      expect(results.hostNodeArgs).toEqual([expect.stringMatching(/^--max-old-space-size=\d+$/), '--max-semi-space-size=16']);
       expect(results.memory.baselineAfterWarmBytes).toBeGreaterThan(0);
       expect(results.cold.sites).toBe(results.settings.sites);
       expect(results.cold.non200).toBe(0);
@@ -60,7 +67,7 @@ describe('npm run bench (smoke mode, end to end)', () => {
       expect(results.cold.first.e2eMs).toBeGreaterThan(0);
       // The baseline renders the same layout with the same data: the pages are (nearly) the same size.
       expect(Math.abs(results.page.bytes.baseline - results.page.bytes.host)).toBeLessThan(results.page.bytes.host * 0.05);
-      expect(results.targets.map((t) => t.id)).toEqual(['ssr-vs-astro', 'render-cache-vs-raw', 'rss', 'cold-load-p99']);
+      expect(results.targets.map((t) => t.id)).toEqual(['ssr-vs-astro', 'render-cache-vs-raw', 'rss', 'cold-load-p99', 'cold-first-render-p99']);
 
       const md = await readFile(join(out, 'latest.md'), 'utf8');
       expect(md).toContain('| scenario | req/s |');

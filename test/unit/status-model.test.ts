@@ -18,7 +18,7 @@ function worker(spec: WorkerSpec): WorkerStatus {
     workerId: spec.workerId,
     pid: spec.pid ?? 1000 + Number(spec.workerId),
     uptimeSeconds: 42,
-    memory: { rssBytes: 100 * 1024 * 1024, heapUsedBytes: 20 * 1024 * 1024, heapTotalBytes: 40 * 1024 * 1024 },
+    memory: { rssBytes: 100 * 1024 * 1024, heapUsedBytes: 20 * 1024 * 1024, heapTotalBytes: 40 * 1024 * 1024, heapLimitBytes: 560 * 1024 * 1024 },
     draining: spec.draining ?? false,
     cache: { entries: 3, bytes: 2048, hits: 10, misses: 2, evictions: 0 },
     sites: spec.sites ?? [],

@@ -8,7 +8,7 @@ function worker(workerId: string, overrides: Partial<WorkerStatus> = {}): Worker
     workerId,
     pid: 2000 + Number(workerId),
     uptimeSeconds: 3600,
-    memory: { rssBytes: 150 * 1024 * 1024, heapUsedBytes: 30 * 1024 * 1024, heapTotalBytes: 60 * 1024 * 1024 },
+    memory: { rssBytes: 150 * 1024 * 1024, heapUsedBytes: 30 * 1024 * 1024, heapTotalBytes: 60 * 1024 * 1024, heapLimitBytes: 560 * 1024 * 1024 },
     draining: false,
     cache: { entries: 2, bytes: 1024 * 1024, hits: 5, misses: 2, evictions: 0 },
     sites: [],

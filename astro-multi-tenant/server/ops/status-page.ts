@@ -38,7 +38,7 @@ export function renderStatusPage(model: StatusModel, filter = ''): string {
   const workerRows = model.workers
     .map(
       (w) =>
-        `<tr><td>${escape(w.workerId)}</td><td class="num">${w.pid}</td><td>${w.draining ? '<span class="bad">draining</span>' : '<span class="good">serving</span>'}</td><td class="num">${duration(w.uptimeSeconds)}</td><td class="num">${mib(w.memory.rssBytes)}</td><td class="num">${mib(w.memory.heapUsedBytes)}</td><td class="num">${w.cache.entries}</td><td class="num">${mib(w.cache.bytes)}</td><td class="num">${rate(w.requestsPerSecond1m)}</td></tr>`,
+        `<tr><td>${escape(w.workerId)}</td><td class="num">${w.pid}</td><td>${w.draining ? '<span class="bad">draining</span>' : '<span class="good">serving</span>'}</td><td class="num">${duration(w.uptimeSeconds)}</td><td class="num">${mib(w.memory.rssBytes)}</td><td class="num">${mib(w.memory.heapUsedBytes)} / ${mib(w.memory.heapLimitBytes)}</td><td class="num">${w.cache.entries}</td><td class="num">${mib(w.cache.bytes)}</td><td class="num">${rate(w.requestsPerSecond1m)}</td></tr>`,
     )
     .join('\n');
   const unreachable = model.unreachable.length
@@ -67,7 +67,7 @@ th{background:#f3f4f6;font-weight:600}.num{text-align:right;font-variant-numeric
 </div>
 ${unreachable}
 <h2>Workers</h2>
-<table><thead><tr><th>Worker</th><th class="num">PID</th><th>State</th><th class="num">Uptime</th><th class="num">RSS</th><th class="num">Heap used</th><th class="num">Cache entries</th><th class="num">Cache size</th><th class="num">req/s (1 min)</th></tr></thead>
+<table><thead><tr><th>Worker</th><th class="num">PID</th><th>State</th><th class="num">Uptime</th><th class="num">RSS</th><th class="num">Heap used / limit</th><th class="num">Cache entries</th><th class="num">Cache size</th><th class="num">req/s (1 min)</th></tr></thead>
 <tbody>
 ${workerRows}
 </tbody></table>

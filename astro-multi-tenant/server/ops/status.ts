@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import type { ContentIssue } from '../errors.ts';
 import type { ContentCache } from '../sites/content-cache.ts';
 import { SITE_CACHE_PREFIX, type SiteState } from '../sites/loader.ts';
@@ -8,7 +9,8 @@ export interface WorkerStatus {
   workerId: string;
   pid: number;
   uptimeSeconds: number;
-  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number };
+  /** heapLimitBytes: V8's heap bound (WORKER_HEAP_MB under PM2), so a worker near it shows before it dies. */
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; heapLimitBytes: number };
   draining: boolean;
   cache: { entries: number; bytes: number; hits: number; misses: number; evictions: number };
   /** Site configs this worker holds in memory. */
@@ -24,7 +26,7 @@ export function workerStatus(deps: { workerId: string; cache: ContentCache; traf
     workerId: deps.workerId,
     pid: process.pid,
     uptimeSeconds: Math.round(process.uptime()),
-    memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, heapTotalBytes: memory.heapTotal },
+    memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, heapTotalBytes: memory.heapTotal, heapLimitBytes: getHeapStatistics().heap_size_limit },
     draining: deps.draining,
     cache: { entries: cache.size, bytes: cache.bytes, hits: cache.stats.hits, misses: cache.stats.misses, evictions: cache.stats.evictions },
     sites: cache.peekAll(SITE_CACHE_PREFIX).map(([, value]) => {
