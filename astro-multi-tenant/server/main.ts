@@ -113,17 +113,15 @@ async function main() {
   });
 
   const astro = await loadAstroRenderer(config.astroEntry);
-  const timed = async <T>(view: { kind: string }, work: () => Promise<T>): Promise<T> => {
-    const started = performance.now();
-    try {
-      return await work();
-    } finally {
-      metrics.observeRender(view.kind, (performance.now() - started) / 1000);
-    }
+  // Observes without wrapping the render in another async function: no extra promise per request.
+  const timed = <T>(kind: string, started: number, rendering: Promise<T>): Promise<T> => {
+    const observe = () => metrics.observeRender(kind, (performance.now() - started) / 1000);
+    rendering.then(observe, observe);
+    return rendering;
   };
   const renderer: Renderer = {
-    render: (req, res, view) => timed(view, () => astro.render(req, res, view)),
-    renderCaptured: (req, res, view) => timed(view, () => astro.renderCaptured!(req, res, view)),
+    render: (req, res, view) => timed(view.kind, performance.now(), astro.render(req, res, view)),
+    renderCaptured: (req, res, view) => timed(view.kind, performance.now(), astro.renderCaptured!(req, res, view)),
   };
   const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
   if (renderCache) metrics.watchRenderCache(renderCache);

@@ -179,4 +179,13 @@ describe('formatAuthority', () => {
     expect(formatAuthority('acme.example', 8080)).toBe('acme.example:8080');
     expect(formatAuthority('[::1]', 4321)).toBe('[::1]:4321');
   });
+
+  it('answers a repeated Host the same way every time, and keeps rejecting a bad one', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(normalizeHost('Blog.Example.COM.:8080')).toEqual({ hostname: 'blog.example.com', port: 8080 });
+      expect(() => normalizeHost('bad host')).toThrow(/characters a host name cannot have/);
+    }
+    // The remembered answer cannot be changed by a caller.
+    expect(Object.isFrozen(normalizeHost('Blog.Example.COM.:8080'))).toBe(true);
+  });
 });

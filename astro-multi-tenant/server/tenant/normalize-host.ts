@@ -19,6 +19,20 @@ const MAX_HOST_LENGTH = 253;
  * is how one tenant's cache entries or cookies end up keyed under another tenant's name.
  */
 export function normalizeHost(raw: string | undefined): NormalizedHost {
+  // Every request pays for this, and the same few Host values come back all the time: remember
+  // the good ones (bounded; junk is never stored, so it cannot flush the real hosts out for long).
+  const known = raw === undefined ? undefined : normalized.get(raw);
+  if (known) return known;
+  const result = parseHost(raw);
+  if (normalized.size >= MEMO_LIMIT) normalized.clear();
+  normalized.set(raw!, Object.freeze(result));
+  return result;
+}
+
+const MEMO_LIMIT = 10_000;
+const normalized = new Map<string, NormalizedHost>();
+
+function parseHost(raw: string | undefined): NormalizedHost {
   if (raw === undefined || raw.trim() === '') {
     throw new PlatformError('HOST_MISSING', 'The request has no Host header', raw);
   }
