@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import type { LatencySummary, LoadResult } from './load.ts';
 import type { BenchSettings } from './settings.ts';
 
-export type ScenarioId = 'host-ssr' | 'astro-baseline' | 'raw-node' | 'host-render-cache' | 'nginx-micro-cache' | 'host-spread';
-export const SCENARIO_IDS: readonly ScenarioId[] = ['host-ssr', 'astro-baseline', 'raw-node', 'host-render-cache', 'nginx-micro-cache', 'host-spread'];
+export type ScenarioId = 'host-ssr' | 'host-ssr-v8-defaults' | 'astro-baseline' | 'raw-node' | 'host-render-cache' | 'nginx-micro-cache' | 'host-spread';
+export const SCENARIO_IDS: readonly ScenarioId[] = ['host-ssr', 'host-ssr-v8-defaults', 'astro-baseline', 'raw-node', 'host-render-cache', 'nginx-micro-cache', 'host-spread'];
 
 export interface ScenarioResult {
   id: ScenarioId;
@@ -37,6 +37,9 @@ export interface MemoryResult {
   hostFirstRenderAfterAllSitesBytes: number | undefined;
   /** The same after a restart (Markdown cache warm): the RSS target. */
   hostAfterAllSitesBytes: number | undefined;
+  /** The restarted host without node flags (V8 heap defaults), after the sweep and after its load. */
+  hostV8DefaultsAfterAllSitesBytes?: number;
+  hostV8DefaultsAfterWarmBytes?: number;
   hostAfterWarmBytes: number | undefined;
   baselineAfterWarmBytes: number | undefined;
   /** Host with default settings (render cache on) after its runs, spread run included. */
@@ -165,6 +168,14 @@ function scenarioTable(results: BenchResults): string {
 function targetTable(results: BenchResults): string {
   const rows = ['| target | measured | goal | result |', '| --- | --- | --- | --- |'];
   for (const t of results.targets) rows.push(`| ${t.label} | ${t.measured} | ${t.threshold} | ${t.pass ? '✅ pass' : '❌ **MISS**'} |`);
+  const rps = (id: ScenarioId) => results.scenarios.find((sc) => sc.id === id)?.load?.rps;
+  const plain = rps('host-ssr-v8-defaults');
+  const baseline = rps('astro-baseline');
+  const m = results.memory;
+  if (plain !== undefined && baseline) {
+    rows.push('');
+    rows.push(`The trade-off of the workers' heap bound, same run: on V8's heap defaults the host's SSR is ${(plain / baseline).toFixed(2)}× the baseline (${fmtInt(plain)} req/s) with RSS ${fmtMiB(m.hostV8DefaultsAfterAllSitesBytes)} after the sweep and ${fmtMiB(m.hostV8DefaultsAfterWarmBytes)} after its load, against ${fmtMiB(m.hostAfterAllSitesBytes)} and ${fmtMiB(m.hostAfterWarmBytes)} with the bound.`);
+  }
   return rows.join('\n');
 }
 
@@ -192,6 +203,9 @@ function coldAndMemory(results: BenchResults): string {
     `| … end to end | ${lat(cold.e2eMs)} (${cold.non200} not 200; sweep ${cold.sweepSeconds.toFixed(1)} s, concurrency ${cold.concurrency}) |`,
     `| host RSS after one request to each of ${fmtSites(cold.sites)} sites (render cache off, default LRU) | ${fmtMiB(memory.hostAfterAllSitesBytes)}${status ? ` (content cache ${fmtInt(status.cacheEntries)} entries, ${fmtMiB(status.cacheBytes)}, ${fmtInt(status.evictions)} evictions)` : ''} |`,
     `| host RSS after its warm SSR run | ${fmtMiB(memory.hostAfterWarmBytes)} |`,
+    ...(memory.hostV8DefaultsAfterAllSitesBytes !== undefined
+      ? [`| the same host on V8 heap defaults (no node flags): RSS after the sweep / after its SSR run | ${fmtMiB(memory.hostV8DefaultsAfterAllSitesBytes)} / ${fmtMiB(memory.hostV8DefaultsAfterWarmBytes)} |`]
+      : []),
     `| Astro baseline RSS after its warm run | ${fmtMiB(memory.baselineAfterWarmBytes)} |`,
     `| host RSS, default settings (render cache on), after the spread run | ${fmtMiB(memory.hostDefaultAfterSpreadBytes)} |`,
   ].join('\n');
@@ -262,6 +276,7 @@ export function renderSvg(results: BenchResults): string {
   const max = Math.max(1, ...results.scenarios.map((s) => s.load?.rps ?? 0));
   const colors: Record<ScenarioId, string> = {
     'host-ssr': '#2563eb',
+    'host-ssr-v8-defaults': '#60a5fa',
     'astro-baseline': '#7c3aed',
     'raw-node': '#6b7280',
     'host-render-cache': '#059669',

@@ -62,12 +62,12 @@ function cleanEnv(): Record<string, string | undefined> {
   return env;
 }
 
-async function startHost(work: string, name: string, settings: BenchSettings, sitesDir: string, extra: Record<string, string>): Promise<Server> {
+async function startHost(work: string, name: string, settings: BenchSettings, sitesDir: string, extra: Record<string, string>, flags: string[] = hostNodeArgs): Promise<Server> {
   const port = await freePort();
   const child = spawnLogged({
     name,
     command: process.execPath,
-    args: [...hostNodeArgs, ...nodeArgs, MAIN],
+    args: [...flags, ...nodeArgs, MAIN],
     cwd: ROOT,
     env: {
       ...cleanEnv(),
@@ -283,6 +283,32 @@ async function main(): Promise<void> {
       });
     } finally {
       await stopChild(ssr.child);
+    }
+
+    // 1b. The same restarted host on V8's machine-sized heap defaults (no node flags): what the
+    // deployed heap bound costs in SSR throughput and saves in memory, measured in the same run.
+    if (hostNodeArgs.length > 0) {
+      const plain = await startHost(work, 'host-ssr-v8-defaults', settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir }, []);
+      try {
+        say(`host on V8 defaults (no node flags) up on ${plain.port}; sweep, then SSR load…`);
+        await coldSweep(plain, settings.sites, target, settings.coldConcurrency);
+        await new Promise((r) => setTimeout(r, 500));
+        memory.hostV8DefaultsAfterAllSitesBytes = rssBytes(plain.child.pid);
+        const load = await runLoad(work, 'host-ssr-v8-defaults', loadOptions(plain.port, { cpuPids: [plain.child.pid] }));
+        checkLoad('host SSR, V8 defaults', load);
+        memory.hostV8DefaultsAfterWarmBytes = rssBytes(plain.child.pid);
+        scenarios.push({
+          id: 'host-ssr-v8-defaults',
+          label: 'Host SSR, V8 heap defaults',
+          what: `the same as host SSR (after the same sweep), started without the workers' node flags (${hostNodeArgs.join(' ')}): V8 sizes the heap for the machine.`,
+          load,
+          notes: [`RSS after the sweep ${((memory.hostV8DefaultsAfterAllSitesBytes ?? 0) / 2 ** 20).toFixed(0)} MiB, after the load ${((memory.hostV8DefaultsAfterWarmBytes ?? 0) / 2 ** 20).toFixed(0)} MiB.`],
+        });
+      } finally {
+        await stopChild(plain.child);
+      }
+    } else {
+      scenarios.push({ id: 'host-ssr-v8-defaults', label: 'Host SSR, V8 heap defaults', what: 'the host without node flags.', skipped: 'the host already runs without node flags (BENCH_HOST_DEFAULT_FLAGS=1)', notes: [] });
     }
 
     // 2. Single-site Astro, standalone, same layout and data.

@@ -56,6 +56,7 @@ describe('npm run bench (smoke mode, end to end)', () => {
       // Both sweeps ran: the first rendered every page, the restarted host found them on disk.
       expect(results.coldFirst?.sites).toBe(results.settings.sites);
       expect(results.coldFirst?.non200).toBe(0);
+      expect(results.memory.hostV8DefaultsAfterAllSitesBytes).toBeGreaterThan(0);
       expect(results.markdownAfterRestart).toEqual({ hits: results.settings.sites, misses: 0 });
       // The host ran with the PM2 workers' node flags.
       expect(results.hostNodeArgs).toEqual([expect.stringMatching(/^--max-old-space-size=\d+$/), '--max-semi-space-size=16']);
