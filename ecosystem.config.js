@@ -18,17 +18,18 @@ const ms = (name, fallback) => (process.env[name] && /^\d+$/.test(process.env[na
 const drainBudget = ms('SHUTDOWN_DELAY_MS', 0) + ms('DRAIN_TIMEOUT_MS', 8000);
 
 // V8 sizes a worker's heap for the whole machine unless told otherwise: on a large host it lets
-// old space grow to ~4x the live data before collecting, and the young generation to 64 MiB per
-// semi-space. Measured with 10,000 sites (bench/README.md): RSS ~410 MiB after touching every site
-// and ~650 MiB after a minute of SSR load on V8's defaults; ~285 and ~340 MiB with these two
-// flags, at the same or better req/s. The old-space bound leaves room for the content cache
-// (SITE_CACHE_MAX_MB, the one large thing on the V8 heap; the render cache holds Buffers, outside
-// it). The semi-space must be set with it: bounding old space alone shrank the young generation,
-// so short-lived render objects were promoted and SSR lost ~25 % to full collections.
+// old space grow to ~4x the live data before collecting, and each young semi-space to 64 MiB.
+// Measured with 10,000 sites (bench/README.md): on V8's defaults a worker's RSS was ~400 MiB
+// after touching every site and ~650-700 MiB after a minute of SSR load; with these flags
+// ~280-300 and ~350-430 MiB. A bound below 2 GiB also lowers V8's growth factor (1.6x at 1 GiB,
+// 1.4x at 512 MiB), which is where the memory comes from and what it costs: more full
+// collections, so SSR on render-cache misses lost 10-25 % at 1 GiB and 15-40 % at 512 MiB in
+// the same A/B runs. The semi-space is set explicitly because bounding old space alone also
+// shrinks the young generation, so short-lived render objects were promoted.
+// The bound leaves room for the content cache (SITE_CACHE_MAX_MB, the one large thing on the V8
+// heap; the render cache holds Buffers, outside it). WORKER_HEAP_MB=0 drops it.
 const siteCacheMb = ms('SITE_CACHE_MAX_MB', 128);
-const heapMb = ms('WORKER_HEAP_MB', Math.max(512, 2 * siteCacheMb + 256));
-// WORKER_HEAP_MB=0 drops the old-space bound: ~10-25 % more SSR throughput on render-cache misses
-// in the benchmark, for a worker whose RSS follows V8's own sizing (hundreds of MiB more).
+const heapMb = ms('WORKER_HEAP_MB', Math.max(1024, 4 * siteCacheMb + 256));
 export const workerNodeArgs = [...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []), '--max-semi-space-size=16'];
 
 export const apps = [
