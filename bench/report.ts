@@ -128,24 +128,16 @@ export function evaluateTargets(scenarios: ScenarioResult[], memory: MemoryResul
     value: delta === undefined ? undefined : delta / MiB,
     pass: delta !== undefined && delta <= 64 * MiB,
   });
-  targets.push({
-    id: 'cold-load-p99',
-    label: 'Cold site load p99: site not in memory, page rendered before (after a restart or eviction)',
-    measured: `${fmtMs(cold.loadMs.p99)} ms`,
+  const coldTarget = (id: string, label: string, result: ColdLoadResult): TargetResult => ({
+    id,
+    label,
+    measured: `${fmtMs(result.loadMs.p99)} ms`,
     threshold: '≤ 5 ms',
-    value: cold.loadMs.p99,
-    pass: cold.loadMs.p99 <= 5,
+    value: result.loadMs.p99,
+    pass: result.loadMs.p99 <= 5,
   });
-  if (coldFirst) {
-    targets.push({
-      id: 'cold-first-render-p99',
-      label: 'Cold site load p99: first render ever of each page (empty Markdown cache)',
-      measured: `${fmtMs(coldFirst.loadMs.p99)} ms`,
-      threshold: '≤ 5 ms',
-      value: coldFirst.loadMs.p99,
-      pass: coldFirst.loadMs.p99 <= 5,
-    });
-  }
+  targets.push(coldTarget('cold-load-p99', 'Cold site load p99: site not in memory, page rendered before (after a restart or eviction)', cold));
+  if (coldFirst) targets.push(coldTarget('cold-first-render-p99', 'Cold site load p99: first render ever of each page (empty Markdown cache)', coldFirst));
   return targets;
 }
 
