@@ -119,6 +119,27 @@ describe('Markdown cache on disk', () => {
   });
 });
 
+describe('Markdown cache housekeeping', () => {
+  it('removes half-written files left by a killed worker once they are stale, and keeps fresh ones', async () => {
+    const key = markdownCacheKey('p1', 'x');
+    const shard = join(dir, key.slice(0, 2));
+    await mkdir(shard, { recursive: true });
+    const stale = join(shard, `${key}.html.1234.deadbeef.tmp`);
+    const fresh = join(shard, `${key}.html.1234.cafebabe.tmp`);
+    await writeFile(stale, 'half');
+    await writeFile(fresh, 'half');
+    const old = new Date(Date.now() - 3600_000);
+    await utimes(stale, old, old);
+    // The first write of a worker checks the folder (it does not know its size yet).
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: renderMarkdown, pipelineId: 'p1' });
+    await cache.render('a page');
+    await cache.settle();
+    const names = await readdir(shard);
+    expect(names).not.toContain(`${key}.html.1234.deadbeef.tmp`);
+    expect(names).toContain(`${key}.html.1234.cafebabe.tmp`);
+  });
+});
+
 describe('prepareMarkdownCacheDir', () => {
   it('creates a private folder', async () => {
     const target = join(dir, 'a', 'markdown');

@@ -46,6 +46,8 @@ export function markdownCachePath(dir: string, key: string): string {
 }
 
 const KEY_FILE = /^[a-f0-9]{64}\.html$/;
+const TEMP_FILE = /^[a-f0-9]{64}\.html\.\d+\.[a-f0-9]{8}\.tmp$/;
+const STALE_TEMP_MS = 10 * 60_000;
 
 export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCache {
   const { dir, maxBytes } = options;
@@ -81,6 +83,13 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
         continue;
       }
       for (const name of names) {
+        if (TEMP_FILE.test(name)) {
+          // Left by a worker killed between write and rename: drop it once it is clearly stale.
+          const path = join(dir, shard, name);
+          const s = await stat(path).catch(() => undefined);
+          if (s && Date.now() - s.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => {});
+          continue;
+        }
         if (!KEY_FILE.test(name)) continue;
         const path = join(dir, shard, name);
         const s = await stat(path).catch(() => undefined);
