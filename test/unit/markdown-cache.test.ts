@@ -47,6 +47,7 @@ describe('Markdown cache on disk', () => {
     expect(await cache.render('Old text')).toContain('Old text');
     await cache.settle();
     expect(await cache.render('New text')).toContain('New text');
+    await cache.settle();
     expect(r.calls).toEqual(['Old text', 'New text']);
   });
 
@@ -57,6 +58,7 @@ describe('Markdown cache on disk', () => {
     const r = countingRenderer();
     const current = createMarkdownCache({ dir, maxBytes: 1 << 20, render: r.render, pipelineId: 'new' });
     expect(await current.render('Same text')).toBe('<p>Same text</p>');
+    await current.settle();
     expect(r.calls).toHaveLength(1);
     expect(markdownCacheKey('old', 'x')).not.toBe(markdownCacheKey('new', 'x'));
   });
@@ -73,7 +75,8 @@ describe('Markdown cache on disk', () => {
     const cache = createMarkdownCache({ dir: blocked, maxBytes: 1 << 20, render: renderMarkdown, pipelineId: 'p1', onWarning: (m) => warnings.push(m) });
     expect(await cache.render('Still *served*')).toBe('<p>Still <em>served</em></p>');
     await cache.settle();
-    expect(cache.stats.writeErrors).toBe(1);
+    expect(warnings).toEqual([expect.stringContaining('Markdown cache folder is not usable (EEXIST)')]);
+    expect(await cache.render('Still *served*')).toBe('<p>Still <em>served</em></p>');
   });
 
   it('writes whole files only, even when two workers write the same page at once', async () => {
@@ -137,6 +140,41 @@ describe('Markdown cache housekeeping', () => {
     const names = await readdir(shard);
     expect(names).not.toContain(`${key}.html.1234.deadbeef.tmp`);
     expect(names).toContain(`${key}.html.1234.cafebabe.tmp`);
+  });
+});
+
+describe('Markdown cache folder removed while serving', () => {
+  it('makes the folder again and keeps caching, when a temp cleaner deletes it', async () => {
+    const r = countingRenderer();
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: r.render, pipelineId: 'p1' });
+    await cache.render('before');
+    await cache.settle();
+    await rm(dir, { recursive: true, force: true });
+    await cache.render('before');
+    await cache.settle();
+    expect(cache.stats.writeErrors).toBe(0);
+    expect(await readFile(markdownCachePath(dir, markdownCacheKey('p1', 'before')), 'utf8')).toBe('<p>before</p>');
+  });
+});
+
+describe('Markdown cache folder replaced by someone else', () => {
+  it('stops reading and writing it when the re-made folder is not private any more', async () => {
+    const warnings: string[] = [];
+    const r = countingRenderer();
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: r.render, pipelineId: 'p1', onWarning: (m) => warnings.push(m) });
+    await cache.render('first');
+    await cache.settle();
+    // Gone, then re-made world-writable, with a planted file for the next page's key.
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o777 });
+    await chmod(dir, 0o777);
+    await cache.render('second');
+    await cache.settle();
+    expect(warnings.some((w) => w.includes('writable by group or others'))).toBe(true);
+    const planted = markdownCachePath(dir, markdownCacheKey('p1', 'third'));
+    await mkdir(join(dir, markdownCacheKey('p1', 'third').slice(0, 2)), { recursive: true });
+    await writeFile(planted, '<script>planted</script>');
+    expect(await cache.render('third')).toBe('<p>third</p>');
   });
 });
 

@@ -55,6 +55,8 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
   const pending = new Set<Promise<unknown>>();
   const madeDirs = new Set<string>();
   let writable = true;
+  // Set when the folder can no longer be trusted: neither read nor written from then on.
+  let disabled = false;
   // Bytes this worker believes are on disk: seeded by a scan, then counted as it writes. Other
   // workers write too, so it is an estimate; every prune re-reads the truth from the folder.
   let knownBytes: number | undefined;
@@ -121,17 +123,39 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
     return pruning;
   }
 
+  /**
+   * Makes a shard folder, first checking that the cache folder is still ours alone (a cleaner may
+   * have removed it and someone else made it again): up to 256 checks per process, one stat each.
+   */
+  async function ensureFolder(folder: string): Promise<boolean> {
+    if (madeDirs.has(folder)) return true;
+    const checked = await prepareMarkdownCacheDir(dir);
+    if (!checked.ok) {
+      disabled = true;
+      options.onWarning?.(`Markdown cache folder is not usable (${checked.reason}); cache off until restart`, { dir, reason: checked.reason });
+      return false;
+    }
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    madeDirs.add(folder);
+    return true;
+  }
+
   async function write(key: string, html: string): Promise<void> {
     const path = markdownCachePath(dir, key);
     const folder = dirname(path);
-    if (!madeDirs.has(folder)) {
-      await mkdir(folder, { recursive: true, mode: 0o700 });
-      madeDirs.add(folder);
-    }
+    if (!(await ensureFolder(folder))) return;
     // Write-then-rename: a reader sees the whole file or none, even with several workers writing
     // the same key at once.
     const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(temp, html, { mode: 0o600 });
+    try {
+      await writeFile(temp, html, { mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The folder went away under us (a temp-folder cleaner, an operator): check and make it again, once.
+      madeDirs.clear();
+      if (!(await ensureFolder(folder))) return;
+      await writeFile(temp, html, { mode: 0o600 });
+    }
     try {
       await rename(temp, path);
     } catch (error) {
@@ -145,6 +169,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
 
   return {
     async render(markdown) {
+      if (disabled) return options.render(markdown);
       const key = markdownCacheKey(options.pipelineId, markdown);
       try {
         const html = await readFile(markdownCachePath(dir, key), 'utf8');
