@@ -81,15 +81,30 @@ export function logTail(child: Child, lines = 30): string {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Linux's default ephemeral range starts here; ports below it are never a connection's source port. */
+const EPHEMERAL_START = 32768;
+const LOW_PORT_START = 20000;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free loopback port for a process started later (nginx, pm2, a server). Picked below the
+ * ephemeral range: a port the OS hands out for listen(0) comes from the same range as the source
+ * ports of outgoing connections, so under load (autocannon, parallel test files) another process's
+ * connection could take it before the server binds it, and the server failed with EADDRINUSE.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = LOW_PORT_START + Math.floor(Math.random() * (EPHEMERAL_START - LOW_PORT_START));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free loopback port found between ${LOW_PORT_START} and ${EPHEMERAL_START}`);
 }
 
 /** Resident set size of a process from /proc (Linux), in bytes; undefined elsewhere. */

@@ -1,10 +1,13 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, get, waitFor } from './server.ts';
+import { freePort } from '../../bench/processes.ts';
+
+/** Free loopback ports below the ephemeral range (see bench/processes.ts for why). */
+export { freePort };
 
 const run = promisify(execFile);
 const PM2 = join(ROOT, 'node_modules/.bin/pm2');
@@ -27,16 +30,6 @@ export interface RunningCluster {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /**
  * Runs the real ecosystem.config.js under the real pm2, with its own PM2_HOME so the daemon,

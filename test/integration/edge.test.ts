@@ -185,7 +185,11 @@ describe('npm run start:edge', () => {
     child.stderr!.on('data', (d) => (output += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      await waitFor(async () => (await get(edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 200, 60_000, 250);
+      // Well inside the test's own timeout, so a failure shows the processes' output.
+      await waitFor(async () => {
+        if (child.exitCode !== null) throw new Error(`npm run start:edge exited with ${child.exitCode} before serving`);
+        return (await get(edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 200;
+      }, 45_000, 250);
       const logo = await get(edgePort, 'acme.example', '/logo.svg');
       expect(logo.headers['x-served-by']).toBe('nginx-static');
       expect((await get(edgePort, 'acme.example', '/about')).body).toContain('data-site="acme"');
@@ -196,8 +200,9 @@ describe('npm run start:edge', () => {
       throw new Error(`${(error as Error).message}\n${output}`);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
-      await run(join(ROOT, 'node_modules/.bin/pm2'), ['kill'], { env: { ...process.env, PM2_HOME: join(work, 'pm2') } }).catch(() => {});
+      // Bounded: an unanswered pm2 kill must not eat the time the failure message needs.
+      await run(join(ROOT, 'node_modules/.bin/pm2'), ['kill'], { env: { ...process.env, PM2_HOME: join(work, 'pm2') }, timeout: 15_000 }).catch(() => {});
       await rm(work, { recursive: true, force: true });
     }
-  }, 90_000);
+  }, 120_000);
 });

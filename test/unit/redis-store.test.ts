@@ -2,23 +2,12 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { Redis, type Cluster } from 'ioredis';
 import { createRedisClient, type RedisSettings } from '../../astro-multi-tenant/server/session/redis-client.ts';
 import { createRedisSessionStore } from '../../astro-multi-tenant/server/session/redis-store.ts';
+import { freePort } from '../../bench/processes.ts';
 import { SessionStoreUnavailable, type SessionRecord, type SessionStore } from '../../astro-multi-tenant/server/session/store.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
