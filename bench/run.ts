@@ -12,6 +12,7 @@ import { edgeOptionsFromEnv } from '../nginx/render.ts';
 import { writeEdgeConfig } from '../astro-multi-tenant/server/cli/edge.ts';
 import { buildBaseline, hostPageProps } from './baseline-astro.ts';
 import { generateSites, siteHost, siteId } from './generate-sites.ts';
+import { metricSum } from './metrics-text.ts';
 import { runLoad, summarize, type LoadOptions, type LoadResult } from './load.ts';
 import { childPids, freePort, get, keepAlive, killAllNow, rssBytes, spawnLogged, stopAll, stopChild, waitForHttp, type Child } from './processes.ts';
 import {
@@ -133,17 +134,11 @@ async function coldSweep(server: Server, sites: number, target: number, concurre
   return { sites, concurrency, first, loadMs: summarize(load), siteMs: summarize(site), pageMs: summarize(page), e2eMs: summarize(e2e), non200, sweepSeconds };
 }
 
-/** Sum of every sample of a Prometheus metric (optionally only those whose labels contain `labels`). */
-async function metric(port: number, name: string, labels = ''): Promise<number> {
+/** Sum of every sample of a Prometheus metric (optionally only those with the given labels). */
+async function metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
   const res = await get(port, 'localhost', '/_platform/metrics', { agent: keepAlive });
   if (res.status !== 200) throw new Error(`/_platform/metrics answered ${res.status}`);
-  let sum = 0;
-  for (const line of res.body.toString('utf8').split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (match?.[1] === name && (match[2] ?? '').includes(labels)) sum += Number(match[3]);
-  }
-  return sum;
+  return metricSum(res.body.toString('utf8'), name, labels);
 }
 
 async function hostStatus(port: number): Promise<MemoryResult['hostStatus']> {
@@ -248,25 +243,33 @@ async function main(): Promise<void> {
     let hostBody: Buffer;
     const markdownCacheDir = join(work, 'markdown-cache');
     await mkdir(markdownCacheDir, { mode: 0o700 });
-    const first = await startHost(work, 'host-first-render', settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir });
+    /** A host with the render cache off, right after the first request to every site. */
+    const sweptHost = async (name: string, flags?: string[]) => {
+      const server = await startHost(work, name, settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir }, flags);
+      try {
+        say(`${name} up on ${server.port}; first request to each of ${settings.sites} sites…`);
+        const sweep = await coldSweep(server, settings.sites, target, settings.coldConcurrency);
+        await new Promise((r) => setTimeout(r, 500));
+        const rss = rssBytes(server.child.pid);
+        say(`${name}: site+page load p50 ${sweep.loadMs.p50} ms, p99 ${sweep.loadMs.p99} ms; e2e p50 ${sweep.e2eMs.p50} ms, p99 ${sweep.e2eMs.p99} ms; RSS ${((rss ?? 0) / 2 ** 20).toFixed(1)} MiB`);
+        return { server, sweep, rss };
+      } catch (error) {
+        await stopChild(server.child);
+        throw error;
+      }
+    };
+
+    const first = await sweptHost('host-first-render');
+    await stopChild(first.server.child);
+    coldFirst = first.sweep;
+    memory.hostFirstRenderAfterAllSitesBytes = first.rss;
+
+    const { server: ssr, sweep: restarted, rss: restartedRss } = await sweptHost('host-ssr');
     try {
-      say(`host (RENDER_CACHE_MB=0, empty Markdown cache) up on ${first.port}; first request to each of ${settings.sites} sites…`);
-      coldFirst = await coldSweep(first, settings.sites, target, settings.coldConcurrency);
-      await new Promise((r) => setTimeout(r, 500));
-      memory.hostFirstRenderAfterAllSitesBytes = rssBytes(first.child.pid);
-      say(`cold, first render: site+page load p50 ${coldFirst.loadMs.p50} ms, p99 ${coldFirst.loadMs.p99} ms; RSS ${((memory.hostFirstRenderAfterAllSitesBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`);
-    } finally {
-      await stopChild(first.child);
-    }
-    const ssr = await startHost(work, 'host-ssr', settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir });
-    try {
-      say(`host restarted (RENDER_CACHE_MB=0, same Markdown cache) on ${ssr.port}; first request to each of ${settings.sites} sites again…`);
-      cold = await coldSweep(ssr, settings.sites, target, settings.coldConcurrency);
-      await new Promise((r) => setTimeout(r, 500));
-      memory.hostAfterAllSitesBytes = rssBytes(ssr.child.pid);
+      cold = restarted;
+      memory.hostAfterAllSitesBytes = restartedRss;
       memory.hostStatus = await hostStatus(ssr.port);
       markdownAfterRestart = { hits: await metric(ssr.port, 'amt_markdown_cache_hits_total'), misses: await metric(ssr.port, 'amt_markdown_cache_misses_total') };
-      say(`cold after restart: first request ${cold.first.e2eMs.toFixed(1)} ms; site+page load p50 ${cold.loadMs.p50} ms, p99 ${cold.loadMs.p99} ms; e2e p50 ${cold.e2eMs.p50} ms, p99 ${cold.e2eMs.p99} ms; RSS ${((memory.hostAfterAllSitesBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`);
       const page = await get(ssr.port, targetHost, '/');
       if (page.status !== 200) throw new Error(`host answered ${page.status} for http://${targetHost}/`);
       hostBody = page.body;
@@ -288,12 +291,9 @@ async function main(): Promise<void> {
     // 1b. The same restarted host on V8's machine-sized heap defaults (no node flags): what the
     // deployed heap bound costs in SSR throughput and saves in memory, measured in the same run.
     if (hostNodeArgs.length > 0) {
-      const plain = await startHost(work, 'host-ssr-v8-defaults', settings, sitesDir, { RENDER_CACHE_MB: '0', MARKDOWN_CACHE_DIR: markdownCacheDir }, []);
+      const { server: plain, rss } = await sweptHost('host-ssr-v8-defaults', []);
       try {
-        say(`host on V8 defaults (no node flags) up on ${plain.port}; sweep, then SSR load…`);
-        await coldSweep(plain, settings.sites, target, settings.coldConcurrency);
-        await new Promise((r) => setTimeout(r, 500));
-        memory.hostV8DefaultsAfterAllSitesBytes = rssBytes(plain.child.pid);
+        memory.hostV8DefaultsAfterAllSitesBytes = rss;
         const load = await runLoad(work, 'host-ssr-v8-defaults', loadOptions(plain.port, { cpuPids: [plain.child.pid] }));
         checkLoad('host SSR, V8 defaults', load);
         memory.hostV8DefaultsAfterWarmBytes = rssBytes(plain.child.pid);
@@ -432,10 +432,10 @@ async function main(): Promise<void> {
           const edgePrimed = await get(nginxPort, targetHost, '/');
           const status = String(edgePrimed.headers['x-cache-status']);
           if (status !== 'HIT') throw new Error(`expected an nginx cache HIT after priming, got X-Cache-Status: ${status}`);
-          const upstreamBefore = await metric(host.port, 'amt_site_requests_total', `site="${targetId}"`);
+          const upstreamBefore = await metric(host.port, 'amt_site_requests_total', { site: targetId });
           const edgeLoad = await runLoad(work, 'nginx-micro-cache', loadOptions(nginxPort, { cpuPids: [...childPids(nginx.pid), host.child.pid] }));
           checkLoad('nginx micro-cache', edgeLoad);
-          const upstream = (await metric(host.port, 'amt_site_requests_total', `site="${targetId}"`)) - upstreamBefore;
+          const upstream = (await metric(host.port, 'amt_site_requests_total', { site: targetId })) - upstreamBefore;
           scenarios.push({
             id: 'nginx-micro-cache',
             label: 'nginx micro-cache hit',

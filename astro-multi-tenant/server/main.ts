@@ -8,7 +8,7 @@ import { createApp } from './app.ts';
 import { createContentCache } from './sites/content-cache.ts';
 import { createSiteLoader } from './sites/loader.ts';
 import { createPageLoader } from './sites/pages.ts';
-import { createMarkdownCache, prepareMarkdownCacheDir } from './sites/markdown-cache.ts';
+import { openMarkdownCache } from './sites/markdown-cache.ts';
 import { renderMarkdown, renderPipelineId } from './sites/markdown.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
 import { loadAstroRenderer, type Renderer } from './render/astro-renderer.ts';
@@ -175,10 +175,8 @@ async function main() {
     },
   });
 
-  const markdownDir = config.markdownCacheDir ? await prepareMarkdownCacheDir(config.markdownCacheDir) : undefined;
-  if (markdownDir && !markdownDir.ok) logger.warn({ dir: config.markdownCacheDir, reason: markdownDir.reason }, 'Markdown cache folder refused; rendering every cold page (set MARKDOWN_CACHE_DIR to a private folder)');
-  const markdownCache = config.markdownCacheDir && markdownDir?.ok
-    ? createMarkdownCache({
+  const markdownCache = config.markdownCacheDir
+    ? await openMarkdownCache({
         dir: config.markdownCacheDir,
         maxBytes: config.markdownCacheBytes,
         render: renderMarkdown,

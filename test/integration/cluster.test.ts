@@ -4,17 +4,7 @@ import { ROOT, copySites, get, removeDir, waitFor } from '../helpers/server.ts';
 import { startCluster, type RunningCluster } from '../helpers/cluster.ts';
 import { startLoad } from '../helpers/load.ts';
 import { redisForTests } from '../helpers/redis.ts';
-
-/** Sums every sample of `name` whose labels contain all of `match`. */
-function metricSum(text: string, name: string, match: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const labels = /\{([^}]*)\}/.exec(line)?.[1] ?? '';
-    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
+import { metricSum } from '../../bench/metrics-text.ts';
 
 const TOKEN = 'test-admin-token-0123456789';
 const SESSION_KEYS = 'k1:cluster-test-signing-secret-0123456789abcdef';

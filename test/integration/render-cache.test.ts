@@ -3,6 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { metricSum } from '../../bench/metrics-text.ts';
 
 describe('the render cache for anonymous pages', () => {
   let sitesDir: string;
@@ -146,11 +147,7 @@ describe('the Markdown cache on disk', () => {
     await removeDir(cacheDir);
   });
 
-  /** Sum of one counter's samples in /_platform/metrics. */
-  async function counter(port: number, name: string): Promise<number> {
-    const text = (await get(port, 'localhost', '/_platform/metrics')).body;
-    return text.split('\n').filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`)).reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
-  }
+  const counter = async (port: number, name: string) => metricSum((await get(port, 'localhost', '/_platform/metrics')).body, name);
 
   it('lets a restarted worker load cold pages from disk, with the same HTML, and renders an edited page afresh', async () => {
     const first = await startServer(sitesDir, { MARKDOWN_CACHE_DIR: cacheDir, RENDER_CACHE_MB: '0' });

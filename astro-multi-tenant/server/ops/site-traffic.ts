@@ -92,7 +92,7 @@ export function createSiteTraffic(options: SiteTrafficOptions = {}) {
     return { windowSeconds: (span * slotMs) / 1000, sites };
   }
 
-  /** Sites with a record in the window (for tests and the memory budget). */
+  /** How many sites have a record in the window (the tests check memory follows traffic). */
   return { record, snapshot, get size() { return recent.size; } };
 }
 

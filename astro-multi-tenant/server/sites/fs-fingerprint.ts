@@ -2,10 +2,15 @@ import { stat } from 'node:fs/promises';
 
 /** inode, size and mtime: changes whenever a file is rewritten, replaced or renamed over. */
 export async function fileFingerprint(path: string): Promise<string | null> {
+  return (await fileIdentity(path))?.fingerprint ?? null;
+}
+
+/** The fingerprint with the size it was taken at; null when there is no regular file there. */
+export async function fileIdentity(path: string): Promise<{ fingerprint: string; size: number } | null> {
   try {
     const s = await stat(path);
     if (!s.isFile()) return null;
-    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+    return { fingerprint: `${s.ino}:${s.size}:${s.mtimeMs}`, size: s.size };
   } catch (error) {
     if (isMissing(error)) return null;
     throw error;

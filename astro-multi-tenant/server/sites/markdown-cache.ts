@@ -202,6 +202,17 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
 }
 
 /**
+ * Checks the folder (prepareMarkdownCacheDir) and opens the cache on it; a folder that is refused
+ * gives no cache, with a warning naming the reason, and every cold page is rendered.
+ */
+export async function openMarkdownCache(options: MarkdownCacheOptions): Promise<MarkdownCache | undefined> {
+  const checked = await prepareMarkdownCacheDir(options.dir);
+  if (checked.ok) return createMarkdownCache(options);
+  options.onWarning?.('Markdown cache folder refused; rendering every cold page (set MARKDOWN_CACHE_DIR to a private folder)', { dir: options.dir, reason: checked.reason });
+  return undefined;
+}
+
+/**
  * Makes the cache folder (mode 0700) and checks it is this user's alone. Cached HTML is served
  * as-is, and keys are predictable from public page text, so a folder that someone else owns or
  * can write to would let them plant HTML: such a folder is refused, with the reason.

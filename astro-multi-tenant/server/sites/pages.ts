@@ -3,7 +3,7 @@ import { join, sep } from 'node:path';
 import { ContentError } from '../errors.ts';
 import { frontmatterSchema, toContentIssues, type Frontmatter, type LayoutName } from './schema.ts';
 import { renderMarkdown, splitFrontmatter } from './markdown.ts';
-import { fileFingerprint } from './fs-fingerprint.ts';
+import { fileIdentity } from './fs-fingerprint.ts';
 import type { ContentCache } from './content-cache.ts';
 import type { Site } from './loader.ts';
 
@@ -63,11 +63,11 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
       // Candidates and paths only when the disk is consulted; a cache hit skips all of it.
       async fingerprint() {
         for (const candidate of pageCandidates(segments)) {
-          const fp = await fileFingerprint(join(site.dir, 'pages', candidate));
-          if (fp !== null) {
+          const file = await fileIdentity(join(site.dir, 'pages', candidate));
+          if (file !== null) {
             found = candidate;
-            foundSize = Number(fp.split(':')[1]);
-            return `${candidate}|${fp}|${site.config.layout}`;
+            foundSize = file.size;
+            return `${candidate}|${file.fingerprint}|${site.config.layout}`;
           }
         }
         return null;
