@@ -41,8 +41,9 @@ export async function serveStaticFile(
   let size: number;
   let mtimeMs: number;
   try {
-    const realRoot = await realpath(root);
-    real = await realpath(join(realRoot, ...segments));
+    // Both resolved at once: the file's real path does not depend on resolving the root first.
+    const [realRoot, realFile] = await Promise.all([realpath(root), realpath(join(root, ...segments))]);
+    real = realFile;
     if (!real.startsWith(realRoot + sep)) return false;
     const s = await stat(real);
     if (!s.isFile()) return false;
