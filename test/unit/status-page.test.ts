@@ -133,12 +133,100 @@ describe('renderStatusPage', () => {
     const [alpha, beta] = siteRows(html);
     expect(alpha).toContain('alpha.com, old-alpha.com →');
     expect(alpha).toContain('cached on 1/2');
-    expect(alpha).toContain('<td class="num">0.5</td>');
+    expect(alpha).toContain('<td class="num">0.5 req/s</td>');
     expect(alpha).toContain('<td class="num bad">1.5%</td>');
     expect(alpha).toContain('<td class="num">200</td>');
     expect(beta).toContain('(platform subdomain only)');
     expect(beta).toContain('not loaded');
     expect(beta).toContain('not checked');
+  });
+
+  it('shows IDN domains and aliases in Unicode, with the stored punycode form on hover', () => {
+    const html = renderStatusPage(
+      model({
+        known: [
+          site('bakery', ['sweet-crumbs.example', 'xn--bckerei-5wa.example'], ['www.xn--bckerei-5wa.example']),
+          site('tokyo', ['xn--wgv71a.xn--wgv71a119e.example']),
+          site('greek', ['xn--hxajbheg2az3al.xn--jxalpdlp.example']),
+        ],
+      }),
+    );
+    const row = (id: string) => siteRows(html).find((r) => r.includes(`>${id}</a>`))!;
+    expect(row('bakery')).toContain('sweet-crumbs.example, <span title="xn--bckerei-5wa.example">bäckerei.example</span>, <span title="www.xn--bckerei-5wa.example">www.bäckerei.example</span> →');
+    expect(row('tokyo')).toContain('<span title="xn--wgv71a.xn--wgv71a119e.example">日本.日本語.example</span>');
+    expect(row('greek')).toContain('<span title="xn--hxajbheg2az3al.xn--jxalpdlp.example">παράδειγμα.δοκιμή.example</span>');
+    // An ASCII domain needs no hover; links keep the ASCII form every client can resolve.
+    expect(row('bakery')).not.toContain('title="sweet-crumbs.example"');
+    expect(row('bakery')).toContain('<a href="//sweet-crumbs.example/">');
+    expect(row('tokyo')).toContain('<a href="//xn--wgv71a.xn--wgv71a119e.example/">');
+  });
+
+  it('finds an IDN site by the Unicode or the punycode form of its domain', () => {
+    const m = model({ known: [site('bakery', ['xn--bckerei-5wa.example']), site('other', ['other.example'])] });
+    for (const filter of ['bäckerei', 'BÄCKEREI.example', 'xn--bckerei', 'bakery']) {
+      const rows = siteRows(renderStatusPage(m, filter));
+      expect(rows, filter).toHaveLength(1);
+      expect(rows[0]).toContain('>bakery</a>');
+    }
+  });
+
+  it('shows every size in the unit its magnitude calls for (B, KiB, MiB, GiB), the cache size too', () => {
+    const cases: Array<[number, string]> = [
+      [0, '0 B'],
+      [812, '812 B'],
+      [1023, '1023 B'],
+      [1024, '1.0 KiB'],
+      [3.4 * 1024, '3.4 KiB'],
+      // Twenty site configs of ~2 KiB: the figure that used to read "0.0 MiB".
+      [20 * 2048, '40.0 KiB'],
+      [1024 * 1024 - 1, '1.0 MiB'],
+      [1024 * 1024, '1.0 MiB'],
+      [150 * 1024 * 1024, '150.0 MiB'],
+      [1024 ** 3, '1.0 GiB'],
+      [2.5 * 1024 ** 3, '2.5 GiB'],
+      [2048 * 1024 ** 3, '2,048.0 GiB'],
+    ];
+    for (const [bytes, text] of cases) {
+      const html = renderStatusPage(
+        model({
+          workers: [
+            worker('0', {
+              cache: { entries: 20, bytes, hits: 0, misses: 0, evictions: 0 },
+              memory: { rssBytes: bytes, heapUsedBytes: bytes, heapTotalBytes: bytes, heapLimitBytes: bytes },
+            }),
+          ],
+        }),
+      );
+      const row = html.split('\n').find((line) => line.startsWith('<tr><td>0</td>'))!;
+      // RSS, heap used / limit and cache size, all in the same form.
+      expect(row, String(bytes)).toContain(`<td class="num">${text}</td><td class="num">${text} / ${text}</td><td class="num">20</td><td class="num">${text}</td>`);
+    }
+  });
+
+  it('prints every request rate (site rows, worker rows, total) alike: one decimal and "req/s"', () => {
+    // requests in a 60 s window → the rate shown
+    const cases: Array<[number, string]> = [
+      [0, '0.0 req/s'],
+      [1, '<0.1 req/s'],
+      [3, '0.1 req/s'],
+      [30, '0.5 req/s'],
+      [60, '1.0 req/s'],
+      [740, '12.3 req/s'],
+      [74_070, '1,234.5 req/s'],
+    ];
+    for (const [requests, text] of cases) {
+      const html = renderStatusPage(
+        model({
+          known: [site('alpha')],
+          workers: [worker('0', { traffic1m: { windowSeconds: 60, sites: requests ? { alpha: { requests, errors: 0 } } : {} } })],
+        }),
+      );
+      const [alpha] = siteRows(html);
+      const workerRow = html.split('\n').find((line) => line.startsWith('<tr><td>0</td>'))!;
+      expect(alpha, `site ${requests}`).toContain(`<td class="num">${text}</td>`);
+      expect(workerRow.endsWith(`<td class="num">${text}</td></tr>`), `worker ${requests}: ${workerRow}`).toBe(true);
+      expect(html, `total ${requests}`).toContain(`<div class="card"><b>${text}</b>requests (1 min)</div>`);
+    }
   });
 
   it('is a complete HTML document without scripts that refreshes itself', () => {

@@ -1,12 +1,53 @@
+import { domainToUnicode } from 'node:url';
 import { formatIssue } from '../errors.ts';
 import type { StatusModel } from './status.ts';
 
 const escape = (value: string) =>
   value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-const rate = (perSecond: number) => (perSecond === 0 ? '0' : perSecond < 0.1 ? perSecond.toFixed(3) : perSecond.toFixed(1));
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB'] as const;
+
+/**
+ * A byte count in the binary unit its magnitude calls for: whole bytes below 1024 ("812 B"), then
+ * one decimal in KiB, MiB or GiB ("3.4 KiB", "150.0 MiB"). The unit is picked after rounding, so
+ * 1,048,575 bytes reads "1.0 MiB", never "1024.0 KiB". Every size on the status page goes through
+ * here: one fixed unit showed a 40 KiB cache as "0.0 MiB" beside its 20 entries.
+ */
+export function formatBytes(bytes: number): string {
+  const whole = Math.max(0, Math.round(Number.isFinite(bytes) ? bytes : 0));
+  if (whole < 1024) return `${whole} B`;
+  let value = whole / 1024;
+  let unit = 0;
+  while (unit < BYTE_UNITS.length - 1 && Number(value.toFixed(1)) >= 1024) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })} ${BYTE_UNITS[unit]}`;
+}
+
+/**
+ * A request rate (requests per second) with its unit and one decimal, the same everywhere on the
+ * page: "0.0 req/s", "12.3 req/s", "1,234.5 req/s". A rate above zero that would round to 0.0
+ * (one request in a minute is 0.017/s) reads "<0.1 req/s", so a quiet site never looks idle.
+ */
+export function formatRate(perSecond: number): string {
+  const value = Math.max(0, Number.isFinite(perSecond) ? perSecond : 0);
+  const text = value.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  return `${value > 0 && text === '0.0' ? '<0.1' : text} req/s`;
+}
+
 const percent = (share: number) => `${(share * 100).toFixed(share > 0 && share < 0.01 ? 2 : 1)}%`;
+
+/**
+ * A stored host name as people read it: hosts are kept in ASCII (IDNs as punycode, see
+ * tenant/normalize-host.ts), so an IDN is shown in Unicode with its punycode form on hover.
+ * `domainToUnicode` (WHATWG URL, UTS #46) returns '' for what is not a domain; that is shown as is.
+ */
+function hostLabel(host: string): string {
+  const unicode = domainToUnicode(host);
+  if (unicode === '' || unicode === host) return escape(host);
+  return `<span title="${escape(host)}">${escape(unicode)}</span>`;
+}
 
 function duration(seconds: number): string {
   if (seconds < 120) return `${seconds} s`;
@@ -21,7 +62,10 @@ export const STATUS_HTML_ROW_LIMIT = 500;
 /** The status page as HTML: no scripts, refreshes itself, readable without any stylesheet. Pure. */
 export function renderStatusPage(model: StatusModel, filter = ''): string {
   const needle = filter.trim().toLowerCase();
-  const matching = needle ? model.sites.filter((s) => s.id.includes(needle) || s.domains.some((d) => d.includes(needle))) : model.sites;
+  // A domain matches in either form, so "bäckerei" and "xn--bckerei-5wa" find the same site.
+  const matching = needle
+    ? model.sites.filter((s) => s.id.includes(needle) || s.domains.some((d) => d.includes(needle) || domainToUnicode(d).includes(needle)))
+    : model.sites;
   const shown = matching.slice(0, STATUS_HTML_ROW_LIMIT);
   const { totals } = model;
   const siteRows = shown
@@ -32,13 +76,13 @@ export function renderStatusPage(model: StatusModel, filter = ''): string {
           : s.health === 'ok'
             ? '<span class="good">ok</span>'
             : '<span class="muted">not checked</span>';
-      return `<tr><td><a href="${escape(s.url)}">${escape(s.id)}</a></td><td>${escape([...s.domains, ...s.aliases.map((a) => `${a} →`)].join(', ') || '(platform subdomain only)')}</td><td>${state}</td><td>${s.cachedOn > 0 ? `cached on ${s.cachedOn}/${totals.workers}` : '<span class="muted">not loaded</span>'}</td><td class="num">${rate(s.requestsPerSecond1m)}</td><td class="num${s.errors5m > 0 ? ' bad' : ''}">${percent(s.errorRate5m)}</td><td class="num">${s.requests5m}</td></tr>`;
+      return `<tr><td><a href="${escape(s.url)}">${escape(s.id)}</a></td><td>${[...s.domains.map(hostLabel), ...s.aliases.map((a) => `${hostLabel(a)} →`)].join(', ') || '(platform subdomain only)'}</td><td>${state}</td><td>${s.cachedOn > 0 ? `cached on ${s.cachedOn}/${totals.workers}` : '<span class="muted">not loaded</span>'}</td><td class="num">${formatRate(s.requestsPerSecond1m)}</td><td class="num${s.errors5m > 0 ? ' bad' : ''}">${percent(s.errorRate5m)}</td><td class="num">${s.requests5m}</td></tr>`;
     })
     .join('\n');
   const workerRows = model.workers
     .map(
       (w) =>
-        `<tr><td>${escape(w.workerId)}</td><td class="num">${w.pid}</td><td>${w.draining ? '<span class="bad">draining</span>' : '<span class="good">serving</span>'}</td><td class="num">${duration(w.uptimeSeconds)}</td><td class="num">${mib(w.memory.rssBytes)}</td><td class="num">${mib(w.memory.heapUsedBytes)} / ${mib(w.memory.heapLimitBytes)}</td><td class="num">${w.cache.entries}</td><td class="num">${mib(w.cache.bytes)}</td><td class="num">${rate(w.requestsPerSecond1m)}</td></tr>`,
+        `<tr><td>${escape(w.workerId)}</td><td class="num">${w.pid}</td><td>${w.draining ? '<span class="bad">draining</span>' : '<span class="good">serving</span>'}</td><td class="num">${duration(w.uptimeSeconds)}</td><td class="num">${formatBytes(w.memory.rssBytes)}</td><td class="num">${formatBytes(w.memory.heapUsedBytes)} / ${formatBytes(w.memory.heapLimitBytes)}</td><td class="num">${w.cache.entries}</td><td class="num">${formatBytes(w.cache.bytes)}</td><td class="num">${formatRate(w.requestsPerSecond1m)}</td></tr>`,
     )
     .join('\n');
   const unreachable = model.unreachable.length
@@ -63,17 +107,17 @@ th{background:#f3f4f6;font-weight:600}.num{text-align:right;font-variant-numeric
 <div class="card"><b>${totals.sites}</b>sites</div>
 <div class="card"><b class="${totals.invalid ? 'bad' : ''}">${totals.invalid}</b>invalid</div>
 <div class="card"><b>${totals.workers}</b>workers</div>
-<div class="card"><b>${rate(totals.requestsPerSecond1m)}</b>req/s (1 min)</div>
+<div class="card"><b>${formatRate(totals.requestsPerSecond1m)}</b>requests (1 min)</div>
 </div>
 ${unreachable}
 <h2>Workers</h2>
-<table><thead><tr><th>Worker</th><th class="num">PID</th><th>State</th><th class="num">Uptime</th><th class="num">RSS</th><th class="num">Heap used / limit</th><th class="num">Cache entries</th><th class="num">Cache size</th><th class="num">req/s (1 min)</th></tr></thead>
+<table><thead><tr><th>Worker</th><th class="num">PID</th><th>State</th><th class="num">Uptime</th><th class="num">RSS</th><th class="num">Heap used / limit</th><th class="num">Cache entries</th><th class="num">Cache size</th><th class="num">Rate (1 min)</th></tr></thead>
 <tbody>
 ${workerRows}
 </tbody></table>
 <h2>Sites</h2>
 <form method="get"><input name="q" value="${escape(filter)}" placeholder="filter by id or domain"> <button>Filter</button></form>
-<table><thead><tr><th>Site</th><th>Domains (aliases →)</th><th>Config</th><th>Memory</th><th class="num">req/s (1 min)</th><th class="num">5xx (5 min)</th><th class="num">Requests (5 min)</th></tr></thead>
+<table><thead><tr><th>Site</th><th>Domains (aliases →)</th><th>Config</th><th>Memory</th><th class="num">Rate (1 min)</th><th class="num">5xx (5 min)</th><th class="num">Requests (5 min)</th></tr></thead>
 <tbody>
 ${siteRows}
 </tbody></table>
