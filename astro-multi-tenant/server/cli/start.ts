@@ -1,16 +1,22 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { get } from 'node:http';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { APP_DIR, loadConfig } from '../config.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { APP_DIR, loadConfig, type ServerConfig } from '../config.ts';
 import { clusterProblem } from '../session/embedded-mode.ts';
+import { createSiteRegistry } from '../tenant/registry.ts';
+import { httpOrigin, servingLine } from './serving-line.ts';
 
 /**
  * `npm start`: build once if the Astro bundle or the stylesheets are missing, then run the PM2
  * cluster in the foreground (pm2-runtime), so Docker, systemd or a terminal own its lifetime.
+ * Once a worker answers readyz, one human line on stdout says how many sites it serves and which
+ * URLs to open (cli/serving-line.ts); everything else on stdout stays the workers' JSON logs.
  */
 const root = resolve(APP_DIR, '..');
-let config;
+let config: ServerConfig;
 try {
   config = loadConfig();
 } catch (error) {
@@ -40,3 +46,45 @@ const child = spawn(process.execPath, [pm2Runtime, 'start', join(root, 'ecosyste
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+
+/** How long a first worker may take to answer readyz before start says so (PM2's listen_timeout is 15 s, plus a build-free cold start). */
+const READY_WAIT_MS = 120_000;
+const running = () => child.exitCode === null && child.signalCode === null;
+
+/** true when readyz answers 200 (ready or degraded); false on 503, no answer or a refused connection. */
+function answersReady(host: string, port: number): Promise<boolean> {
+  return new Promise((resolveReady) => {
+    const req = get({ host, port, path: '/_platform/readyz', timeout: 1000, headers: { connection: 'close' } }, (res) => {
+      res.resume();
+      resolveReady(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolveReady(false));
+  });
+}
+
+async function announceWhenReady(port: number): Promise<void> {
+  const probeHost = config.host === undefined || ['0.0.0.0', '::', '[::]'].includes(config.host) ? '127.0.0.1' : config.host.replace(/^\[(.*)\]$/, '$1');
+  const deadline = Date.now() + READY_WAIT_MS;
+  while (running()) {
+    if (await answersReady(probeHost, port)) break;
+    if (Date.now() > deadline) {
+      console.error(`start: no worker answered ${httpOrigin(probeHost, port)}/_platform/readyz within ${READY_WAIT_MS / 1000} s; the logs above say why`);
+      return;
+    }
+    await sleep(250);
+  }
+  if (!running()) return;
+  // Counted by the same scan the workers run (tenant/registry.ts), so the line and the status page agree.
+  const registry = createSiteRegistry({ sitesDir: config.sitesDir, platformDomain: config.platformDomain, rescanIntervalMs: 0 });
+  try {
+    await registry.scan();
+  } catch (error) {
+    console.error(`start: cannot read SITES_DIR ${config.sitesDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    return;
+  }
+  process.stdout.write(`${servingLine({ siteIds: registry.siteIds, platformDomain: config.platformDomain, port, host: config.host, sitesDir: config.sitesDir })}\n`);
+}
+
+// PORT=0 lets each worker pick its own port: there is no one URL to give.
+if (config.port !== 0) void announceWhenReady(config.port);
