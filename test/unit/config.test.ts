@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { resolve } from 'node:path';
 import { APP_DIR, loadConfig } from '../../astro-multi-tenant/server/config.ts';
 import { PlatformError } from '../../astro-multi-tenant/server/errors.ts';
@@ -128,9 +128,19 @@ describe('loadConfig: overrides', () => {
   });
 
   it('uses the real process environment and working directory when called without arguments', () => {
-    const config = loadConfig();
-    expect(typeof config.port).toBe('number');
-    expect(config.sitesDir.startsWith('/')).toBe(true);
+    vi.stubEnv('PORT', '6123');
+    vi.stubEnv('SITES_DIR', 'from-process-env/sites');
+    vi.stubEnv('PLATFORM_DOMAIN', 'Process.Example');
+    try {
+      const config = loadConfig();
+      expect(config.port).toBe(6123);
+      expect(config.sitesDir).toBe(resolve(process.cwd(), 'from-process-env/sites'));
+      expect(config.platformDomain).toBe('process.example');
+      vi.stubEnv('PORT', 'eighty');
+      expect(() => loadConfig()).toThrow(/^PORT: "eighty" is not a whole number$/);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
 
