@@ -1,9 +1,8 @@
-import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadConfig, APP_DIR } from '../config.ts';
 import { buildStylesheet, defaultCssPaths } from '../css/build-css.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
-import { siteFolderProblem } from '../sites/check.ts';
+import { createFolderSiteSource } from '../sites/site-source.ts';
 
 /**
  * `npm run css` builds the shared base stylesheet and every site's; `npm run css -- <site> [...]`
@@ -12,6 +11,8 @@ import { siteFolderProblem } from '../sites/check.ts';
  */
 const config = loadConfig();
 const paths = defaultCssPaths(resolve(APP_DIR, '..'), config.cssDir);
+// The same listing as the server's: symlinked site folders are sites, so their CSS is built too.
+const source = createFolderSiteSource(config.sitesDir);
 const requested = process.argv.slice(2).filter((a) => a !== '--');
 
 let ids: string[];
@@ -25,7 +26,7 @@ if (requested.length > 0) {
   // does not exist while the intended site kept its old stylesheet.
   const missing = [];
   for (const id of requested) {
-    const problem = await siteFolderProblem(config.sitesDir, id);
+    const problem = await source.siteProblem(id);
     if (problem) missing.push(`css: site "${id}" does not exist: ${problem}`);
   }
   if (missing.length) {
@@ -36,13 +37,13 @@ if (requested.length > 0) {
 } else {
   const base = await buildStylesheet(paths, '_base', undefined);
   console.log(`css: _base → ${base.file} (${(base.bytes / 1024).toFixed(1)} KiB)`);
-  ids = (await readdir(config.sitesDir, { withFileTypes: true })).filter((e) => e.isDirectory() && isValidSiteId(e.name)).map((e) => e.name).sort();
+  ids = await source.listSiteIds();
 }
 
 let failed = 0;
 for (const id of ids) {
   try {
-    const pagesDir = join(config.sitesDir, id, 'pages');
+    const pagesDir = join(source.siteDir(id), 'pages');
     const result = await buildStylesheet(paths, id, pagesDir);
     console.log(`css: ${id} → ${result.file} (${(result.bytes / 1024).toFixed(1)} KiB)`);
   } catch (error) {

@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { APP_DIR } from '../config.ts';
 import { SITE_CONFIG_FILE, parseSiteConfig } from '../sites/loader.ts';
 import type { SiteConfig } from '../sites/schema.ts';
-import { isValidSiteId } from '../tenant/resolve-host.ts';
+import { mapBounded, siteSourceOf, type SiteSource } from '../sites/site-source.ts';
 import { edgeOptionsFromEnv, renderNginxConfig, type EdgeOptions, type EdgeSite } from '../../../nginx/render.ts';
 
 /**
@@ -21,20 +21,15 @@ const BROTLI = ['/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so', '/usr
  * Sites with a valid site.json and the domains they own (first site by id wins a contested host,
  * as in routing). Reads only site.json files, a few at a time: 10,000 sites take a second or two.
  */
-export async function edgeSites(sitesDir: string): Promise<EdgeSite[]> {
-  const entries = await readdir(sitesDir, { withFileTypes: true });
-  const ids = entries.filter((e) => (e.isDirectory() || e.isSymbolicLink()) && isValidSiteId(e.name)).map((e) => e.name).sort();
+export async function edgeSites(sitesDirOrSource: string | SiteSource): Promise<EdgeSite[]> {
+  const source = siteSourceOf(sitesDirOrSource);
+  const ids = await source.listSiteIds();
   const configs = new Map<string, SiteConfig>();
-  let cursor = 0;
-  const work = async () => {
-    while (cursor < ids.length) {
-      const id = ids[cursor++]!;
-      const text = await readFile(join(sitesDir, id, SITE_CONFIG_FILE), 'utf8').catch(() => undefined);
-      const parsed = text === undefined ? undefined : parseSiteConfig(text, `sites/${id}/${SITE_CONFIG_FILE}`);
-      if (parsed?.ok) configs.set(id, parsed.config);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, ids.length) }, work));
+  await mapBounded(ids, 16, async (id) => {
+    const read = await source.readConfig(id).catch(() => null);
+    const parsed = read === null ? undefined : parseSiteConfig(read.text, `sites/${id}/${SITE_CONFIG_FILE}`);
+    if (parsed?.ok) configs.set(id, parsed.config);
+  });
   const claimed = new Set<string>();
   const sites: EdgeSite[] = [];
   for (const id of ids) {

@@ -5,6 +5,7 @@ import { hashPassword } from '../session/passwords.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { checkSites, formatReport } from '../sites/check.ts';
+import { createFolderSiteSource } from '../sites/site-source.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { normalizeHost } from '../tenant/normalize-host.ts';
 
@@ -38,19 +39,20 @@ async function readPassword(): Promise<string> {
 }
 
 const config = loadConfig();
+const source = createFolderSiteSource(config.sitesDir);
 const [command, ...args] = process.argv.slice(2).filter((a) => a !== '--');
 
 async function main(): Promise<number> {
   switch (command) {
     case 'check': {
-      const reports = await checkSites(config.sitesDir);
+      const reports = await checkSites(source);
       console.log(formatReport(reports));
       const failed = reports.filter((r) => r.issues.length > 0).length;
       console.log(`\n${reports.length} site(s) checked, ${failed} with errors`);
       return failed ? 1 : 0;
     }
     case 'list': {
-      const reports = await checkSites(config.sitesDir);
+      const reports = await checkSites(source);
       for (const r of reports) {
         const hosts = r.config ? [...r.config.domains, `${r.id}.${config.platformDomain}`].join(', ') : '(invalid site.json)';
         const aliases = r.config?.aliases.length ? `  aliases: ${r.config.aliases.join(', ')}` : '';
@@ -75,7 +77,7 @@ async function main(): Promise<number> {
           return 2;
         }
       }
-      const dir = join(config.sitesDir, id);
+      const dir = source.siteDir(id);
       if (await access(dir).then(() => true, () => false)) {
         console.error(`sites new: ${dir} already exists; nothing was changed`);
         return 1;
@@ -90,7 +92,7 @@ async function main(): Promise<number> {
     }
     case 'add-member': {
       const [id, emailRaw] = args;
-      if (!id || !isValidSiteId(id) || !(await access(join(config.sitesDir, id, 'site.json')).then(() => true, () => false))) {
+      if (!id || !isValidSiteId(id) || (await source.siteProblem(id)) !== undefined) {
         console.error(`sites add-member: "${id ?? ''}" is not a site in ${config.sitesDir}`);
         return 2;
       }
@@ -110,7 +112,7 @@ async function main(): Promise<number> {
         console.error(`sites add-member: the password must be at least ${MIN_PASSWORD} characters`);
         return 2;
       }
-      const path = join(config.sitesDir, id, MEMBERS_FILE);
+      const path = join(source.siteDir(id), MEMBERS_FILE);
       const file = `sites/${id}/${MEMBERS_FILE}`;
       const existing = await readFile(path, 'utf8').catch(() => undefined);
       let members: Array<{ email: string; name: string; password: string }> = [];

@@ -1,14 +1,14 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ContentIssue } from '../errors.ts';
 import { SITE_CONFIG_FILE, parseSiteConfig } from '../sites/loader.ts';
+import { siteSourceOf, type SiteSource } from '../sites/site-source.ts';
 
 /**
  * Validates site.json of the given sites straight from disk, without touching the site cache (so
  * an operator opening the status page does not evict the sites visitors are using). At most
  * `limit` sites are read per call, a few at a time.
  */
-export async function checkSiteConfigs(sitesDir: string, ids: string[], limit: number): Promise<Map<string, { ok: boolean; issues: ContentIssue[] }>> {
+export async function checkSiteConfigs(sites: string | SiteSource, ids: string[], limit: number): Promise<Map<string, { ok: boolean; issues: ContentIssue[] }>> {
+  const source = siteSourceOf(sites);
   const results = new Map<string, { ok: boolean; issues: ContentIssue[] }>();
   const queue = ids.slice(0, limit);
   let cursor = 0;
@@ -17,7 +17,12 @@ export async function checkSiteConfigs(sitesDir: string, ids: string[], limit: n
       const id = queue[cursor++]!;
       const file = `sites/${id}/${SITE_CONFIG_FILE}`;
       try {
-        const parsed = parseSiteConfig(await readFile(join(sitesDir, id, SITE_CONFIG_FILE), 'utf8'), file);
+        const read = await source.readConfig(id);
+        if (read === null) {
+          results.set(id, { ok: false, issues: [{ file, field: '', reason: 'missing: the site has no site.json (removed since the last scan?)' }] });
+          continue;
+        }
+        const parsed = parseSiteConfig(read.text, file);
         results.set(id, parsed.ok ? { ok: true, issues: [] } : { ok: false, issues: parsed.error.issues });
       } catch (error) {
         results.set(id, { ok: false, issues: [{ file, field: '', reason: `cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }] });

@@ -1,4 +1,4 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIssue, type ContentIssue } from '../errors.ts';
 import { buildHostIndex } from '../tenant/host-index.ts';
@@ -6,6 +6,7 @@ import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { parseSiteConfig, SITE_CONFIG_FILE, type Site } from './loader.ts';
 import { findShadowedPages, listPageRoutes, parsePage } from './pages.ts';
 import { routePath } from './sitemap.ts';
+import { siteSourceOf, type SiteSource } from './site-source.ts';
 import type { SiteConfig } from './schema.ts';
 
 export interface SiteReport {
@@ -17,14 +18,15 @@ export interface SiteReport {
   warnings: ContentIssue[];
 }
 
-/** Validates every folder under sitesDir exactly as the server would load it. */
-export async function checkSites(sitesDir: string): Promise<SiteReport[]> {
-  // Same rule as the server's registry: directories and symlinks to them are site folders.
-  const entries = (await readdir(sitesDir, { withFileTypes: true })).filter((e) => (e.isDirectory() || e.isSymbolicLink()) && !e.name.startsWith('.'));
+/**
+ * Validates every site folder exactly as the server would load it. Lists through the site source,
+ * like the server, so symlinked site folders are checked too; entries whose name is not a valid
+ * site id are reported rather than skipped.
+ */
+export async function checkSites(sites: string | SiteSource): Promise<SiteReport[]> {
+  const source = siteSourceOf(sites);
   const reports: SiteReport[] = [];
-  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    reports.push(await checkSite(sitesDir, entry.name));
-  }
+  for (const id of await source.listEntries()) reports.push(await checkSite(source, id));
   const index = buildHostIndex(reports.filter((r) => r.config).map((r) => ({ id: r.id, domains: r.config!.domains, aliases: r.config!.aliases })));
   for (const conflict of index.conflicts) {
     reports.find((r) => r.id === conflict.loser)?.issues.push({
@@ -36,33 +38,34 @@ export async function checkSites(sitesDir: string): Promise<SiteReport[]> {
   return reports;
 }
 
-export async function checkSite(sitesDir: string, id: string): Promise<SiteReport> {
+export async function checkSite(sites: string | SiteSource, id: string): Promise<SiteReport> {
+  const source = siteSourceOf(sites);
   const file = `sites/${id}/${SITE_CONFIG_FILE}`;
   const report: SiteReport = { id, config: undefined, pages: 0, issues: [], warnings: [] };
   if (!isValidSiteId(id)) {
     report.issues.push({ file: `sites/${id}`, field: '', reason: 'folder name is not a valid site id (lowercase letters, digits and hyphens, 1-63 characters)' });
     return report;
   }
-  let text: string;
-  try {
-    text = await readFile(join(sitesDir, id, SITE_CONFIG_FILE), 'utf8');
-  } catch {
+  const read = await source.readConfig(id).catch(() => null);
+  if (read === null) {
     report.issues.push({ file, field: '', reason: 'missing: every site folder needs a site.json' });
     return report;
   }
+  const { text } = read;
   const parsed = parseSiteConfig(text, file);
   if (!parsed.ok) {
     report.issues.push(...parsed.error.issues);
     return report;
   }
   report.config = parsed.config;
-  const site: Site = { id, dir: join(sitesDir, id), config: parsed.config, cssFile: undefined, cssProblem: undefined, version: '' };
+  const dir = source.siteDir(id);
+  const site: Site = { id, dir, config: parsed.config, cssFile: undefined, cssProblem: undefined, version: '' };
   const routes = await listPageRoutes(site);
   if (routes.length === 0) report.issues.push({ file: `sites/${id}/pages`, field: '', reason: 'no pages: add pages/index.md' });
   for (const route of routes) {
     report.pages++;
     const pageFile = `sites/${id}/pages/${route.file}`;
-    const state = await parsePage(await readFile(join(sitesDir, id, 'pages', route.file), 'utf8'), pageFile, parsed.config.layout);
+    const state = await parsePage(await readFile(join(dir, 'pages', route.file), 'utf8'), pageFile, parsed.config.layout);
     if (state.kind === 'invalid') report.issues.push(...state.error.issues);
   }
   // A warning, not an error: the site works, but edits to the shadowed file never show.
@@ -81,13 +84,8 @@ export async function checkSite(sitesDir: string, id: string): Promise<SiteRepor
  * Why `id` names no site under sitesDir, or undefined if it names one. For commands that take site
  * ids (`npm run css -- <id>`): a typo must not quietly produce output for a site that does not exist.
  */
-export async function siteFolderProblem(sitesDir: string, id: string): Promise<string | undefined> {
-  const dir = join(sitesDir, id);
-  const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
-  if (!isDir) return `no site folder ${dir}`;
-  const hasConfig = await stat(join(dir, SITE_CONFIG_FILE)).then((s) => s.isFile(), () => false);
-  if (!hasConfig) return `${dir} has no ${SITE_CONFIG_FILE}, so it is not a site`;
-  return undefined;
+export function siteFolderProblem(sites: string | SiteSource, id: string): Promise<string | undefined> {
+  return siteSourceOf(sites).siteProblem(id);
 }
 
 export function formatReport(reports: SiteReport[]): string {

@@ -1,10 +1,11 @@
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContentError } from '../errors.ts';
 import { siteConfigSchema, type SiteConfig } from './schema.ts';
 import { parseJsonFile } from './json-file.ts';
 import { fileFingerprint } from './fs-fingerprint.ts';
 import type { ContentCache, Loaded } from './content-cache.ts';
+import { createFolderSiteSource, SITE_CONFIG_FILE, type SiteSource } from './site-source.ts';
 
 export interface Site {
   id: string;
@@ -23,13 +24,15 @@ export type SiteState = { ok: true; site: Site } | { ok: false; id: string; erro
 
 export interface SiteLoaderOptions {
   sitesDir: string;
+  /** Where site configs are read; default: the folders under `sitesDir`. */
+  source?: SiteSource;
   cssDir: string;
   cache: ContentCache;
   /** Called with the seconds each load from disk took (cache misses and reloads after edits). */
   observeLoad?: (seconds: number) => void;
 }
 
-export const SITE_CONFIG_FILE = 'site.json';
+export { SITE_CONFIG_FILE };
 /** Content-cache key prefix of site configs (pages use their own). */
 export const SITE_CACHE_PREFIX = 'site\0';
 
@@ -61,12 +64,17 @@ export function cssManifestPath(cssDir: string, siteId: string): string {
  * (the site does not exist, or was removed).
  */
 export function createSiteLoader(options: SiteLoaderOptions) {
-  const { sitesDir, cssDir, cache } = options;
+  const { cssDir, cache } = options;
+  const source = options.source ?? createFolderSiteSource(options.sitesDir);
 
-  async function loadFromDisk(id: string, configPath: string, manifestPath: string, fingerprint: string): Promise<Loaded<SiteState>> {
+  async function loadFromDisk(id: string, manifestPath: string, fingerprint: string): Promise<Loaded<SiteState | null>> {
     const file = `sites/${id}/${SITE_CONFIG_FILE}`;
     // Independent reads run together: on a cold load each thread-pool round trip is most of the cost.
-    const [text, dir] = await Promise.all([readFile(configPath, 'utf8'), realpath(join(sitesDir, id))]);
+    const [read, dir] = await Promise.all([source.readConfig(id), source.realSiteDir(id)]);
+    // Removed between the stat and the read: the same answer as if the stat had not found it (the
+    // next look re-stats and drops the entry).
+    if (read === null) return { value: null, bytes: 1 };
+    const { text } = read;
     const parsed = parseSiteConfig(text, file);
     if (!parsed.ok) return { value: { ok: false, id, error: parsed.error }, bytes: 512 + text.length };
     // The fingerprint already stat'ed the manifest: no need to try reading one that is not there.
@@ -82,16 +90,16 @@ export function createSiteLoader(options: SiteLoaderOptions) {
 
   return async function loadSite(id: string): Promise<SiteState | null> {
     // Paths are built only when the cache needs the disk: a hit should cost a map lookup.
-    return cache.get<SiteState>(`${SITE_CACHE_PREFIX}${id}`, {
+    return cache.get<SiteState | null>(`${SITE_CACHE_PREFIX}${id}`, {
       async fingerprint() {
-        const [config, manifest] = await Promise.all([fileFingerprint(join(sitesDir, id, SITE_CONFIG_FILE)), fileFingerprint(cssManifestPath(cssDir, id))]);
+        const [config, manifest] = await Promise.all([source.configVersion(id), fileFingerprint(cssManifestPath(cssDir, id))]);
         if (config === null) return null;
         return `${config}|${manifest ?? '-'}`;
       },
       async load(fingerprint) {
         const started = performance.now();
         try {
-          return await loadFromDisk(id, join(sitesDir, id, SITE_CONFIG_FILE), cssManifestPath(cssDir, id), fingerprint);
+          return await loadFromDisk(id, cssManifestPath(cssDir, id), fingerprint);
         } finally {
           options.observeLoad?.((performance.now() - started) / 1000);
         }

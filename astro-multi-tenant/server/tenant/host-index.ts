@@ -1,6 +1,7 @@
 /**
  * The host index: hostname → site, built from every site's `domains` and `aliases`. A Map keeps a
- * lookup O(1) whether there are four sites or forty thousand.
+ * lookup O(1) whether there are four sites or a hundred thousand, and a change to one site touches
+ * only that site's hosts (and the sites contesting them), never the whole index.
  */
 export interface SiteHosts {
   id: string;
@@ -27,27 +28,112 @@ export interface HostIndex {
   readonly conflicts: readonly HostConflict[];
 }
 
+export interface MutableHostIndex extends HostIndex {
+  /** What the index holds for a site, if anything. */
+  site(id: string): SiteHosts | undefined;
+  readonly sites: ReadonlyMap<string, SiteHosts>;
+  /**
+   * Replaces what a site claims. Cost: O(hosts it claimed before and now, times the sites claiming
+   * each of those hosts). Returns false when nothing changed.
+   */
+  set(site: SiteHosts): boolean;
+  /** Drops a site and every claim it made; a host it shared passes to the next claimant by id. */
+  remove(id: string): boolean;
+}
+
+const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function sameHosts(a: SiteHosts, b: SiteHosts): boolean {
+  const eq = (x: readonly string[], y: readonly string[]) => x.length === y.length && x.every((h, i) => h === y[i]);
+  return eq(a.domains, b.domains) && eq(a.aliases, b.aliases);
+}
+
 /**
- * Sites are applied in id order so that when two folders claim one host the outcome does not depend
- * on directory listing order; the conflict is reported rather than silently resolved.
+ * An index that can change one site at a time. When two sites claim one host, the first by id
+ * keeps it whatever order they were added in (so the outcome never depends on directory listing
+ * or edit order); the conflict is reported rather than silently resolved. A site that lists a host
+ * both as a domain and as an alias is served there (domain wins within one site).
  */
-export function buildHostIndex(sites: Iterable<SiteHosts>): HostIndex {
+export function createHostIndex(initial: Iterable<SiteHosts> = []): MutableHostIndex {
+  const sites = new Map<string, SiteHosts>();
+  /** host → every site claiming it, with how. */
+  const claims = new Map<string, Map<string, HostEntry['kind']>>();
   const entries = new Map<string, HostEntry>();
   const primaries = new Map<string, string>();
-  const conflicts: HostConflict[] = [];
-  const sorted = [...sites].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  for (const site of sorted) {
-    if (site.domains[0]) primaries.set(site.id, site.domains[0]);
-    const claim = (host: string, kind: HostEntry['kind']) => {
-      const existing = entries.get(host);
-      if (existing && existing.siteId !== site.id) {
-        conflicts.push({ host, winner: existing.siteId, loser: site.id });
-        return;
-      }
-      if (!existing || (existing.kind === 'alias' && kind === 'domain')) entries.set(host, { siteId: site.id, kind });
-    };
-    for (const host of site.domains) claim(host, 'domain');
-    for (const host of site.aliases) claim(host, 'alias');
+  /** Hosts with more than one claimant: the only ones a conflict report has to look at. */
+  const contested = new Set<string>();
+
+  function settle(host: string) {
+    const claimants = claims.get(host);
+    if (!claimants || claimants.size === 0) {
+      claims.delete(host);
+      entries.delete(host);
+      contested.delete(host);
+      return;
+    }
+    let winner: string | undefined;
+    for (const id of claimants.keys()) if (winner === undefined || id < winner) winner = id;
+    entries.set(host, { siteId: winner!, kind: claimants.get(winner!)! });
+    if (claimants.size > 1) contested.add(host);
+    else contested.delete(host);
   }
-  return { entries, primaries, conflicts };
+
+  function claimsOf(site: SiteHosts): Map<string, HostEntry['kind']> {
+    const out = new Map<string, HostEntry['kind']>();
+    for (const host of site.aliases) out.set(host, 'alias');
+    for (const host of site.domains) out.set(host, 'domain');
+    return out;
+  }
+
+  function remove(id: string): boolean {
+    const previous = sites.get(id);
+    if (!previous) return false;
+    sites.delete(id);
+    primaries.delete(id);
+    for (const host of claimsOf(previous).keys()) {
+      claims.get(host)?.delete(id);
+      settle(host);
+    }
+    return true;
+  }
+
+  function set(site: SiteHosts): boolean {
+    const previous = sites.get(site.id);
+    if (previous && sameHosts(previous, site)) return false;
+    const copy: SiteHosts = { id: site.id, domains: [...site.domains], aliases: [...site.aliases] };
+    if (previous) remove(site.id);
+    sites.set(site.id, copy);
+    if (copy.domains[0]) primaries.set(site.id, copy.domains[0]);
+    for (const [host, kind] of claimsOf(copy)) {
+      let claimants = claims.get(host);
+      if (!claimants) claims.set(host, (claimants = new Map()));
+      claimants.set(site.id, kind);
+      settle(host);
+    }
+    return true;
+  }
+
+  for (const site of initial) set(site);
+
+  return {
+    entries,
+    primaries,
+    sites,
+    site: (id) => sites.get(id),
+    set,
+    remove,
+    get conflicts(): HostConflict[] {
+      const out: HostConflict[] = [];
+      for (const host of contested) {
+        const winner = entries.get(host)!.siteId;
+        for (const loser of claims.get(host)!.keys()) if (loser !== winner) out.push({ host, winner, loser });
+      }
+      return out.sort((a, b) => byId(a.loser, b.loser) || byId(a.host, b.host));
+    },
+  };
+}
+
+/** A whole index at once (for `sites check` and tests); the same rules as `createHostIndex`. */
+export function buildHostIndex(sites: Iterable<SiteHosts>): HostIndex {
+  return createHostIndex(sites);
 }

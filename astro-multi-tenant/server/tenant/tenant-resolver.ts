@@ -11,39 +11,70 @@ export type TenantResolution =
   | { kind: 'site'; siteId: string; state: SiteState; loadMs: number };
 
 export interface TenantResolverDeps {
-  registry: SiteRegistry;
+  /** The host index (a hint) and the rescan for hosts nobody claims. */
+  registry: Pick<SiteRegistry, 'resolve' | 'observe' | 'platformDomain'>;
+  /** Loads a site through the content cache (its config re-stat'ed at most every CONTENT_CHECK_MS). */
   loadSite: SiteLoader;
 }
 
+/** How many index candidates one request may try before answering unknown (each costs a site load). */
+const MAX_CANDIDATES = 3;
+
 /**
  * Resolves a normalised hostname (see tenant/normalize-host.ts) to the tenant that serves it now.
- * The index is a hint; the site's current config is the truth. If they disagree (a domain moved
- * or was removed), rescan once and resolve again.
+ *
+ * The host index only proposes a site; the decision comes from that site's current config, which
+ * the content cache revalidates at most every CONTENT_CHECK_MS on this worker, so it follows every
+ * edit within that time without any rescan:
+ * - the host is one of the site's `domains` → serve it;
+ * - one of its `aliases` → 301 to its current primary (`domains[0]`, else `<id>.<platformDomain>`);
+ * - `<id>.<platformDomain>` of an existing site → serve it (unless the site lists it as an alias
+ *   and has a primary domain: then redirect there);
+ * - a site.json that does not validate keeps the hosts it had: serve the `!ok` state (503);
+ * - otherwise the index was stale for this site: the current config is handed back to the registry
+ *   (which fixes that site's entries in place) and the index is asked again, so a domain that moved
+ *   to another site is answered by that site, and a removed one by a 404.
+ * A host the index does not know asks the registry for a rescan (rate-limited, see registry.ts).
  */
 export function createTenantResolver(deps: TenantResolverDeps): (hostname: string) => Promise<TenantResolution> {
-  return async function resolveTenant(hostname) {
-    let resolution = await deps.registry.resolve(hostname);
-    let started = performance.now();
-    let loaded = resolution.kind === 'unknown' ? null : await deps.loadSite(resolution.siteId);
-    let loadMs = performance.now() - started;
-    if (isStale(resolution, loaded, hostname)) {
-      await deps.registry.requestRescan();
-      resolution = await deps.registry.resolve(hostname);
-      started = performance.now();
-      loaded = resolution.kind === 'unknown' ? null : await deps.loadSite(resolution.siteId);
-      loadMs = performance.now() - started;
-    }
-    if (resolution.kind === 'unknown' || loaded === null) return { kind: 'unknown' };
-    if (resolution.kind === 'redirect') return { kind: 'redirect', siteId: resolution.siteId, toHost: resolution.toHost };
-    return { kind: 'site', siteId: resolution.siteId, state: loaded, loadMs };
-  };
-}
+  const { registry, loadSite } = deps;
+  // `<id>.<platformDomain>` serves site `id`; also where an alias of a site without domains points.
+  const suffix = `.${registry.platformDomain}`;
 
-/** True when the index sent this host to a site whose current config no longer claims it. */
-function isStale(resolution: HostResolution, loaded: SiteState | null, hostname: string): boolean {
-  if (resolution.kind === 'unknown') return false;
-  if (loaded === null) return true;
-  if (!loaded.ok || (resolution.kind === 'site' && resolution.via === 'platform')) return false;
-  const { domains, aliases } = loaded.site.config;
-  return !domains.includes(hostname) && !aliases.includes(hostname);
+  return async function resolveTenant(hostname) {
+    let candidate: HostResolution = await registry.resolve(hostname);
+    const tried = new Set<string>();
+    while (candidate.kind !== 'unknown' && !tried.has(candidate.siteId) && tried.size < MAX_CANDIDATES) {
+      const siteId = candidate.siteId;
+      tried.add(siteId);
+      const started = performance.now();
+      const state = await loadSite(siteId);
+      const loadMs = performance.now() - started;
+      if (state === null) {
+        registry.observe(siteId, null);
+      } else if (!state.ok) {
+        // No current config to decide from: the hosts it had answer 503 until it is fixed.
+        return { kind: 'site', siteId, state, loadMs };
+      } else {
+        const { domains, aliases } = state.site.config;
+        registry.observe(siteId, { domains, aliases });
+        const decided = decide(hostname, siteId, domains, aliases);
+        if (decided === 'site') return { kind: 'site', siteId, state, loadMs };
+        if (decided) return decided;
+      }
+      // The index pointed at a site that no longer claims this host; it has just been corrected.
+      // Asking again may find the site the host moved to, or rescan for it.
+      candidate = await registry.resolve(hostname);
+    }
+    return { kind: 'unknown' };
+  };
+
+  function decide(hostname: string, siteId: string, domains: readonly string[], aliases: readonly string[]): 'site' | TenantResolution | undefined {
+    if (domains.includes(hostname)) return 'site';
+    const platformHost = `${siteId}${suffix}`;
+    const primary = domains[0] ?? platformHost;
+    if (aliases.includes(hostname) && primary !== hostname) return { kind: 'redirect', siteId, toHost: primary };
+    if (hostname === platformHost) return 'site';
+    return undefined;
+  }
 }

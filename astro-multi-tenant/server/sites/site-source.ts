@@ -1,0 +1,154 @@
+import * as nodeFs from 'node:fs/promises';
+import type { Dirent, Stats } from 'node:fs';
+import { join } from 'node:path';
+import { isValidSiteId } from '../tenant/resolve-host.ts';
+import { isMissing } from './fs-fingerprint.ts';
+
+export const SITE_CONFIG_FILE = 'site.json';
+
+/**
+ * Where site folders come from: the one place that lists sites and reads their config. The server's
+ * registry and loader, `sites check`, `npm run css`, `nginx:config` and the status page all go
+ * through it, so they agree on what a site is (today: a folder or a symlink to one, named by a
+ * valid site id, holding a site.json).
+ *
+ * It is the seam for a second content source (Git, object storage, a database): such a source
+ * answers the same questions with its own cheap identities (a commit id, an ETag, an updated_at),
+ * and materialises a folder for `siteDir`. Versions are opaque strings compared for equality only.
+ */
+export interface SiteSource {
+  /** Human-readable location, for messages ("/srv/content/sites"). */
+  readonly location: string;
+  /**
+   * A cheap identity of the list of sites (one stat of the sites folder: it changes when a folder
+   * or symlink is added, removed or renamed). Throws when the list cannot be read at all.
+   */
+  listingVersion(): Promise<string>;
+  /** Entry names that may be site folders (folders and symlinks, not dot-files), valid ids or not, sorted. */
+  listEntries(): Promise<string[]>;
+  /** Ids of the sites: entries with a valid id that are folders or resolve to one, sorted. */
+  listSiteIds(): Promise<string[]>;
+  /**
+   * A cheap identity of a site's site.json (inode, size, mtime), or null when the site has none.
+   * Changes whenever the file is rewritten in place, replaced or renamed over.
+   */
+  configVersion(id: string): Promise<string | null>;
+  /**
+   * The text of a site's site.json with the version it was read at, or null when there is none.
+   * The version is taken before the read, so it can only be older than the text, never newer: a
+   * caller that compares versions re-reads at worst once too often, never misses an edit.
+   */
+  readConfig(id: string): Promise<{ text: string; version: string } | null>;
+  /** The folder a site's files are read from (pages, public, members.json). */
+  siteDir(id: string): string;
+  /** Its symlink-resolved path: every file served must live below it. */
+  realSiteDir(id: string): Promise<string>;
+  /** Why `id` names no site, or undefined if it names one. */
+  siteProblem(id: string): Promise<string | undefined>;
+}
+
+/** The file system calls a folder source makes; injectable so tests can count them. */
+export interface SourceFs {
+  stat(path: string): Promise<Stats>;
+  readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>;
+  readFile(path: string, encoding: 'utf8'): Promise<string>;
+  realpath(path: string): Promise<string>;
+}
+
+const fingerprintOf = (s: Stats) => `${s.ino}:${s.size}:${s.mtimeMs}`;
+
+/**
+ * The first source: site folders under `sitesDir` on a local or shared file system. Symlinked site
+ * folders count as sites (the server has always served them); a symlink to a file or to nothing
+ * does not. Errors other than "not there" are thrown, so a permission problem is not mistaken for
+ * a deleted site.
+ */
+export function createFolderSiteSource(sitesDir: string, fs: SourceFs = nodeFs as unknown as SourceFs): SiteSource {
+  const configPath = (id: string) => join(sitesDir, id, SITE_CONFIG_FILE);
+
+  async function isFolder(entry: Dirent): Promise<boolean> {
+    if (entry.isDirectory()) return true;
+    if (!entry.isSymbolicLink()) return false;
+    try {
+      return (await fs.stat(join(sitesDir, entry.name))).isDirectory();
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
+  async function folderEntries(): Promise<Dirent[]> {
+    const entries = await fs.readdir(sitesDir, { withFileTypes: true });
+    return entries.filter((e) => (e.isDirectory() || e.isSymbolicLink()) && !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async function configVersion(id: string): Promise<string | null> {
+    try {
+      const s = await fs.stat(configPath(id));
+      return s.isFile() ? fingerprintOf(s) : null;
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  return {
+    location: sitesDir,
+    async listingVersion() {
+      // stat follows a symlinked sites folder, so an atomic swap of it (git-sync) changes this too.
+      const s = await fs.stat(sitesDir);
+      return `${s.dev}:${s.ino}:${s.mtimeMs}`;
+    },
+    async listEntries() {
+      return (await folderEntries()).map((e) => e.name);
+    },
+    async listSiteIds() {
+      const candidates = (await folderEntries()).filter((e) => isValidSiteId(e.name));
+      // Only symlinks need a stat; plain folders are known from the listing itself.
+      const folders = await Promise.all(candidates.map((e) => isFolder(e)));
+      return candidates.filter((_, i) => folders[i]).map((e) => e.name);
+    },
+    configVersion,
+    async readConfig(id) {
+      const version = await configVersion(id);
+      if (version === null) return null;
+      try {
+        return { text: await fs.readFile(configPath(id), 'utf8'), version };
+      } catch (error) {
+        if (isMissing(error)) return null;
+        throw error;
+      }
+    },
+    siteDir: (id) => join(sitesDir, id),
+    realSiteDir: (id) => fs.realpath(join(sitesDir, id)),
+    async siteProblem(id) {
+      const dir = join(sitesDir, id);
+      const isDir = await fs.stat(dir).then((s) => s.isDirectory(), () => false);
+      if (!isDir) return `no site folder ${dir}`;
+      if ((await configVersion(id).catch(() => null)) === null) return `${dir} has no ${SITE_CONFIG_FILE}, so it is not a site`;
+      return undefined;
+    },
+  };
+}
+
+/** A folder source for a sites folder path, or the source itself (for functions that take either). */
+export function siteSourceOf(sites: string | SiteSource): SiteSource {
+  return typeof sites === 'string' ? createFolderSiteSource(sites) : sites;
+}
+
+/**
+ * Runs `work` over `items`, at most `concurrency` at a time, keeping the input order in the result.
+ * Ten thousand file operations at once would queue behind every request's file I/O.
+ */
+export async function mapBounded<T, R>(items: readonly T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let cursor = 0;
+  const run = async () => {
+    while (cursor < items.length) {
+      const i = cursor++;
+      results[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, run));
+  return results;
+}
