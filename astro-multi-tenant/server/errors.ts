@@ -2,26 +2,83 @@
  * Typed errors: every failure the platform reports carries a stable code, the offending input and
  * (for content problems) the file and field, so operators can grep logs and site owners can fix
  * their folder without reading a stack trace.
+ *
+ * The registry below is the one place a code becomes an HTTP status and the words a visitor sees;
+ * the pipeline maps any thrown value through `asPlatformError`, so nothing casts an unknown error.
  */
-export type ErrorCode =
-  | 'HOST_MISSING'
-  | 'HOST_MALFORMED'
-  | 'PATH_MALFORMED'
-  | 'PATH_FORBIDDEN'
-  | 'SITE_CONFIG_INVALID'
-  | 'PAGE_INVALID'
-  | 'CONFIG_INVALID';
+/**
+ * How a code answers: `text` is a plain-text body naming what is wrong (the visitor can fix it:
+ * a bad Host, a malformed body); `page` is a platform page with fixed words (file names, paths and
+ * Redis addresses are for the logs); `internal` is a bare 500 with no details.
+ */
+export type ErrorAnswer =
+  | { kind: 'text' }
+  | { kind: 'page'; title: string; message: string; retryAfterSeconds?: number }
+  | { kind: 'internal' };
+
+const text = { kind: 'text' } as const;
+const internal = { kind: 'internal' } as const;
+
+export const ERRORS = {
+  HOST_MISSING: { status: 400, answer: text },
+  HOST_MALFORMED: { status: 400, answer: text },
+  /** RFC 9112 §3.2: a request with more than one Host field line is invalid. */
+  HOST_DUPLICATE: { status: 400, answer: text },
+  PATH_MALFORMED: { status: 400, answer: text },
+  /** A path we refuse to map to a file (`..`, dot-segments, encoded slashes): it names nothing here. */
+  PATH_FORBIDDEN: { status: 404, answer: { kind: 'page', title: 'Not found', message: 'There is nothing at this address.' } },
+  BODY_MALFORMED: { status: 400, answer: text },
+  BODY_TOO_LARGE: { status: 413, answer: text },
+  BODY_UNSUPPORTED_TYPE: { status: 415, answer: text },
+  SITE_CONFIG_INVALID: {
+    status: 503,
+    answer: { kind: 'page', title: 'Site unavailable', message: 'This site is temporarily unavailable. Please try again later.', retryAfterSeconds: 30 },
+  },
+  PAGE_INVALID: {
+    status: 503,
+    answer: { kind: 'page', title: 'Page unavailable', message: 'This page is temporarily unavailable. Please try again later.', retryAfterSeconds: 30 },
+  },
+  SESSION_STORE_UNAVAILABLE: {
+    status: 503,
+    answer: {
+      kind: 'page',
+      title: 'Members area unavailable',
+      message: 'Signing in is temporarily unavailable, so members-only pages cannot be shown. Please try again in a minute.',
+      retryAfterSeconds: 30,
+    },
+  },
+  CONFIG_INVALID: { status: 500, answer: internal },
+  INTERNAL: { status: 500, answer: internal },
+} as const satisfies Record<string, { status: number; answer: ErrorAnswer }>;
+
+export type ErrorCode = keyof typeof ERRORS;
 
 export class PlatformError extends Error {
   readonly code: ErrorCode;
   readonly input: string | undefined;
 
-  constructor(code: ErrorCode, message: string, input?: string) {
-    super(message);
+  constructor(code: ErrorCode, message: string, input?: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'PlatformError';
     this.code = code;
     this.input = input;
   }
+
+  /** The HTTP status this error answers with (from the registry). */
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  /** How a visitor is answered (from the registry). */
+  get answer(): ErrorAnswer {
+    return ERRORS[this.code].answer;
+  }
+}
+
+/** Any thrown value as a PlatformError: ours pass through, anything else is INTERNAL (500). */
+export function asPlatformError(error: unknown): PlatformError {
+  if (error instanceof PlatformError) return error;
+  return new PlatformError('INTERNAL', error instanceof Error ? error.message : String(error), undefined, { cause: error });
 }
 
 /** One problem in a content file: which file, which field (dotted path) and why. */
@@ -31,14 +88,13 @@ export interface ContentIssue {
   reason: string;
 }
 
-export class ContentError extends Error {
-  readonly code: 'SITE_CONFIG_INVALID' | 'PAGE_INVALID';
+export class ContentError extends PlatformError {
+  declare readonly code: 'SITE_CONFIG_INVALID' | 'PAGE_INVALID';
   readonly issues: ContentIssue[];
 
   constructor(code: 'SITE_CONFIG_INVALID' | 'PAGE_INVALID', issues: ContentIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
+    super(code, issues.map(formatIssue).join('\n'), issues[0]?.file);
     this.name = 'ContentError';
-    this.code = code;
     this.issues = issues;
   }
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
-import { createApp } from './app.ts';
+import { createRequestPipeline } from './pipeline/request-pipeline.ts';
+import { createTenantResolver } from './tenant/tenant-resolver.ts';
 import { createContentCache } from './sites/content-cache.ts';
 import { createSiteLoader } from './sites/loader.ts';
 import { createPageLoader } from './sites/pages.ts';
@@ -186,9 +187,14 @@ async function main() {
     : undefined;
   if (markdownCache) metrics.watchMarkdownCache(markdownCache);
 
-  const app = createApp({
-    registry,
-    loadSite: createSiteLoader({ sitesDir: config.sitesDir, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
+  const app = createRequestPipeline({
+    resolveTenant: createTenantResolver({
+      registry,
+      loadSite: createSiteLoader({ sitesDir: config.sitesDir, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
+    }),
+    platformDomain: config.platformDomain,
+    // Embedded mode serves one operator's own sites: its platform home page may list them.
+    listSites: redisClient ? undefined : () => registry.siteIds,
     loadPage: createPageLoader(cache, { renderMarkdown: markdownCache?.render }),
     renderer,
     trustedProxies: config.trustedProxies,

@@ -28,7 +28,7 @@ describe('the render cache for anonymous pages', () => {
     expect(second.body).toBe(first.body);
     expect(second.headers.etag).toBe(first.headers.etag);
     expect(first.headers.etag).toMatch(/^W\/"[A-Za-z0-9_-]+"$/);
-    expect(second.headers['content-type']).toBe('text/html');
+    expect(second.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(second.headers['cache-control']).toBe('public, max-age=0, must-revalidate');
     expect(Number(second.headers['content-length'])).toBe(Buffer.byteLength(second.body));
   });

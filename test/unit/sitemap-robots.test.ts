@@ -1,17 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer, request, type Server } from 'node:http';
-import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, realpath, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import pino from 'pino';
-import { buildSitemap, routePath } from '../../astro-multi-tenant/server/sites/sitemap.ts';
+import { buildSitemap, routePath, sitemapEntries } from '../../astro-multi-tenant/server/sites/sitemap.ts';
 import { buildRobots } from '../../astro-multi-tenant/server/sites/robots.ts';
-import { createApp, type AppDeps } from '../../astro-multi-tenant/server/app.ts';
-import { createPageLoader } from '../../astro-multi-tenant/server/sites/pages.ts';
+import { createPageLoader, listPageRoutes } from '../../astro-multi-tenant/server/sites/pages.ts';
 import { createContentCache } from '../../astro-multi-tenant/server/sites/content-cache.ts';
 import { parseSiteConfig, type Site } from '../../astro-multi-tenant/server/sites/loader.ts';
-import { parseTrustedProxies } from '../../astro-multi-tenant/server/tenant/trusted-proxies.ts';
 
 const ORIGIN = 'https://acme.example';
 
@@ -32,12 +27,12 @@ describe('routePath', () => {
 
 describe('buildSitemap', () => {
   it('lists one absolute URL per route on the given origin', () => {
-    const xml = buildSitemap(ORIGIN, [[], ['about'], ['blog', 'first-post']]);
+    const xml = buildSitemap(ORIGIN, [[], ['about'], ['blog', 'first-post']].map((segments) => ({ segments })));
     expect(locs(xml)).toEqual([`${ORIGIN}/`, `${ORIGIN}/about`, `${ORIGIN}/blog/first-post`]);
   });
 
   it('is a sitemaps.org urlset document', () => {
-    const xml = buildSitemap(ORIGIN, [[]]);
+    const xml = buildSitemap(ORIGIN, [{ segments: [] }]);
     expect(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n')).toBe(true);
     expect(xml).toContain('<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">');
     expect(xml.trimEnd().endsWith('</urlset>')).toBe(true);
@@ -51,14 +46,21 @@ describe('buildSitemap', () => {
   });
 
   it('escapes XML special characters so a page name cannot break the document', () => {
-    const xml = buildSitemap('https://a.example', [["it's"], ['<tag>&more']]);
+    const xml = buildSitemap('https://a.example', [{ segments: ["it's"] }, { segments: ['<tag>&more'] }]);
     expect(xml).toContain('<loc>https://a.example/it&apos;s</loc>');
     expect(xml).toContain('<loc>https://a.example/%3Ctag%3E%26more</loc>');
     for (const loc of locs(xml)) expect(loc.replace(/&(amp|lt|gt|apos|quot);/g, '')).not.toMatch(/[<>&'"]/);
   });
 
+  it('gives each URL its lastmod when one is known, and none when it is not', () => {
+    const xml = buildSitemap(ORIGIN, [{ segments: ['a'], lastmod: '2026-01-31' }, { segments: ['b'] }, { segments: ['c'], lastmod: '2026-11-30T09:00:00.000Z' }]);
+    expect(xml).toContain(`<url><loc>${ORIGIN}/a</loc><lastmod>2026-01-31</lastmod></url>`);
+    expect(xml).toContain(`<url><loc>${ORIGIN}/b</loc></url>`);
+    expect(xml).toContain(`<lastmod>2026-11-30T09:00:00.000Z</lastmod>`);
+  });
+
   it('escapes an origin containing an ampersand', () => {
-    expect(buildSitemap('https://a.example&x', [[]])).toContain('<loc>https://a.example&amp;x/</loc>');
+    expect(buildSitemap('https://a.example&x', [{ segments: [] }])).toContain('<loc>https://a.example&amp;x/</loc>');
   });
 });
 
@@ -83,62 +85,60 @@ describe('buildRobots', () => {
   });
 });
 
-describe('GET /sitemap.xml', () => {
+describe('sitemapEntries', () => {
   let root: string;
-  let server: Server;
+  const loadPage = createPageLoader(createContentCache({ maxEntries: 100, maxBytes: 10_000_000, checkIntervalMs: 1000 }));
 
-  async function put(path: string, text: string) {
+  async function put(path: string, text: string, mtime?: Date) {
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, text);
+    if (mtime) await utimes(path, mtime, mtime);
   }
 
-  function getSitemap(): Promise<string> {
-    return new Promise((resolvePromise, reject) => {
-      const { port } = server.address() as AddressInfo;
-      request({ port, path: '/sitemap.xml', headers: { host: 'demo.localhost' } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk) => (body += chunk));
-        res.on('end', () => (res.statusCode === 200 ? resolvePromise(body) : reject(new Error(`status ${res.statusCode}: ${body}`))));
-      })
-        .on('error', reject)
-        .end();
-    });
+  function siteWith(json: string): Site {
+    const parsed = parseSiteConfig(json, 'site.json');
+    if (!parsed.ok) throw parsed.error;
+    return { id: 'demo', dir: root, config: parsed.config, cssFile: undefined, cssProblem: undefined, version: json };
   }
+
+  const entries = (json = '{"name":"Demo"}') => sitemapEntries(siteWith(json), { listRoutes: (site) => listPageRoutes(site), loadPage });
+  const paths = async (json?: string) => (await entries(json)).map((e) => routePath(e.segments));
 
   beforeAll(async () => {
     root = await realpath(await mkdtemp(join(tmpdir(), 'sitemap-test-')));
     const pages = join(root, 'pages');
-    await put(join(pages, 'index.md'), '---\ntitle: Home\n---\n');
-    await put(join(pages, 'guide.md'), '---\ntitle: Guide (file)\n---\n');
+    const old = new Date('2025-03-04T05:06:07.000Z');
+    await put(join(pages, 'index.md'), '---\ntitle: Home\n---\n', old);
+    await put(join(pages, 'guide.md'), '---\ntitle: Guide (file)\ndate: 2026-01-31\n---\n', old);
     await put(join(pages, 'guide', 'index.md'), '---\ntitle: Guide (folder)\n---\n');
     await put(join(pages, 'guide', 'install.md'), '---\ntitle: Install\n---\n');
     await put(join(pages, 'secret.md'), '---\ntitle: Secret\ndraft: true\n---\n');
-    const parsed = parseSiteConfig('{"name":"Demo"}', 'site.json');
-    if (!parsed.ok) throw parsed.error;
-    const site: Site = { id: 'demo', dir: root, config: parsed.config, cssFile: undefined, cssProblem: undefined, version: 'v1' };
-    // Only what the sitemap route touches is real; the rest fails loudly if it is ever reached.
-    const deps: AppDeps = {
-      registry: { resolve: async () => ({ kind: 'site', siteId: 'demo', via: 'platform' }), requestRescan: async () => {} } as unknown as AppDeps['registry'],
-      loadSite: (async () => ({ ok: true, site })) as unknown as AppDeps['loadSite'],
-      loadPage: createPageLoader(createContentCache({ maxEntries: 100, maxBytes: 10_000_000, checkIntervalMs: 1000 })),
-      renderer: { render: async () => { throw new Error('the sitemap must not render a view'); } },
-      trustedProxies: parseTrustedProxies(''),
-      cssDir: join(root, 'css'),
-      baseCssFile: undefined,
-      staticMaxAge: 0,
-      logger: pino({ level: 'silent' }),
-    };
-    server = createServer(createApp(deps));
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    await put(join(pages, 'members', 'news.md'), '---\ntitle: News\naccess: members\n---\n');
+    await put(join(pages, 'internal', 'notes.md'), '---\ntitle: Notes\n---\n');
+    await put(join(pages, 'broken.md'), '---\ntitle: [unclosed\n---\n');
   });
 
   afterAll(async () => {
-    await new Promise((done) => server?.close(done));
     await rm(root, { recursive: true, force: true });
   });
 
-  it('lists /guide once when both guide.md and guide/index.md exist, and leaves drafts out', async () => {
-    expect(locs(await getSitemap())).toEqual(['http://demo.localhost/guide', 'http://demo.localhost/guide/install', 'http://demo.localhost/']);
+  it('lists /guide once when both guide.md and guide/index.md exist, and leaves drafts, members pages and invalid pages out', async () => {
+    expect(await paths()).toEqual(['/guide', '/guide/install', '/', '/internal/notes']);
+  });
+
+  it('leaves out paths under a robots.disallow prefix, and only those', async () => {
+    expect(await paths('{"name":"Demo","robots":{"disallow":["/internal"]}}')).toEqual(['/guide', '/guide/install', '/']);
+    expect(await paths('{"name":"Demo","robots":{"disallow":["/gui"]}}')).toContain('/guide');
+  });
+
+  it('lists nothing for a site that asks not to be indexed', async () => {
+    expect(await entries('{"name":"Demo","robots":{"index":false}}')).toEqual([]);
+  });
+
+  it('dates each page by its date frontmatter, else by its file\'s modification time', async () => {
+    const byPath = new Map((await entries()).map((e) => [routePath(e.segments), e.lastmod]));
+    expect(byPath.get('/guide')).toBe('2026-01-31');
+    expect(byPath.get('/')).toBe('2025-03-04T05:06:07.000Z');
+    expect(Date.parse(byPath.get('/guide/install')!)).toBeGreaterThan(Date.parse('2026-01-01'));
   });
 });

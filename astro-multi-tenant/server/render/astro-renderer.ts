@@ -1,11 +1,20 @@
 import { pathToFileURL } from 'node:url';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { reasonPhrase } from '../http/respond.ts';
 import type { View } from './view.ts';
 
 type AstroHandler = (req: IncomingMessage, res: ServerResponse, next: (() => void) | undefined, locals: object) => Promise<void>;
 
 /** The one Astro route every view is rendered through (src/pages/tenant-view.astro). */
 export const VIEW_ROUTE = '/tenant-view';
+
+/**
+ * The only request headers Astro sees. Astro builds a URL from the raw Host header (a UTF-8 IDN
+ * sent as bytes makes that URL invalid, and the route then "does not exist") and copies every
+ * header into its Request; our views read nothing from either (the tenant, origin and viewer come
+ * in the view), so Astro gets a fixed, valid host and nothing else the visitor sent.
+ */
+const VIEW_REQUEST_HEADERS: IncomingHttpHeaders = Object.freeze({ host: 'localhost' }) as IncomingHttpHeaders;
 
 export interface Renderer {
   render(req: IncomingMessage, res: ServerResponse, view: View): Promise<void>;
@@ -57,17 +66,44 @@ export async function loadAstroRenderer(entryPath: string): Promise<Renderer> {
       return captureWhile(res, () => renderer.render(req, res, view));
     },
     async render(req, res, view) {
-      const originalUrl = req.url;
+      const { url, method, headers } = req;
+      const writeHead = res.writeHead;
       req.url = VIEW_ROUTE;
+      // HEAD is answered by Node without a body; Astro renders GET either way.
+      req.method = 'GET';
+      req.headers = VIEW_REQUEST_HEADERS;
+      res.writeHead = standardWriteHead(res, writeHead);
+      let routeMissing = false;
       try {
         await handler(req, res, () => {
-          res.statusCode = 500;
-          res.end('view route missing from the Astro build');
+          routeMissing = true;
         }, { view });
       } finally {
-        req.url = originalUrl;
+        req.url = url;
+        req.method = method;
+        req.headers = headers;
+        res.writeHead = writeHead;
       }
+      if (routeMissing) throw new Error(`${VIEW_ROUTE} is missing from the Astro build in ${entryPath} (run npm run build)`);
     },
   };
   return renderer;
+}
+
+/**
+ * Wraps writeHead for one render so that what Astro writes follows our rules: the status line
+ * carries its own reason phrase (Astro copies its Response's statusText, "OK", onto a 404) and an
+ * HTML body says its charset (RFC 9110 §8.3.1; browsers otherwise guess from the bytes).
+ */
+function standardWriteHead(res: ServerResponse, writeHead: ServerResponse['writeHead']): ServerResponse['writeHead'] {
+  return function (this: ServerResponse, status: number, ...rest: unknown[]) {
+    const headers = (typeof rest[0] === 'string' ? rest[1] : rest[0]) as OutgoingHttpHeaders | undefined;
+    if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
+      for (const name of Object.keys(headers)) {
+        if (name.toLowerCase() === 'content-type' && headers[name] === 'text/html') headers[name] = 'text/html; charset=utf-8';
+      }
+    }
+    if (res.getHeader('content-type') === 'text/html') res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    return (writeHead as (...a: unknown[]) => ServerResponse).call(this, status, reasonPhrase(status), headers);
+  } as ServerResponse['writeHead'];
 }

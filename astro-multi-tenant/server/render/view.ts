@@ -47,7 +47,18 @@ export type View =
   | { kind: 'page'; status: 200; site: SiteView; page: PageView; canonical: string; stylesheets: string[] }
   | { kind: 'site-not-found'; status: 404; site: SiteView; stylesheets: string[] }
   | { kind: 'sign-in'; status: number; site: SiteView; form: SignInView; stylesheets: string[] }
-  | { kind: 'platform-error'; status: 404 | 503 | 500; title: string; message: string; stylesheets: string[] };
+  | { kind: 'platform-error'; status: 404 | 503 | 500; title: string; message: string; stylesheets: string[] }
+  | { kind: 'platform-home'; status: 200; platformDomain: string; sites: PlatformHomeSite[] | undefined; moreSites: number; stylesheets: string[] };
+
+/**
+ * One site on the platform home page (the bare PLATFORM_DOMAIN). Only listed in embedded mode,
+ * where every site is the operator's own: a shared deployment lists no tenant.
+ */
+export interface PlatformHomeSite {
+  id: string;
+  /** The site's home page on its platform subdomain. */
+  url: string;
+}
 
 export interface ViewLocals {
   view: View;

@@ -1,10 +1,12 @@
 import type { IncomingMessage } from 'node:http';
+import { PlatformError } from '../errors.ts';
 
-export class BodyError extends Error {
-  readonly status: 413 | 415 | 400;
-  constructor(status: 413 | 415 | 400, message: string) {
-    super(message);
-    this.status = status;
+/** A request body we refuse; its code maps to 400, 413 or 415 in the error registry (errors.ts). */
+export class BodyError extends PlatformError {
+  declare readonly code: 'BODY_MALFORMED' | 'BODY_TOO_LARGE' | 'BODY_UNSUPPORTED_TYPE';
+  constructor(code: 'BODY_MALFORMED' | 'BODY_TOO_LARGE' | 'BODY_UNSUPPORTED_TYPE', message: string, input?: string) {
+    super(code, message, input);
+    this.name = 'BodyError';
   }
 }
 
@@ -12,15 +14,15 @@ export class BodyError extends Error {
 export async function readFormBody(req: IncomingMessage, limitBytes = 16 * 1024): Promise<Record<string, string>> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded' && type !== 'application/json') {
-    throw new BodyError(415, 'Content-Type must be application/x-www-form-urlencoded or application/json');
+    throw new BodyError('BODY_UNSUPPORTED_TYPE', 'Content-Type must be application/x-www-form-urlencoded or application/json', type);
   }
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limitBytes) throw new BodyError(413, `body larger than ${limitBytes} bytes`);
+  if (declared > limitBytes) throw new BodyError('BODY_TOO_LARGE', `body larger than ${limitBytes} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limitBytes) throw new BodyError(413, `body larger than ${limitBytes} bytes`);
+    if (size > limitBytes) throw new BodyError('BODY_TOO_LARGE', `body larger than ${limitBytes} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');
@@ -29,9 +31,9 @@ export async function readFormBody(req: IncomingMessage, limitBytes = 16 * 1024)
     try {
       json = JSON.parse(text || '{}');
     } catch {
-      throw new BodyError(400, 'body is not valid JSON');
+      throw new BodyError('BODY_MALFORMED', 'body is not valid JSON');
     }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new BodyError(400, 'body must be a JSON object');
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new BodyError('BODY_MALFORMED', 'body must be a JSON object');
     return Object.fromEntries(Object.entries(json).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
   }
   return Object.fromEntries(new URLSearchParams(text));

@@ -1,3 +1,4 @@
+import { PlatformError } from '../errors.ts';
 /**
  * Where sessions live. Every operation is scoped by site: a session id from site A looked up under
  * site B simply does not exist, whatever the cookie or token claims.
@@ -28,10 +29,10 @@ export interface SessionStore {
 }
 
 /** Thrown when the store cannot answer (Redis down, timeout); callers turn it into a 503. */
-export class SessionStoreUnavailable extends Error {
-  readonly code = 'SESSION_STORE_UNAVAILABLE';
+export class SessionStoreUnavailable extends PlatformError {
+  declare readonly code: 'SESSION_STORE_UNAVAILABLE';
   constructor(operation: string, cause: unknown) {
-    super(`session store unavailable during ${operation}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super('SESSION_STORE_UNAVAILABLE', `session store unavailable during ${operation}: ${(cause as Error)?.message ?? String(cause)}`, operation, { cause });
     this.name = 'SessionStoreUnavailable';
   }
 }

@@ -5,12 +5,15 @@ export async function fileFingerprint(path: string): Promise<string | null> {
   return (await fileIdentity(path))?.fingerprint ?? null;
 }
 
-/** The fingerprint with the size it was taken at; null when there is no regular file there. */
-export async function fileIdentity(path: string): Promise<{ fingerprint: string; size: number } | null> {
+/**
+ * The fingerprint with the size (bytes) and modification time (ms since the epoch) it was taken
+ * at; null when there is no regular file there.
+ */
+export async function fileIdentity(path: string): Promise<{ fingerprint: string; size: number; mtimeMs: number } | null> {
   try {
     const s = await stat(path);
     if (!s.isFile()) return null;
-    return { fingerprint: `${s.ino}:${s.size}:${s.mtimeMs}`, size: s.size };
+    return { fingerprint: `${s.ino}:${s.size}:${s.mtimeMs}`, size: s.size, mtimeMs: s.mtimeMs };
   } catch (error) {
     if (isMissing(error)) return null;
     throw error;

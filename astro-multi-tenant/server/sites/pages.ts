@@ -16,6 +16,8 @@ export interface Page {
   html: string;
   /** Identity of the source file (stat fingerprint): changes whenever the page's input changes. */
   version: string;
+  /** When the source file was last modified (ms since the epoch): the sitemap's fallback lastmod. */
+  modifiedMs: number;
 }
 
 export type PageState = { kind: 'page'; page: Page } | { kind: 'invalid'; error: ContentError } | { kind: 'outside' };
@@ -46,7 +48,7 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const result = frontmatterSchema.safeParse(doc.data);
   if (!result.success) return { kind: 'invalid', error: new ContentError('PAGE_INVALID', toContentIssues(file, result.error).map((i) => ({ ...i, field: i.field ? `frontmatter.${i.field}` : 'frontmatter' }))) };
   const frontmatter = result.data;
-  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await render(doc.body), version: '' } };
+  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await render(doc.body), version: '', modifiedMs: 0 } };
 }
 
 export interface PageLoaderOptions {
@@ -59,6 +61,7 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
   return async function loadPage(site: Site, segments: readonly string[]): Promise<PageState | null> {
     let found: string | undefined;
     let foundSize = Infinity;
+    let foundMtimeMs = 0;
     return cache.get<PageState>(`page\0${site.id}\0${segments.join('/')}`, {
       // Candidates and paths only when the disk is consulted; a cache hit skips all of it.
       async fingerprint() {
@@ -67,6 +70,7 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
           if (file !== null) {
             found = candidate;
             foundSize = file.size;
+            foundMtimeMs = file.mtimeMs;
             return `${candidate}|${file.fingerprint}|${site.config.layout}`;
           }
         }
@@ -85,7 +89,10 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
         if (!real.startsWith(site.dir + sep)) return { value: { kind: 'outside' }, bytes: 64 };
         const text = early ?? (await readFile(real, 'utf8'));
         const state = await parsePage(text, `sites/${site.id}/pages/${found}`, site.config.layout, render);
-        if (state.kind === 'page') state.page.version = fingerprint;
+        if (state.kind === 'page') {
+          state.page.version = fingerprint;
+          state.page.modifiedMs = foundMtimeMs;
+        }
         const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
         return { value: state, bytes };
       },

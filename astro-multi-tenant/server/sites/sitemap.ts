@@ -1,7 +1,49 @@
-/** sitemap.xml for one site; `routes` are path segment lists, `origin` is scheme://primary-host. */
-export function buildSitemap(origin: string, routes: readonly string[][]): string {
-  const urls = routes
-    .map((segments) => `  <url><loc>${escapeXml(origin + routePath(segments))}</loc></url>`)
+import type { Site } from './loader.ts';
+import type { PageLoader, PageRoute } from './pages.ts';
+
+/** One URL of a sitemap: its path segments and, when known, when it last changed. */
+export interface SitemapEntry {
+  segments: readonly string[];
+  /** W3C datetime (YYYY-MM-DD or a full ISO 8601 time), sitemaps.org `<lastmod>`. */
+  lastmod?: string;
+}
+
+export interface SitemapSources {
+  /** Every page file of a site with its route (sites/pages.ts listPageRoutes). */
+  listRoutes: (site: Site) => Promise<PageRoute[]>;
+  loadPage: PageLoader;
+}
+
+/**
+ * The pages a site's sitemap lists, in route order. Left out: everything when site.json says
+ * `robots.index: false`; drafts; pages that do not validate; members pages (a crawler cannot read
+ * them); paths under a `robots.disallow` prefix; and the second file of a route (`a.md` and
+ * `a/index.md` are both pages but only one is served at /a). `lastmod` is the page's `date`
+ * frontmatter, else its file's modification time: search engines use it to schedule crawls.
+ */
+export async function sitemapEntries(site: Site, sources: SitemapSources): Promise<SitemapEntry[]> {
+  const { robots } = site.config;
+  if (!robots.index) return [];
+  const disallowed = (path: string) => robots.disallow.some((prefix) => path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
+  const listed = new Set<string>();
+  const entries: SitemapEntry[] = [];
+  for (const route of await sources.listRoutes(site)) {
+    const path = routePath(route.segments);
+    if (listed.has(path) || disallowed(path)) continue;
+    listed.add(path);
+    const state = await sources.loadPage(site, route.segments);
+    if (state?.kind !== 'page') continue;
+    const { frontmatter, modifiedMs } = state.page;
+    if (frontmatter.draft || frontmatter.access !== 'public') continue;
+    entries.push({ segments: route.segments, lastmod: frontmatter.date ?? (modifiedMs > 0 ? new Date(modifiedMs).toISOString() : undefined) });
+  }
+  return entries;
+}
+
+/** sitemap.xml (sitemaps.org 0.9) for one site; `origin` is scheme://primary-host. */
+export function buildSitemap(origin: string, entries: readonly SitemapEntry[]): string {
+  const urls = entries
+    .map(({ segments, lastmod }) => `  <url><loc>${escapeXml(origin + routePath(segments))}</loc>${lastmod ? `<lastmod>${escapeXml(lastmod)}</lastmod>` : ''}</url>`)
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n${urls}\n</urlset>\n`;
 }

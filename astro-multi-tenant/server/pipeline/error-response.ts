@@ -1,0 +1,52 @@
+import type { Exchange } from './context.ts';
+import { ContentError, ERRORS, type ErrorCode, type PlatformError } from '../errors.ts';
+import { reasonPhrase, sendText, type PlatformPages } from '../http/respond.ts';
+import type { RouteKind } from '../ops/metrics.ts';
+
+/** Log words for codes operators meet often; others log their code. */
+const SUMMARY: Partial<Record<ErrorCode, string>> = {
+  SITE_CONFIG_INVALID: 'site config invalid',
+  PAGE_INVALID: 'page invalid',
+  SESSION_STORE_UNAVAILABLE: 'session store unavailable',
+};
+
+/**
+ * Answers a request whose stages threw, using the error registry (errors.ts) for the status and
+ * the words: the one place a code becomes a response. Headers an earlier stage set (ETag,
+ * Cache-Control, X-Accel-Expires) are dropped first, so an error is never cached as a page; a
+ * response already under way is cut off instead (the client sees a broken response, never a
+ * wrong one). Returns the route kind for metrics and the access log.
+ */
+export async function answerError(ctx: Exchange, error: PlatformError, pages: PlatformPages): Promise<RouteKind> {
+  const { req, res, log } = ctx;
+  const { status, answer } = ERRORS[error.code];
+  if (status >= 500) {
+    if (answer.kind === 'internal') log.error({ err: error.cause ?? error, code: error.code }, 'request failed');
+    else log.error({ code: error.code, input: error.input, ...(error instanceof ContentError ? { issues: error.issues } : { err: error.message }) }, `${SUMMARY[error.code] ?? error.code}; answering ${status}`);
+  } else {
+    log.info({ code: error.code, input: error.input?.slice(0, 200), reason: error.message }, 'request refused');
+  }
+  const route: RouteKind = status >= 500 ? (answer.kind === 'internal' ? 'error' : 'unavailable') : 'bad_request';
+  if (res.headersSent) {
+    res.destroy();
+    return route;
+  }
+  for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
+  res.setHeader('Cache-Control', 'no-store');
+  if (answer.kind === 'text') {
+    sendText(res, status, `${reasonPhrase(status)}: ${error.message}\n`);
+  } else if (answer.kind === 'page') {
+    const retryAfter = 'retryAfterSeconds' in answer ? { 'Retry-After': String(answer.retryAfterSeconds) } : undefined;
+    try {
+      await pages.error(req, res, { status: status as 404 | 503, title: answer.title, message: answer.message }, retryAfter);
+    } catch (renderError) {
+      // The renderer itself is broken: the words still reach the visitor, as text.
+      log.error({ err: renderError }, 'platform page failed to render');
+      if (!res.headersSent) sendText(res, status, `${answer.title}\n`, { headers: { 'Cache-Control': 'no-store' } });
+      else res.destroy();
+    }
+  } else {
+    sendText(res, 500, 'Internal Server Error\n');
+  }
+  return route;
+}

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Exchange, HostedRequest, SiteRequest } from './context.ts';
+import { refine, sequence } from './compose.ts';
+import { answerError } from './error-response.ts';
+import { asPlatformError } from '../errors.ts';
+import { createPlatformPages } from '../http/respond.ts';
+import { createPageResponse } from '../render/page-response.ts';
+import { createSiteStylesheets, CSS_PREFIX } from '../render/site-view.ts';
+import { listPageRoutes, type PageLoader } from '../sites/pages.ts';
+import type { Renderer } from '../render/astro-renderer.ts';
+import type { RenderCache } from '../render/render-cache.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics, RouteKind } from '../ops/metrics.ts';
+import type { SiteTraffic } from '../ops/site-traffic.ts';
+import type { Sessions } from '../session/sessions.ts';
+import type { TenantResolution } from '../tenant/tenant-resolver.ts';
+import type { TrustedProxies } from '../tenant/trusted-proxies.ts';
+import { messageChecksStage } from './stages/message-checks.ts';
+import { platformRoutesStage, type PlatformRoutes } from './stages/platform-routes.ts';
+import { platformAssetsStage } from './stages/platform-assets.ts';
+import { methodPolicyStage } from './stages/method-policy.ts';
+import { hostStage } from './stages/host.ts';
+import { tenantStage } from './stages/tenant.ts';
+import { sessionEndpointsStage } from './stages/session-endpoints.ts';
+import { cssStage } from './stages/css.ts';
+import { platformPathsStage } from './stages/platform-paths.ts';
+import { wellKnownStage } from './stages/well-known.ts';
+import { robotsSitemapStage } from './stages/robots-sitemap.ts';
+import { trailingSlashStage } from './stages/trailing-slash.ts';
+import { staticFilesStage } from './stages/static-files.ts';
+import { pageStage } from './stages/page.ts';
+import { faviconStage } from './stages/favicon.ts';
+import { notFoundStage } from './stages/not-found.ts';
+
+export interface PipelineDeps {
+  /** Host → the tenant serving it now (tenant/tenant-resolver.ts). */
+  resolveTenant: (hostname: string) => Promise<TenantResolution>;
+  loadPage: PageLoader;
+  renderer: Renderer;
+  trustedProxies: TrustedProxies;
+  platformDomain: string;
+  /** Site ids for the platform home page in embedded mode; undefined lists none. */
+  listSites?: () => readonly string[];
+  cssDir: string;
+  /** File name of the shared base stylesheet under cssDir/_base, if built. */
+  baseCssFile: string | undefined;
+  /** Cache-Control max-age (seconds) of public/ files whose names carry no content hash. */
+  staticMaxAge: number;
+  logger: Logger;
+  /** Health, readiness, metrics and status: answered before any tenant routing. */
+  platformRoutes?: PlatformRoutes;
+  metrics?: Metrics;
+  traffic?: SiteTraffic;
+  /** Sign-in and members pages; without it every page is public and session endpoints 404. */
+  sessions?: Sessions;
+  /** Seconds an edge cache (nginx) may keep anonymous pages, sitemaps and redirects. 0 = none. */
+  edgeCacheSeconds?: number;
+  /** Rendered HTML of anonymous pages; undefined renders every time. */
+  renderCache?: RenderCache;
+  /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
+  buildId?: string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The request pipeline: one context per request and an ordered list of stages (one file each in
+ * stages/). A stage answers, and so decides the route kind, or passes the request on. The host
+ * and tenant stages refine the context, so the site stages after them always have a site.
+ * Errors thrown by any stage are answered in one place (error-response.ts, via errors.ts).
+ *
+ * Returns a node:http request listener that never rejects.
+ */
+export function createRequestPipeline(deps: PipelineDeps) {
+  const { logger } = deps;
+  const edgeCacheSeconds = deps.edgeCacheSeconds ?? 0;
+  const staticMaxAgeSeconds = deps.staticMaxAge;
+  const baseStylesheets = deps.baseCssFile ? [`${CSS_PREFIX}_base/${deps.baseCssFile}`] : [];
+  const pages = createPlatformPages({ renderer: deps.renderer, baseStylesheets });
+  const stylesheets = createSiteStylesheets({ baseStylesheets, logger });
+  const notFound = { renderer: deps.renderer, stylesheets };
+
+  const siteStages = sequence<SiteRequest>([
+    sessionEndpointsStage({ sessions: deps.sessions, renderer: deps.renderer, stylesheets }),
+    cssStage({ cssDir: deps.cssDir, pages }),
+    platformPathsStage({ pages }),
+    wellKnownStage(notFound),
+    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), loadPage: deps.loadPage, edgeCacheSeconds }),
+    trailingSlashStage({ edgeCacheSeconds }),
+    staticFilesStage({ staticMaxAgeSeconds, withExtension: true }),
+    pageStage({
+      loadPage: deps.loadPage,
+      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds }),
+    }),
+    staticFilesStage({ staticMaxAgeSeconds, withExtension: false }),
+    faviconStage({ staticMaxAgeSeconds }),
+    notFoundStage(notFound),
+  ]);
+
+  const handle = sequence<Exchange>([
+    messageChecksStage(),
+    platformRoutesStage(deps.platformRoutes),
+    platformAssetsStage({ cssDir: deps.cssDir, staticMaxAgeSeconds }),
+    methodPolicyStage(),
+    refine(
+      hostStage({ trustedProxies: deps.trustedProxies }),
+      refine<HostedRequest, SiteRequest>(
+        tenantStage({ resolveTenant: deps.resolveTenant, platformDomain: deps.platformDomain, pages, listSites: deps.listSites, sessions: deps.sessions, edgeCacheSeconds }),
+        siteStages,
+      ),
+    ),
+  ]);
+
+  return async function requestListener(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const incoming = req.headers['x-request-id'];
+    const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.setHeader('X-Request-Id', id);
+    const ctx: Exchange = { req, res, id, log: logger.child({ reqId: id }), siteId: undefined };
+    let route: RouteKind;
+    try {
+      route = (await handle(ctx)) ?? 'error';
+    } catch (error) {
+      route = await answerError(ctx, asPlatformError(error), pages).catch(() => {
+        res.destroy();
+        return 'error' as const;
+      });
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const status = res.statusCode;
+    deps.metrics?.observeRequest({ method: req.method, status, route, site: ctx.siteId, seconds: ms / 1000 });
+    if (ctx.siteId) deps.traffic?.record(ctx.siteId, status >= 500);
+    // Probes and scrapes every few seconds would drown the access log; they log at debug.
+    const level = route === 'health' || route === 'metrics' ? 'debug' : 'info';
+    if (ctx.log.isLevelEnabled(level)) ctx.log[level]({ method: req.method, path: req.url?.slice(0, 300), status, route, ms: Math.round(ms * 100) / 100 }, 'request');
+  };
+}

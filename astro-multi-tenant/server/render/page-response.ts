@@ -1,0 +1,99 @@
+import type { SiteRequest } from '../pipeline/context.ts';
+import type { Page } from '../sites/pages.ts';
+import type { Renderer } from './astro-renderer.ts';
+import type { SiteView, View } from './view.ts';
+import { siteView } from './site-view.ts';
+import type { Site } from '../sites/loader.ts';
+import { memoisedETag, matchesIfNoneMatch, renderKey, type RenderCache } from './render-cache.ts';
+import { allowEdgeCache, notModified, redirect } from '../http/respond.ts';
+import { routePath } from '../sites/sitemap.ts';
+import { SESSION_PREFIX, type Sessions } from '../session/sessions.ts';
+import { SESSION_COOKIE_NAMES } from '../session/cookies.ts';
+import { SessionStoreUnavailable } from '../session/store.ts';
+import type { RouteKind } from '../ops/metrics.ts';
+
+export interface PageResponseDeps {
+  renderer: Renderer;
+  stylesheets: (site: Site) => string[];
+  sessions: Sessions | undefined;
+  /** Rendered HTML of anonymous pages; undefined renders every time. */
+  renderCache: RenderCache | undefined;
+  /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
+  buildId: string;
+  edgeCacheSeconds: number;
+}
+
+/**
+ * Answers with one page of a site. Members pages are personal: a signed-in visitor gets them
+ * rendered and never stored anywhere; anyone else is sent to sign in (303). Anonymous pages render
+ * the same HTML for the same inputs, so their ETag is known before rendering: a revalidation costs
+ * no render, and the render cache (then nginx) can answer.
+ *
+ * @throws SessionStoreUnavailable (503) when a members page cannot learn who is signed in.
+ */
+export function createPageResponse(deps: PageResponseDeps) {
+  return async function respondWithPage(ctx: SiteRequest, page: Page): Promise<RouteKind> {
+    const { req, res, site, siteOrigin, target } = ctx;
+    const { frontmatter, html, layout } = page;
+    let viewer: SiteView['viewer'];
+    if (frontmatter.access === 'members') {
+      res.setHeader('Cache-Control', 'private, no-store');
+      const who = await ctx.viewer();
+      if (who.kind === 'unavailable') throw new SessionStoreUnavailable('members page', new Error('store unavailable'));
+      if (who.kind === 'anonymous') {
+        redirect(res, 303, `${SESSION_PREFIX}sign-in?next=${encodeURIComponent(routePath(target.segments) + target.search)}`, { cache: 'private' });
+        return 'redirect';
+      }
+      viewer = { name: who.session.name, csrf: deps.sessions!.csrfFor(req, res, ctx.proto) };
+    }
+    const view: View = {
+      kind: 'page',
+      status: 200,
+      site: { ...siteView(site, siteOrigin), viewer },
+      page: { title: frontmatter.title, description: frontmatter.description, layout, html, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
+      canonical: siteOrigin + routePath(target.segments),
+      stylesheets: deps.stylesheets(site),
+    };
+    if (viewer) {
+      await deps.renderer.render(req, res, view);
+      return 'page';
+    }
+
+    const etag = memoisedETag(page, [deps.buildId, site.version, page.version, siteOrigin, view.stylesheets.join(' ')]);
+    allowEdgeCache(res, deps.edgeCacheSeconds);
+    res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
+    res.setHeader('ETag', etag);
+    if (matchesIfNoneMatch(joined(req.headers['if-none-match']), etag)) {
+      notModified(res);
+      return 'page';
+    }
+    const cache = deps.renderCache && !hasSessionCookie(req.headers.cookie) ? deps.renderCache : undefined;
+    const key = renderKey(site.id, siteOrigin, routePath(target.segments));
+    const cached = cache?.get(key, etag);
+    if (cached) {
+      res.statusCode = 200;
+      res.setHeader('Content-Type', 'text/html; charset=utf-8');
+      res.setHeader('Content-Length', cached.length);
+      res.setHeader('X-Render-Cache', 'hit');
+      res.end(req.method === 'HEAD' ? undefined : cached);
+      return 'page';
+    }
+    if (!cache || !deps.renderer.renderCaptured || req.method === 'HEAD') {
+      await deps.renderer.render(req, res, view);
+      return 'page';
+    }
+    res.setHeader('X-Render-Cache', 'miss');
+    const body = await deps.renderer.renderCaptured(req, res, view);
+    if (res.statusCode === 200 && body.length > 0) cache.set(key, etag, body);
+    return 'page';
+  };
+}
+
+function joined(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Signed-in visitors never get (or fill) the shared render cache, whatever page they ask for. */
+function hasSessionCookie(cookie: string | undefined): boolean {
+  return cookie !== undefined && SESSION_COOKIE_NAMES.some((name) => cookie.includes(`${name}=`));
+}
