@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -122,19 +122,23 @@ describe('npm start', () => {
     const sitesDir = await copySites();
     cleanups.push(() => removeDir(sitesDir));
     for (const id of ['blog-2', 'blog-3', 'zeta']) await cp(join(sitesDir, 'blog'), join(sitesDir, id), { recursive: true });
-    // Not sites: an id that cannot be a DNS label, and a folder without site.json.
+    // A symlinked site folder is a site, as the server has always served them.
+    await symlink(join(sitesDir, 'docs'), join(sitesDir, 'linked'));
+    // Not sites: an id that cannot be a DNS label, a folder without site.json, a file, a dangling link.
     await cp(join(sitesDir, 'blog'), join(sitesDir, 'Bad_Id'), { recursive: true });
     await mkdir(join(sitesDir, 'no-config'));
     await writeFile(join(sitesDir, 'README.txt'), 'not a folder');
+    await symlink(join(sitesDir, 'nowhere'), join(sitesDir, 'dangling'));
     const started = await npmStart({ SITES_DIR: sitesDir, PLATFORM_DOMAIN: 'sites.test' });
     const line = await servingLineOf(started);
     const { port } = started;
     expect(line).toContain(
-      `serving 7 sites on http://127.0.0.1:${port} — open http://acme.sites.test:${port}/, http://bakery.sites.test:${port}/, http://blog.sites.test:${port}/, http://blog-2.sites.test:${port}/ and 3 more (npm run sites -- list) · status page`,
+      `serving 8 sites on http://127.0.0.1:${port} — open http://acme.sites.test:${port}/, http://bakery.sites.test:${port}/, http://blog.sites.test:${port}/, http://blog-2.sites.test:${port}/ and 4 more (npm run sites -- list) · status page`,
     );
     // The same count the worker logged when it started listening.
-    expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ sites: 7, platformDomain: 'sites.test' });
+    expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ sites: 8, platformDomain: 'sites.test' });
     expect((await get(port, `blog-2.sites.test:${port}`, '/')).status).toBe(200);
+    expect((await get(port, `linked.sites.test:${port}`, '/')).status).toBe(200);
     await started.stop();
   }, 120_000);
 });

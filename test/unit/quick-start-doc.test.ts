@@ -15,7 +15,7 @@ async function quickStart(): Promise<string> {
 
 describe('README quick start', () => {
   it('shows the line npm start prints for the sample sites on the defaults, word for word', async () => {
-    const registry = createSiteRegistry({ sitesDir: join(ROOT, 'sites'), platformDomain: 'localhost', rescanIntervalMs: 0 });
+    const registry = createSiteRegistry({ sitesDir: join(ROOT, 'sites'), platformDomain: 'localhost', rescanIntervalMs: 0, follow: false });
     await registry.scan();
     const expected = servingLine({ siteIds: registry.siteIds, platformDomain: 'localhost', port: 4321, host: undefined, sitesDir: join(ROOT, 'sites') });
     expect(expected).toContain('serving 4 sites');

@@ -4,7 +4,7 @@
  */
 
 export interface ServingLineInput {
-  /** Site ids as the server counts them (tenant/registry.ts scan), sorted. */
+  /** Site ids as the server counts them (tenant/registry.ts over sites/site-source.ts), sorted. */
   siteIds: readonly string[];
   /** Normalised PLATFORM_DOMAIN (ASCII): every site answers on `<id>.<platformDomain>`. */
   platformDomain: string;

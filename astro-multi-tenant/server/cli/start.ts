@@ -75,8 +75,9 @@ async function announceWhenReady(port: number): Promise<void> {
     await sleep(250);
   }
   if (!running()) return;
-  // Counted by the same scan the workers run (tenant/registry.ts), so the line and the status page agree.
-  const registry = createSiteRegistry({ sitesDir: config.sitesDir, platformDomain: config.platformDomain, rescanIntervalMs: 0 });
+  // Counted by the same scan the workers run (tenant/registry.ts over sites/site-source.ts: a valid
+  // id, a folder or a symlink to one, holding a site.json), so the line and the status page agree.
+  const registry = createSiteRegistry({ sitesDir: config.sitesDir, platformDomain: config.platformDomain, rescanIntervalMs: 0, follow: false });
   try {
     await registry.scan();
   } catch (error) {
