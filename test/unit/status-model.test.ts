@@ -206,6 +206,16 @@ describe('buildStatusModel', () => {
     }
   });
 
+  it('keeps each worker\'s cache figures as counted: entries, and bytes as bytes (the page picks the unit)', () => {
+    for (const [entries, bytes] of [[0, 0], [20, 40_960], [3, 1024], [50_000, 128 * 1024 * 1024]] as const) {
+      const w = worker({ workerId: '0' });
+      w.cache = { entries, bytes, hits: 1, misses: 2, evictions: 3 };
+      const model = buildStatusModel(input({ workers: [w] }));
+      expect(model.workers[0]!.cache, `${entries} entries`).toEqual({ entries, bytes, hits: 1, misses: 2, evictions: 3 });
+      expect(model.workers[0]!.memory).toEqual(w.memory);
+    }
+  });
+
   it('ignores sites workers hold or saw traffic for that are no longer in the folder scan', () => {
     const model = buildStatusModel(
       input({
