@@ -4,12 +4,14 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { StartError, stopChild } from './processes.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const SAMPLE_SITES = join(ROOT, 'sites');
 
 export interface RunningServer {
   port: number;
+  pid: number;
   sitesDir: string;
   logs: string[];
   /** Sends a signal without waiting (stop() sends SIGTERM and waits). */
@@ -28,7 +30,8 @@ export async function copySites(extra: string[] = []): Promise<string> {
 }
 
 /** Starts the real server entry (built Astro bundle) on a free loopback port. */
-export async function startServer(sitesDir: string, env: Record<string, string> = {}): Promise<RunningServer> {
+export async function startServer(sitesDir: string, env: Record<string, string> = {}, options: { readyTimeoutMs?: number } = {}): Promise<RunningServer> {
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/main.ts')], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SITES_DIR: sitesDir, LOG_LEVEL: 'info', REDIS_URL: '', ...env },
@@ -36,31 +39,43 @@ export async function startServer(sitesDir: string, env: Record<string, string> 
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-  const port = await new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 20_000);
-    let buffer = '';
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let nl;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        logs.push(line);
-        if (line.includes('"msg":"listening"')) {
-          clearTimeout(timer);
-          resolvePort(JSON.parse(line).port);
+  let port: number;
+  try {
+    port = await new Promise<number>((resolvePort, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start within ${readyTimeoutMs} ms:\n${logs.join('\n')}`)), readyTimeoutMs);
+      let buffer = '';
+      const onData = (chunk: Buffer) => {
+        buffer += chunk.toString();
+        let nl;
+        while ((nl = buffer.indexOf('\n')) !== -1) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          logs.push(line);
+          if (line.includes('"msg":"listening"')) {
+            clearTimeout(timer);
+            resolvePort(JSON.parse(line).port);
+          }
         }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`));
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`));
+      });
     });
-  });
+  } catch (error) {
+    // Never leave a half-started server behind: stop it and wait for it to be gone.
+    await stopChild(child, 'SIGTERM', 2000);
+    throw new StartError((error as Error).message, [child.pid]);
+  }
   return {
     port,
+    pid: child.pid!,
     sitesDir,
     logs,
     exited,
@@ -68,9 +83,8 @@ export async function startServer(sitesDir: string, env: Record<string, string> 
       child.kill(name);
     },
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await exited;
+      // Longer than the server's own drain budget (DRAIN_TIMEOUT_MS, 8 s by default), then SIGKILL.
+      await stopChild(child, 'SIGTERM', 15_000);
     },
   };
 }
