@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { isSafeSegment, parseRequestTarget } from '../../astro-multi-tenant/server/http/request-path.ts';
+import { isSafeSegment, parseRequestTarget, splitAbsoluteForm } from '../../astro-multi-tenant/server/http/request-path.ts';
 import { PlatformError } from '../../astro-multi-tenant/server/errors.ts';
 
 function refusal(url: string | undefined): PlatformError {
@@ -127,5 +127,42 @@ describe('isSafeSegment', () => {
 
   it.each(['', '.', '..', '.hidden', 'a/b', 'a\\b', 'a\u0000b', 'a\u007fb', 'c:'])('refuses %j', (segment) => {
     expect(isSafeSegment(segment)).toBe(false);
+  });
+});
+
+describe('/.well-known/ (RFC 8615)', () => {
+  it.each([
+    ['/.well-known/acme-challenge/abc_DEF-123', ['.well-known', 'acme-challenge', 'abc_DEF-123']],
+    ['/.well-known/security.txt', ['.well-known', 'security.txt']],
+    ['/%2Ewell-known/security.txt', ['.well-known', 'security.txt']],
+  ])('allows %s as the first segment only', (url, segments) => {
+    expect(parseRequestTarget(url).segments).toEqual(segments);
+  });
+
+  it.each(['/a/.well-known/x', '/.well-known/.hidden', '/.well-known/../site.json', '/.Well-Known/x', '/.well-known./x', '/.well-knownx/y', '/.well-known/a/.git'])(
+    'still refuses every other dot-segment: %s',
+    (url) => {
+      expect(refusal(url).code).toBe('PATH_FORBIDDEN');
+    },
+  );
+});
+
+describe('splitAbsoluteForm (RFC 9112 §3.2.2)', () => {
+  it.each([
+    ['http://docs.example/', 'docs.example', '/'],
+    ['http://docs.example', 'docs.example', '/'],
+    ['HTTPS://Docs.Example:8443/a/b?c=d', 'Docs.Example:8443', '/a/b?c=d'],
+    ['http://docs.example?x=1', 'docs.example', '/?x=1'],
+    ['http://[::1]:8080/p', '[::1]:8080', '/p'],
+  ])('splits %s into its authority and origin form', (url, authority, originForm) => {
+    expect(splitAbsoluteForm(url)).toEqual({ authority, originForm });
+  });
+
+  it.each(['/', '/a?b', '*', 'docs.example:80', 'ftp://docs.example/', '//docs.example/'])('leaves %s alone (not absolute form)', (url) => {
+    expect(splitAbsoluteForm(url)).toBeUndefined();
+  });
+
+  it.each(['http://user@docs.example/', 'http://a:b@docs.example/', 'http:///path', 'https://?x'])('refuses %s (empty authority or user information)', (url) => {
+    expect(() => splitAbsoluteForm(url)).toThrow(PlatformError);
   });
 });
