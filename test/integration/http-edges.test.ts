@@ -217,6 +217,15 @@ describe('content types', () => {
   });
 });
 
+describe('sitemap lastmod', () => {
+  it('dates each URL by its page\'s date, else by its file\'s modification time', async () => {
+    const res = await get(server.port, 'blog.localhost', '/sitemap.xml');
+    expect(res.body).toContain('<loc>http://blog.localhost/posts/2026/hello-world</loc><lastmod>2026-03-14</lastmod>');
+    const home = /<loc>http:\/\/blog\.localhost\/<\/loc><lastmod>([^<]+)<\/lastmod>/.exec(res.body);
+    expect(home?.[1]).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+  });
+});
+
 describe('/.well-known/', () => {
   it('serves an ACME HTTP-01 token from the site\'s public/.well-known/, on each of its hosts', async () => {
     for (const host of ['acme.example', 'acme.localhost']) {
