@@ -39,7 +39,7 @@ describe('the generated nginx config', () => {
     const files = renderNginxConfig(options({ TLS_CERT: '/etc/tls/wild.pem', TLS_KEY: '/etc/tls/wild.key' }), SITES);
     expect(files['nginx.conf']).toContain('listen 8443 ssl http2 default_server;');
     expect(files['nginx.conf']).toContain('return 301 https://$host$request_uri;');
-    expect(files['nginx.conf']).toContain('location ^~ /.well-known/acme-challenge/');
+    expect(files['nginx.conf']).toContain(`include /srv/edge/amt-acme.conf;`);
     expect(files['amt-locations-tls.conf']).toContain('Strict-Transport-Security');
     expect(files['amt-locations.conf']).not.toContain('Strict-Transport-Security');
     expect(renderNginxConfig(options(), SITES)['nginx.conf']).not.toContain('ssl');
@@ -48,6 +48,44 @@ describe('the generated nginx config', () => {
   it('proxies and caches CSS when there is no shared disk (NGINX_CSS_DIR empty)', () => {
     expect(renderNginxConfig(options({ NGINX_CSS_DIR: '' }), SITES)['amt-locations.conf']).toContain('proxy_cache_valid 200 365d;');
     expect(renderNginxConfig(options(), SITES)['amt-locations.conf']).toContain('alias /app/astro-multi-tenant/site-css/;');
+  });
+
+  it('serves ACME HTTP-01 tokens from the site\'s disk, else from the app, never cached and never redirected', () => {
+    const locations = renderNginxConfig(options(), SITES)['amt-locations.conf']!;
+    const acme = locations.slice(locations.indexOf('location ^~ /.well-known/acme-challenge/'), locations.indexOf('location ^~ /.well-known/ {'));
+    expect(acme).toContain('location ~ "^/\\.well-known/acme-challenge/[A-Za-z0-9_-]+$" {');
+    expect(acme).toContain('root /srv/sites/$amt_site/public;');
+    expect(acme).toContain('try_files $uri @acme_app;');
+    expect(acme).toContain('add_header Cache-Control "no-store" always;');
+    expect(acme).toContain('proxy_hide_header Cache-Control;');
+    expect(acme).not.toMatch(/^\s*proxy_cache\s/m);
+    expect(acme).not.toContain('return 301');
+
+    // With TLS, plain HTTP redirects everything but health probes and these same locations.
+    const tls = renderNginxConfig(options({ TLS_CERT: '/etc/tls/wild.pem', TLS_KEY: '/etc/tls/wild.key' }), SITES);
+    const plain = tls['nginx.conf']!.slice(tls['nginx.conf']!.indexOf('listen 8080'), tls['nginx.conf']!.indexOf('return 301'));
+    expect(plain).toContain('include /srv/edge/amt-acme.conf;');
+    expect(tls['amt-acme.conf']).toContain('try_files $uri @acme_app;');
+    expect(tls['amt-acme.conf']).not.toContain('Strict-Transport-Security');
+    expect(tls['amt-locations-tls.conf']).toContain('location ^~ /.well-known/acme-challenge/');
+    expect(renderNginxConfig(options(), SITES)['amt-acme.conf']).toBeUndefined();
+  });
+
+  it('serves the rest of /.well-known/ from the site\'s disk, and leaves hidden names below it to the app', () => {
+    const locations = renderNginxConfig(options(), SITES)['amt-locations.conf']!;
+    const wellKnown = locations.slice(locations.indexOf('location ^~ /.well-known/ {'), locations.indexOf('# Files with an extension'));
+    expect(wellKnown).toContain('root /srv/sites/$amt_site/public;');
+    expect(wellKnown).toContain('disable_symlinks on;');
+    expect(wellKnown).toContain('location ~ "^/\\.well-known/(.*/)?\\." { try_files /nonexistent @app; }');
+    expect(wellKnown).toContain('try_files $uri @app;');
+  });
+
+  it('answers If-Modified-Since per RFC 9110 (a later date is 304 too) and byte ranges on proxied files', () => {
+    const locations = renderNginxConfig(options(), SITES)['amt-locations.conf']!;
+    expect(locations).toContain('if_modified_since before;');
+    const app = locations.slice(locations.indexOf('location @app {'));
+    expect(app).toContain('proxy_cache amt_cache;');
+    expect(app).toContain('proxy_force_ranges on;');
   });
 
   it('rejects a malformed rate or burst, naming the variable', () => {
