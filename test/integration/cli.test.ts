@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rename, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copySites, removeDir, ROOT } from '../helpers/server.ts';
@@ -102,6 +102,29 @@ describe('npm run css', () => {
     expect(code).toBe(2);
     expect(out).toContain(`css: site "no-such-site" does not exist: no site folder ${join(sitesDir, 'no-such-site')}`);
     expect(await readdir(cssDir)).not.toContain('no-such-site');
+  });
+
+  it('builds the stylesheet of a symlinked site folder, as the server serves it, both for all sites and by id', async () => {
+    const dir = await copySites();
+    const outside = await mkdtemp(join(tmpdir(), 'amt-linked-'));
+    const out = await mkdtemp(join(tmpdir(), 'amt-css-'));
+    try {
+      // The blog lives elsewhere and is linked in, as a shared volume or a checkout would be.
+      await rename(join(dir, 'blog'), join(outside, 'blog'));
+      await symlink(join(outside, 'blog'), join(dir, 'linked-blog'));
+      const all = run('css.ts', [], { SITES_DIR: dir, CSS_DIR: out });
+      expect(all.out).toContain('css: linked-blog →');
+      expect(all.code).toBe(0);
+      const manifest = JSON.parse(await readFile(join(out, 'linked-blog', 'manifest.json'), 'utf8'));
+      expect(await readFile(join(out, 'linked-blog', manifest.file), 'utf8')).toContain('.ring-accent');
+      const one = run('css.ts', ['linked-blog'], { SITES_DIR: dir, CSS_DIR: out });
+      expect(one.code).toBe(0);
+      expect(one.out).toContain('css: linked-blog →');
+    } finally {
+      await removeDir(dir);
+      await removeDir(outside);
+      await removeDir(out);
+    }
   });
 
   it('rejects a site id that is not one', () => {
