@@ -2,8 +2,9 @@ import { isAbsolute, join, resolve } from 'node:path';
 
 /**
  * Renders the nginx configuration for the edge in front of the cluster. Pure: the same options
- * and site list always give the same files, so tests run `nginx -t` on exactly what ships and
- * check the committed example stays in step (nginx/example/).
+ * and site list always give the same files, so tests run `nginx -t` on exactly what ships
+ * (test/integration/edge*.test.ts start a real nginx from it; deploy-files.test.ts checks the
+ * compose rendering). There is no committed example to keep in step.
  */
 export interface EdgeOptions {
   /** Where nginx.conf and its includes are written; temp and cache dirs live below it by default. */
