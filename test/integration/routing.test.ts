@@ -1,9 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copySites, get, rawRequest, removeDir, ROOT, startServer, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, rawRequest, removeDir, ROOT, SAMPLE_SITES, startServer, type RunningServer } from '../helpers/server.ts';
+import { eventually, freshnessDeadlineMs } from '../helpers/eventually.ts';
 
 const SITE_NAMES = ['Acme Tools', 'Field Notes', 'Acme Docs', 'Sweet Crumbs Bakery'];
+const SAMPLE_IDS = ['acme', 'docs', 'bakery', 'blog'];
+const escapeHtml = (text: string) => text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+
+/**
+ * What only one sample site's pages carry, read from its site.json: its data-site id, name, theme
+ * colour and footer. Names overlap in words ("Acme Tools", "Acme Docs"), never as whole strings.
+ */
+async function siteMarkers(id: string): Promise<string[]> {
+  const config = JSON.parse(await readFile(join(SAMPLE_SITES, id, 'site.json'), 'utf8'));
+  return [`data-site="${id}"`, escapeHtml(config.name), config.theme.primary, ...(config.footer ? [escapeHtml(config.footer)] : [])];
+}
 
 let server: RunningServer;
 let sitesDir: string;
@@ -30,8 +42,11 @@ describe('tenant routing by Host', () => {
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.body).toContain(`data-site="${id}"`);
     expect(res.body).toContain(name);
-    for (const other of SITE_NAMES.filter((n) => n !== name && !name.startsWith(n) && !n.startsWith(name.split(' ')[0]!))) {
-      expect(res.body).not.toContain(other);
+    // Every marker of this site is on its page (so their absence elsewhere means something)...
+    for (const marker of await siteMarkers(id)) expect(res.body, `${host} shows its own ${marker}`).toContain(marker);
+    // ...and no marker of any other sample site is: every pair, acme and docs included.
+    for (const other of SAMPLE_IDS.filter((o) => o !== id)) {
+      for (const marker of await siteMarkers(other)) expect(res.body, `${host} leaks ${other}'s ${marker}`).not.toContain(marker);
     }
   });
 
@@ -56,7 +71,12 @@ describe('tenant routing by Host', () => {
     const puny = await get(server.port, 'xn--bckerei-5wa.example');
     expect(unicode.status).toBe(200);
     expect(puny.status).toBe(200);
-    expect(puny.body).toContain('data-site="bakery"');
+    // The UTF-8 Host and its punycode form both reach the bakery, the site that lists the domain.
+    for (const body of [Buffer.from(unicode.raw, 'latin1').toString('utf8'), puny.body]) {
+      expect(body).toContain('data-site="bakery"');
+      expect(body).toContain('Sweet Crumbs Bakery');
+      expect(body.match(/data-site="[^"]*"/g)).toEqual(['data-site="bakery"']);
+    }
   });
 
   it('redirects an alias to the primary domain with 301, keeping path and query', async () => {
@@ -274,10 +294,42 @@ describe('static files', () => {
 
 describe('content folders without restart', () => {
   it('keeps serving the old page while a page file is replaced atomically', async () => {
-    const path = join(sitesDir, 'docs/pages/index.md');
-    await writeFile(`${path}.tmp`, '---\ntitle: Swapped\n---\nswapped');
-    await rename(`${path}.tmp`, path);
-    const res = await get(server.port, 'docs.example');
-    expect(res.status).toBe(200);
+    // A server of its own that re-checks files on every request (CONTENT_CHECK_MS=0), so requests
+    // meet the replacements at every step, not once per interval.
+    const own = await startServer(sitesDir, { CONTENT_CHECK_MS: '0' });
+    try {
+      const path = join(sitesDir, 'docs/pages/index.md');
+      const original = 'Start with the <a href="/guide">guide</a>';
+      expect((await get(own.port, 'docs.example')).body).toContain(original);
+      const SWAPS = 20;
+      const marker = (i: number) => `swap-version-${i}`;
+      const seen = new Map<string, number>();
+      const wrong: string[] = [];
+      let replacing = true;
+      const client = async () => {
+        while (replacing) {
+          const res = await get(own.port, 'docs.example').catch((error: Error) => ({ status: 0, body: error.message }));
+          const version = res.body.includes(original) ? 'original' : /swap-version-(\d+)/.exec(res.body)?.[0];
+          if (res.status !== 200 || !version || !res.body.includes('data-site="docs"')) wrong.push(`${res.status} ${res.body.slice(0, 160)}`);
+          else seen.set(version, (seen.get(version) ?? 0) + 1);
+        }
+      };
+      const clients = Array.from({ length: 4 }, client);
+      for (let i = 1; i <= SWAPS; i++) {
+        await writeFile(`${path}.tmp`, `---\ntitle: Swapped ${i}\n---\n${marker(i)}\n\n${'More text. '.repeat(200)}`);
+        await rename(`${path}.tmp`, path);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      replacing = false;
+      await Promise.all(clients);
+      // Every answer during the replacements was a whole page, old or new: never an error, a 404
+      // or a half-read file.
+      expect(wrong).toEqual([]);
+      // The requests did overlap the replacements: they saw several versions, not one.
+      expect(seen.size, JSON.stringify([...seen])).toBeGreaterThanOrEqual(3);
+      await eventually(() => get(own.port, 'docs.example'), (res) => res.body.includes(marker(SWAPS)), { what: 'the last version', deadlineMs: freshnessDeadlineMs({ contentCheckMs: 0 }) });
+    } finally {
+      await own.stop();
+    }
   });
 });
