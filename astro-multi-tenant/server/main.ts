@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { access, constants, readFile } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.ts';
@@ -12,18 +12,23 @@ import { createPageLoader } from './sites/pages.ts';
 import { openMarkdownCache } from './sites/markdown-cache.ts';
 import { renderMarkdown, renderPipelineId } from './sites/markdown.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
-import { loadAstroRenderer, type Renderer } from './render/astro-renderer.ts';
+import { loadAstroRenderer } from './render/astro-renderer.ts';
+import { timedRenderer } from './render/timed-renderer.ts';
 import { createMetrics } from './ops/metrics.ts';
-import { aggregateMetrics } from './ops/aggregate-metrics.ts';
-import { collectFromPeers, startPeerEndpoint, type PeerEndpoint } from './ops/peers.ts';
+import { createClusterMetrics } from './ops/cluster-metrics.ts';
+import { createClusterStatus } from './ops/cluster-status.ts';
+import { startPeerEndpoint, type PeerEndpoint } from './ops/peers.ts';
 import { createSiteTraffic } from './ops/site-traffic.ts';
 import { createHealth } from './ops/health.ts';
 import { createAdminAccess } from './ops/admin-access.ts';
 import { createDrain } from './ops/drain.ts';
-import { buildStatusModel, workerStatus, type WorkerStatus } from './ops/status.ts';
+import { workerStatus, type WorkerStatus } from './ops/status.ts';
+import { createShutdown } from './ops/shutdown.ts';
+import { buildIdentity } from './ops/build-identity.ts';
+import { readBaseCssFile } from './css/base-stylesheet.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
 import { createPlatformRoutes } from './ops/platform-routes.ts';
-import { createRedisClient } from './session/redis-client.ts';
+import { createRedisClient, logRedisConnection } from './session/redis-client.ts';
 import { createRedisSessionStore } from './session/redis-store.ts';
 import { createMemorySessionStore } from './session/memory-store.ts';
 import { parseSessionKeys } from './session/session-token.ts';
@@ -31,15 +36,8 @@ import { createSessions } from './session/sessions.ts';
 import { createMembersLoader } from './session/members.ts';
 import { createIdpVerifier } from './session/idp-token.ts';
 import { clusterProblem } from './session/embedded-mode.ts';
-import { randomBytes, createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { createRenderCache } from './render/render-cache.ts';
-
-/** Changes with every build: the Astro bundle's identity and the shared base stylesheet. */
-async function buildIdentity(astroEntry: string, baseCssFile: string | undefined): Promise<string> {
-  const s = await stat(astroEntry).catch(() => undefined);
-  return createHash('sha256').update(`${s?.size}:${s?.mtimeMs}:${baseCssFile}`).digest('base64url').slice(0, 16);
-}
 
 /** How many site.json files the status page validates from disk per view. */
 const STATUS_CHECK_LIMIT = 2000;
@@ -85,17 +83,7 @@ async function main() {
     process.exit(78);
   }
   const redisClient = config.redis ? createRedisClient(config.redis) : undefined;
-  // ioredis retries every second while Redis is away; one line per 30 s is enough to see it.
-  let lastRedisWarning = 0;
-  redisClient?.on('error', (error: Error) => {
-    if (Date.now() - lastRedisWarning < 30_000) return;
-    lastRedisWarning = Date.now();
-    logger.warn({ err: error.message }, 'redis connection problem (repeats are silenced for 30 s)');
-  });
-  redisClient?.on('ready', () => {
-    if (lastRedisWarning) logger.info('redis connection restored');
-    lastRedisWarning = 0;
-  });
+  if (redisClient) logRedisConnection(redisClient, logger);
   const store = redisClient
     ? createRedisSessionStore({ client: redisClient, observe: (op, seconds, failed) => metrics.observeSessionStore(op, seconds, failed) })
     : createMemorySessionStore();
@@ -113,22 +101,10 @@ async function main() {
     logger,
   });
 
-  const astro = await loadAstroRenderer(config.astroEntry);
-  // Observes without wrapping the render in another async function: no extra promise per request.
-  const timed = <T>(kind: string, started: number, rendering: Promise<T>): Promise<T> => {
-    const observe = () => metrics.observeRender(kind, (performance.now() - started) / 1000);
-    rendering.then(observe, observe);
-    return rendering;
-  };
-  const renderer: Renderer = {
-    render: (req, res, view) => timed(view.kind, performance.now(), astro.render(req, res, view)),
-    renderCaptured: (req, res, view) => timed(view.kind, performance.now(), astro.renderCaptured!(req, res, view)),
-  };
+  const renderer = timedRenderer(await loadAstroRenderer(config.astroEntry), (kind, seconds) => metrics.observeRender(kind, seconds));
   const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
   if (renderCache) metrics.watchRenderCache(renderCache);
-  const baseCssFile = await readFile(join(config.cssDir, '_base', 'manifest.json'), 'utf8')
-    .then((text) => (JSON.parse(text) as { file?: string }).file)
-    .catch(() => undefined);
+  const baseCssFile = await readBaseCssFile(config.cssDir);
   if (!baseCssFile) logger.warn({ cssDir: config.cssDir }, 'shared base CSS is not built; pages render unstyled (run npm run build)');
 
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 20_000, requestTimeout: 30_000 });
@@ -148,32 +124,15 @@ async function main() {
     health,
     admin: createAdminAccess({ allow: config.adminAllow, token: config.adminToken, proxies: config.trustedProxies }),
     isDraining: () => drain.draining,
-    async metrics() {
-      const all = await collectFromPeers(peerDir, 'metrics', { pid: process.pid, value: () => metrics.toJson() }, PEER_TIMEOUT_MS);
-      const { text, contentType } = await aggregateMetrics(all.values);
-      const footer = [
-        '# HELP amt_metrics_workers_reporting Workers whose metrics are included in this scrape.',
-        '# TYPE amt_metrics_workers_reporting gauge',
-        `amt_metrics_workers_reporting ${all.values.length}`,
-        '# HELP amt_metrics_workers_unreachable Workers that did not answer this scrape in time.',
-        '# TYPE amt_metrics_workers_unreachable gauge',
-        `amt_metrics_workers_unreachable ${all.unreachable.length}`,
-        '',
-      ].join('\n');
-      return { text: text + footer, contentType };
-    },
-    async status() {
-      const all = await collectFromPeers(peerDir, 'status', { pid: process.pid, value: async () => ownStatus() }, PEER_TIMEOUT_MS);
-      const known = registry.sites;
-      return buildStatusModel({
-        now: new Date(),
-        platformDomain: config.platformDomain,
-        known,
-        workers: all.values,
-        unreachable: all.unreachable,
-        checked: await checkSiteConfigs(config.sitesDir, known.map((s) => s.id), STATUS_CHECK_LIMIT),
-      });
-    },
+    metrics: createClusterMetrics({ peerDir: () => peerDir, ownMetrics: () => metrics.toJson(), timeoutMs: PEER_TIMEOUT_MS }),
+    status: createClusterStatus({
+      peerDir: () => peerDir,
+      ownStatus,
+      platformDomain: config.platformDomain,
+      known: () => registry.sites,
+      check: (ids) => checkSiteConfigs(config.sitesDir, ids, STATUS_CHECK_LIMIT),
+      timeoutMs: PEER_TIMEOUT_MS,
+    }),
   });
 
   const markdownCache = config.markdownCacheDir
@@ -236,21 +195,14 @@ async function main() {
   logger.info({ port, host: config.host ?? '(all interfaces)', sitesDir: config.sitesDir, sites: registry.siteIds.length, platformDomain: config.platformDomain, worker: workerId, peerDir }, 'listening');
   process.send?.('ready');
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    drain.beginDrain();
-    logger.info({ signal, delayMs: config.shutdownDelayMs, deadlineMs: config.drainTimeoutMs, open: drain.openConnections }, 'shutting down: readiness is now 503');
-    // Behind a load balancer that polls readiness (Kubernetes), keep serving until it has noticed.
-    if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
-    const started = performance.now();
-    await drain.drain();
-    await peers?.close().catch(() => {});
-    await store.close().catch(() => {});
-    logger.info({ drainMs: Math.round(performance.now() - started) }, 'stopped');
-    process.exit(0);
-  };
+  const shutdown = createShutdown({
+    drain,
+    delayMs: config.shutdownDelayMs,
+    deadlineMs: config.drainTimeoutMs,
+    close: [async () => peers?.close(), () => store.close()],
+    logger,
+    exit: (code) => process.exit(code),
+  });
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('message', (message) => {

@@ -86,3 +86,20 @@ export function urlOptions(url: string): RedisOptions {
     ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
   };
 }
+
+/**
+ * Logs Redis connection trouble without flooding: ioredis retries every second while Redis is
+ * away, so one warning per `quietMs` (30 s) is enough to see it, and one line when it is back.
+ */
+export function logRedisConnection(client: Redis | Cluster, logger: { warn: (o: object, m: string) => void; info: (m: string) => void }, quietMs = 30_000, now: () => number = Date.now): void {
+  let lastWarning = 0;
+  client.on('error', (error: Error) => {
+    if (now() - lastWarning < quietMs) return;
+    lastWarning = now();
+    logger.warn({ err: error.message }, `redis connection problem (repeats are silenced for ${Math.round(quietMs / 1000)} s)`);
+  });
+  client.on('ready', () => {
+    if (lastWarning) logger.info('redis connection restored');
+    lastWarning = 0;
+  });
+}
