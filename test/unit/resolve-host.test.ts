@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { buildHostIndex, type SiteHosts } from '../../astro-multi-tenant/server/tenant/host-index.ts';
+import { buildHostIndex, createHostIndex, type SiteHosts } from '../../astro-multi-tenant/server/tenant/host-index.ts';
 import { isValidSiteId, resolveHost } from '../../astro-multi-tenant/server/tenant/resolve-host.ts';
 
 const PLATFORM = 'sites.example';
@@ -124,6 +124,51 @@ describe('buildHostIndex', () => {
 
   it('reports no conflicts when every host has one owner', () => {
     expect(buildHostIndex(SITES).conflicts).toEqual([]);
+  });
+});
+
+describe('createHostIndex: changing one site at a time', () => {
+  const alpha: SiteHosts = { id: 'alpha', domains: ['shared.example'], aliases: [] };
+  const zeta: SiteHosts = { id: 'zeta', domains: ['zeta.example', 'shared.example'], aliases: [] };
+
+  it('ends in the same index as building it at once, whatever order the sites are set in', () => {
+    const built = buildHostIndex(SITES);
+    for (const order of [SITES, [...SITES].reverse()]) {
+      const index = createHostIndex();
+      for (const site of order) index.set(site);
+      expect([...index.entries].sort()).toEqual([...built.entries].sort());
+      expect([...index.primaries].sort()).toEqual([...built.primaries].sort());
+    }
+  });
+
+  it('gives a contested host to the next claimant by id when its owner drops it or is removed', () => {
+    for (const drop of ['edit', 'remove'] as const) {
+      const index = createHostIndex([zeta, alpha]);
+      expect(index.entries.get('shared.example')?.siteId).toBe('alpha');
+      expect(index.conflicts).toEqual([{ host: 'shared.example', winner: 'alpha', loser: 'zeta' }]);
+      if (drop === 'edit') index.set({ id: 'alpha', domains: ['alpha.example'], aliases: [] });
+      else index.remove('alpha');
+      expect(index.entries.get('shared.example')).toEqual({ siteId: 'zeta', kind: 'domain' });
+      expect(index.conflicts).toEqual([]);
+    }
+  });
+
+  it('turns a domain into an alias (and back) in place when a site swaps them', () => {
+    const index = createHostIndex([{ id: 'qa', domains: ['qa.example'], aliases: ['www.qa.example'] }]);
+    index.set({ id: 'qa', domains: ['www.qa.example'], aliases: ['qa.example'] });
+    expect(index.entries.get('www.qa.example')).toEqual({ siteId: 'qa', kind: 'domain' });
+    expect(index.entries.get('qa.example')).toEqual({ siteId: 'qa', kind: 'alias' });
+    expect(index.primaries.get('qa')).toBe('www.qa.example');
+  });
+
+  it('forgets every host and the primary of a removed site, and says when nothing changed', () => {
+    const index = createHostIndex(SITES);
+    expect(index.set({ ...SITES[0]! })).toBe(false);
+    expect(index.remove('acme')).toBe(true);
+    expect(index.remove('acme')).toBe(false);
+    for (const host of ['acme.example', 'acme.test', 'www.acme.example', 'acme-tools.example']) expect(index.entries.has(host)).toBe(false);
+    expect(index.primaries.has('acme')).toBe(false);
+    expect(index.entries.get('docs.example')?.siteId).toBe('docs');
   });
 });
 

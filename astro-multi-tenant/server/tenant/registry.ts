@@ -151,10 +151,10 @@ export function createSiteRegistry(options: RegistryOptions) {
     if (index.set({ id, domains: hosts?.domains ?? [], aliases: hosts?.aliases ?? [] })) reportConflicts();
   }
 
-  /** Lists the sites again only if the listing changed (or `force`); reads added sites. */
-  async function syncListing(force: boolean): Promise<void> {
+  /** Lists the sites again only if the listing changed (or `force`); reads added sites and returns them. */
+  async function syncListing(force: boolean): Promise<ReadonlySet<string>> {
     const version = await source.listingVersion();
-    if (!force && version === listing && listingSettled) return;
+    if (!force && version === listing && listingSettled) return new Set();
     listingSettled = version === listing;
     const ids = await source.listSiteIds();
     const present = new Set(ids);
@@ -164,13 +164,17 @@ export function createSiteRegistry(options: RegistryOptions) {
     order = ids;
     cursor = order.length === 0 ? 0 : cursor % order.length;
     listing = version;
+    return new Set(added);
   }
 
-  async function sweep(count: number): Promise<void> {
+  async function sweep(count: number, skip: ReadonlySet<string> = new Set()): Promise<void> {
     if (order.length === 0) return;
     const n = Math.min(count, order.length);
     const slice: string[] = [];
-    for (let i = 0; i < n; i++) slice.push(order[(cursor + i) % order.length]!);
+    for (let i = 0; i < n; i++) {
+      const id = order[(cursor + i) % order.length]!;
+      if (!skip.has(id)) slice.push(id);
+    }
     cursor = (cursor + n) % order.length;
     await mapBounded(slice, IO_CONCURRENCY, async (id) => {
       // Removed between listing and sweep: the next listing check drops it.
@@ -181,8 +185,9 @@ export function createSiteRegistry(options: RegistryOptions) {
   /** A full pass: the listing, then every site's stat. Reads only what changed. */
   async function scanOnce(): Promise<void> {
     const started = now();
-    await syncListing(listing === undefined);
-    await sweep(order.length);
+    // Sites the listing just read need no second stat.
+    const added = await syncListing(listing === undefined);
+    await sweep(order.length, added);
     lastPassMs = now() - started;
   }
 
@@ -215,8 +220,8 @@ export function createSiteRegistry(options: RegistryOptions) {
   function tick(): Promise<void> {
     ticking ??= (async () => {
       try {
-        await syncListing(false);
-        await sweep(sweepBudget);
+        const added = await syncListing(false);
+        await sweep(sweepBudget, added);
       } catch (error) {
         warnOnce('cannot check the sites for host changes', { location: source.location, err: (error as Error).message });
       }
