@@ -1,10 +1,12 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, get, waitFor } from './server.ts';
 import { freePort } from './cluster.ts';
+import { StartError, isAlive, stopPid } from './processes.ts';
+import { childPids } from '../../bench/processes.ts';
 import { edgeOptionsFromEnv, type EdgeOptions } from '../../nginx/render.ts';
 import { writeEdgeConfig } from '../../astro-multi-tenant/server/cli/edge.ts';
 
@@ -13,6 +15,8 @@ export const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 
 export interface RunningNginx {
   port: number;
+  /** The master's pid. */
+  pid: number;
   options: EdgeOptions;
   conf: string;
   /** nginx -t on the running config. */
@@ -26,7 +30,7 @@ export interface RunningNginx {
  * A real nginx (Debian's package) from the generated config, on a free loopback port, in front of
  * the app at `upstreamPort`. Its pid, logs, cache and temp files live in a temp dir it owns.
  */
-export async function startNginx(upstreamPort: number, sitesDir: string, env: Record<string, string> = {}): Promise<RunningNginx> {
+export async function startNginx(upstreamPort: number, sitesDir: string, env: Record<string, string> = {}, settings: { readyTimeoutMs?: number } = {}): Promise<RunningNginx> {
   const outDir = await mkdtemp(join(tmpdir(), 'amt-nginx-'));
   const port = await freePort();
   const options = edgeOptionsFromEnv(
@@ -45,21 +49,53 @@ export async function startNginx(upstreamPort: number, sitesDir: string, env: Re
     },
     ROOT,
   );
-  const conf = await writeEdgeConfig(options);
-  const child: ChildProcess = spawn(NGINX, ['-c', conf, '-p', outDir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d.toString()));
+  let child: ChildProcess | undefined;
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-      return (await get(port, 'localhost', '/_platform/healthz').catch(() => ({ status: 0 }))).status === 200;
-    }, 10_000, 50);
+    const conf = await writeEdgeConfig(options);
+    child = spawn(NGINX, ['-c', conf, '-p', outDir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const spawned = child;
+    let stderr = '';
+    spawned.stderr!.on('data', (d) => (stderr += d.toString()));
+    const spawnError = new Promise<never>((_, reject) => spawned.once('error', (error) => reject(new Error(`cannot run ${NGINX}: ${error.message} (is nginx installed?)`))));
+    spawnError.catch(() => {});
+    await Promise.race([
+      spawnError,
+      waitFor(async () => {
+        if (spawned.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+        return (await get(port, 'localhost', '/_platform/healthz').catch(() => ({ status: 0 }))).status === 200;
+      }, settings.readyTimeoutMs ?? 10_000, 50),
+    ]);
+    return running(child, port, options, conf, outDir);
   } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
+    const pids = child?.pid === undefined ? [] : [child.pid, ...childPids(child.pid)];
+    if (child?.pid !== undefined) await stopNginxMaster(child.pid);
+    await rm(outDir, { recursive: true, force: true });
+    throw new StartError(`nginx did not start: ${(error as Error).message}`, pids);
   }
+}
+
+/**
+ * Stops an nginx master we may or may not be the parent of (a test's own, or the one
+ * `npm run start:edge` started), and its workers: SIGQUIT (graceful), SIGKILL after `graceMs`.
+ * A SIGKILLed master leaves its workers running, so they are stopped by pid too.
+ */
+export async function stopNginxMaster(pid: number, graceMs = 5000): Promise<void> {
+  const workers = childPids(pid);
+  await stopPid(pid, 'SIGQUIT', graceMs);
+  for (const worker of workers) if (isAlive(worker)) await stopPid(worker, 'SIGKILL', 0);
+}
+
+/** The master pid from the `pid` file nginx writes under its prefix, if it is still running. */
+export async function nginxPidFromPrefix(prefix: string): Promise<number | undefined> {
+  const text = await readFile(join(prefix, 'nginx.pid'), 'utf8').catch(() => undefined);
+  const pid = Number(text?.trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+function running(child: ChildProcess, port: number, options: EdgeOptions, conf: string, outDir: string): RunningNginx {
   return {
     port,
+    pid: child.pid!,
     options,
     conf,
     async test() {
@@ -74,12 +110,7 @@ export async function startNginx(upstreamPort: number, sitesDir: string, env: Re
       await run(NGINX, ['-s', 'reload', '-c', conf, '-p', outDir]);
     },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGQUIT');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
+      await stopNginxMaster(child.pid!);
       await rm(outDir, { recursive: true, force: true });
     },
   };

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { ROOT, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { NGINX, startNginx, type RunningNginx } from '../helpers/nginx.ts';
 import { startRetryingLoad } from '../helpers/retrying-load.ts';
+import { spawnStartEdge } from '../helpers/start-edge.ts';
 import { edgeOptionsFromEnv } from '../../nginx/render.ts';
 import { writeEdgeConfig } from '../../astro-multi-tenant/server/cli/edge.ts';
 
@@ -159,50 +160,28 @@ describe('nginx in front of the server (real nginx, real server)', () => {
 
 describe('npm run start:edge', () => {
   it('starts nginx in front of the PM2 cluster, serves through it, and stops both on Ctrl-C', async () => {
-    const { spawn } = await import('node:child_process');
-    const { freePort } = await import('../helpers/cluster.ts');
-    const work = await mkdtemp(join(tmpdir(), 'amt-start-edge-'));
-    const [appPort, edgePort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/edge.ts'), 'start'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PORT: String(appPort),
-        HOST: '127.0.0.1',
-        INSTANCES: '1',
-        REDIS_URL: '',
-        LOG_LEVEL: 'warn',
-        PM2_HOME: join(work, 'pm2'),
-        PEER_DIR: join(work, 'peers'),
-        NGINX_OUT: join(work, 'nginx'),
-        NGINX_LISTEN: `127.0.0.1:${edgePort}`,
-        ...(process.getuid?.() === 0 ? { NGINX_USER: 'root' } : {}),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const edge = await spawnStartEdge();
+    let cleanedUp = false;
     try {
       // Well inside the test's own timeout, so a failure shows the processes' output.
       await waitFor(async () => {
-        if (child.exitCode !== null) throw new Error(`npm run start:edge exited with ${child.exitCode} before serving`);
-        return (await get(edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 200;
+        if (edge.child.exitCode !== null) throw new Error(`npm run start:edge exited with ${edge.child.exitCode} before serving`);
+        return (await get(edge.edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 200;
       }, 45_000, 250);
-      const logo = await get(edgePort, 'acme.example', '/logo.svg');
+      const logo = await get(edge.edgePort, 'acme.example', '/logo.svg');
       expect(logo.headers['x-served-by']).toBe('nginx-static');
-      expect((await get(edgePort, 'acme.example', '/about')).body).toContain('data-site="acme"');
-      child.kill('SIGINT');
-      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000))])).not.toBe('timeout');
-      await waitFor(async () => (await get(edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 0, 5000);
+      expect((await get(edge.edgePort, 'acme.example', '/about')).body).toContain('data-site="acme"');
+      edge.child.kill('SIGINT');
+      expect(await Promise.race([edge.exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000))])).not.toBe('timeout');
+      await waitFor(async () => (await get(edge.edgePort, 'acme.example', '/').catch(() => ({ status: 0 }))).status === 0, 5000);
+      // Ctrl-C stopped everything it started: nginx, pm2-runtime and the workers all exit by
+      // themselves, leaving the cleanup nothing to stop.
+      cleanedUp = true;
+      expect((await edge.cleanup()).orphans).toEqual([]);
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${output}`);
+      throw new Error(`${(error as Error).message}\n${edge.output()}`);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      // Bounded: an unanswered pm2 kill must not eat the time the failure message needs.
-      await run(join(ROOT, 'node_modules/.bin/pm2'), ['kill'], { env: { ...process.env, PM2_HOME: join(work, 'pm2') }, timeout: 15_000 }).catch(() => {});
-      await rm(work, { recursive: true, force: true });
+      if (!cleanedUp) await edge.cleanup({ settleMs: 0 });
     }
   }, 120_000);
 });
