@@ -8,6 +8,7 @@ import { createRequestPipeline } from './pipeline/request-pipeline.ts';
 import { createTenantResolver } from './tenant/tenant-resolver.ts';
 import { createContentCache } from './sites/content-cache.ts';
 import { createSiteLoader } from './sites/loader.ts';
+import { createFolderSiteSource } from './sites/site-source.ts';
 import { createPageLoader } from './sites/pages.ts';
 import { openMarkdownCache } from './sites/markdown-cache.ts';
 import { renderMarkdown, renderPipelineId } from './sites/markdown.ts';
@@ -62,10 +63,15 @@ async function main() {
   const cache = createContentCache({ maxEntries: config.cacheMaxEntries, maxBytes: config.cacheMaxBytes, checkIntervalMs: config.contentCheckMs });
   const metrics = createMetrics({ workerId, cache, siteLabelLimit: config.metricsSiteLabels });
   const traffic = createSiteTraffic();
+  // One source of site folders for routing, loading and the status checks (sites/site-source.ts).
+  const siteSource = createFolderSiteSource(config.sitesDir);
   const registry = createSiteRegistry({
     sitesDir: config.sitesDir,
+    source: siteSource,
     platformDomain: config.platformDomain,
     rescanIntervalMs: config.sitesRescanMs,
+    // The follower checks for new folders and host edits as often as content is re-checked.
+    followIntervalMs: config.contentCheckMs,
     onWarning: (message, details) => logger.warn(details, message),
   });
   try {
@@ -130,7 +136,7 @@ async function main() {
       ownStatus,
       platformDomain: config.platformDomain,
       known: () => registry.sites,
-      check: (ids) => checkSiteConfigs(config.sitesDir, ids, STATUS_CHECK_LIMIT),
+      check: (ids) => checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT),
       timeoutMs: PEER_TIMEOUT_MS,
     }),
   });
@@ -149,7 +155,7 @@ async function main() {
   const app = createRequestPipeline({
     resolveTenant: createTenantResolver({
       registry,
-      loadSite: createSiteLoader({ sitesDir: config.sitesDir, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
+      loadSite: createSiteLoader({ sitesDir: config.sitesDir, source: siteSource, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
     }),
     platformDomain: config.platformDomain,
     // Embedded mode serves one operator's own sites: its platform home page may list them.
@@ -199,7 +205,7 @@ async function main() {
     drain,
     delayMs: config.shutdownDelayMs,
     deadlineMs: config.drainTimeoutMs,
-    close: [async () => peers?.close(), () => store.close()],
+    close: [async () => registry.stop(), async () => peers?.close(), () => store.close()],
     logger,
     exit: (code) => process.exit(code),
   });
