@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
 import { createMemorySessionStore } from '../../astro-multi-tenant/server/session/memory-store.ts';
 import type { SessionRecord, SessionStore } from '../../astro-multi-tenant/server/session/store.ts';
 
@@ -124,26 +124,54 @@ describe('memory session store', () => {
     expect((await store.get('beta', 'same', IDLE))?.name).toBe('B');
   });
 
-  it('counts failures within a fixed window and starts again after it', async () => {
-    expect(await store.failures('k')).toBe(0);
-    expect(await store.recordFailure('k', 60)).toBe(1);
-    advance(30);
-    expect(await store.recordFailure('k', 60)).toBe(2);
-    advance(29);
-    // Still the first window: a later failure does not push the window's end back.
-    expect(await store.recordFailure('k', 60)).toBe(3);
-    expect(await store.failures('k')).toBe(3);
-    advance(1);
-    expect(await store.failures('k')).toBe(0);
-    expect(await store.recordFailure('k', 60)).toBe(1);
-  });
+  describe('sign-in attempt limiter', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
 
-  it('counts failures per key', async () => {
-    await store.recordFailure('signin-fail:alpha:1.2.3.4', 60);
-    await store.recordFailure('signin-fail:alpha:1.2.3.4', 60);
-    await store.recordFailure('signin-fail:beta:1.2.3.4', 60);
-    expect(await store.failures('signin-fail:alpha:1.2.3.4')).toBe(2);
-    expect(await store.failures('signin-fail:beta:1.2.3.4')).toBe(1);
-    expect(await store.failures('signin-fail:alpha:5.6.7.8')).toBe(0);
+    it('allows the limit, refuses every attempt after it, and says how long until the window ends', async () => {
+      vi.useFakeTimers({ now: Date.UTC(2030, 0, 1) });
+      const limiter = store.attemptLimiter({ maxAttempts: 3, windowSeconds: 60 });
+      for (let i = 0; i < 3; i++) expect((await limiter.take('alpha:192.0.2.1')).allowed, `attempt ${i + 1}`).toBe(true);
+      vi.advanceTimersByTime(20_000);
+      expect(await limiter.take('alpha:192.0.2.1')).toEqual({ allowed: false, retryAfterSeconds: 40 });
+      expect(await limiter.take('alpha:192.0.2.1')).toEqual({ allowed: false, retryAfterSeconds: 40 });
+    });
+
+    it('lets exactly the limit through when many attempts arrive at once', async () => {
+      const limiter = store.attemptLimiter({ maxAttempts: 10, windowSeconds: 60 });
+      const decisions = await Promise.all(Array.from({ length: 60 }, () => limiter.take('alpha:192.0.2.2')));
+      expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+    });
+
+    it('starts a new window once the old one has passed, without later attempts extending it', async () => {
+      vi.useFakeTimers({ now: Date.UTC(2030, 0, 1) });
+      const limiter = store.attemptLimiter({ maxAttempts: 2, windowSeconds: 60 });
+      await limiter.take('k');
+      vi.advanceTimersByTime(59_000);
+      await limiter.take('k');
+      expect((await limiter.take('k')).allowed).toBe(false);
+      vi.advanceTimersByTime(1_000);
+      expect((await limiter.take('k')).allowed).toBe(true);
+    });
+
+    it('gives an attempt back on refund, so a success does not use up the allowance', async () => {
+      const limiter = store.attemptLimiter({ maxAttempts: 2, windowSeconds: 60 });
+      for (let i = 0; i < 5; i++) {
+        expect((await limiter.take('k')).allowed, `success ${i + 1}`).toBe(true);
+        await limiter.refund('k');
+      }
+      await limiter.take('k');
+      await limiter.take('k');
+      expect((await limiter.take('k')).allowed).toBe(false);
+    });
+
+    it('counts each key on its own', async () => {
+      const limiter = store.attemptLimiter({ maxAttempts: 1, windowSeconds: 60 });
+      expect((await limiter.take('alpha:1.2.3.4')).allowed).toBe(true);
+      expect((await limiter.take('alpha:1.2.3.4')).allowed).toBe(false);
+      expect((await limiter.take('beta:1.2.3.4')).allowed).toBe(true);
+      expect((await limiter.take('alpha:5.6.7.8')).allowed).toBe(true);
+    });
   });
 });

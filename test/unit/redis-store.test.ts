@@ -204,29 +204,59 @@ describe('redis session store against a real redis-server', () => {
     expect(await store.get(BETA, id, 60)).toBeNull();
   });
 
-  it('counts failures in a fixed window that later failures do not extend', async () => {
-    const key = `signin-fail:${ALPHA}:192.0.2.1`;
-    expect(await store.failures(key)).toBe(0);
-    expect(await store.recordFailure(key, 100)).toBe(1);
-    const ttl = await admin.ttl(key);
+  it('counts sign-in attempts atomically: of 60 at once from two clients, exactly the limit pass', async () => {
+    const other = createRedisClient(settings(redisUrl));
+    const otherStore = createRedisSessionStore({ client: other });
+    try {
+      await ready(other);
+      // Two connections stand for two workers (or machines) sharing one Redis.
+      const limit = { maxAttempts: 10, windowSeconds: 100 };
+      const mine = store.attemptLimiter(limit);
+      const theirs = otherStore.attemptLimiter(limit);
+      const key = `${ALPHA}:192.0.2.1`;
+      const decisions = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? mine : theirs).take(key)));
+      expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+      const refused = decisions.find((d) => !d.allowed);
+      expect(refused).toMatchObject({ allowed: false });
+      expect(refused!.allowed === false && refused!.retryAfterSeconds).toBeGreaterThan(90);
+      expect(refused!.allowed === false && refused!.retryAfterSeconds).toBeLessThanOrEqual(100);
+    } finally {
+      await otherStore.close();
+    }
+  });
+
+  it('keeps one fixed window that later attempts do not extend, under signin:<key>', async () => {
+    const limiter = store.attemptLimiter({ maxAttempts: 5, windowSeconds: 100 });
+    const key = `${ALPHA}:192.0.2.3`;
+    await limiter.take(key);
+    const ttl = await admin.ttl(`signin:${key}`);
     expect(ttl).toBeGreaterThan(90);
     expect(ttl).toBeLessThanOrEqual(100);
-    // Pretend half the window has passed; the next failure must not restart it.
-    await admin.expire(key, 50);
-    expect(await store.recordFailure(key, 100)).toBe(2);
-    expect(await store.recordFailure(key, 100)).toBe(3);
-    expect(await admin.ttl(key)).toBeLessThanOrEqual(50);
-    expect(await store.failures(key)).toBe(3);
+    // Pretend half the window has passed; the next attempts must not restart it.
+    await admin.expire(`signin:${key}`, 50);
+    await limiter.take(key);
+    await limiter.take(key);
+    expect(await admin.ttl(`signin:${key}`)).toBeLessThanOrEqual(50);
+    expect(await admin.get(`signin:${key}`)).toBe('3');
   });
 
   it('starts counting again once the window has passed', async () => {
-    const key = `signin-fail:${ALPHA}:192.0.2.2`;
-    expect(await store.recordFailure(key, 1)).toBe(1);
-    expect(await store.recordFailure(key, 1)).toBe(2);
+    const limiter = store.attemptLimiter({ maxAttempts: 1, windowSeconds: 1 });
+    const key = `${ALPHA}:192.0.2.2`;
+    expect((await limiter.take(key)).allowed).toBe(true);
+    expect((await limiter.take(key)).allowed).toBe(false);
     const deadline = Date.now() + 5000;
-    while ((await admin.exists(key)) === 1 && Date.now() < deadline) await sleep(100);
-    expect(await store.failures(key)).toBe(0);
-    expect(await store.recordFailure(key, 1)).toBe(1);
+    while ((await admin.exists(`signin:${key}`)) === 1 && Date.now() < deadline) await sleep(100);
+    expect((await limiter.take(key)).allowed).toBe(true);
+  });
+
+  it('gives an attempt back on refund', async () => {
+    const limiter = store.attemptLimiter({ maxAttempts: 1, windowSeconds: 60 });
+    const key = `${ALPHA}:192.0.2.4`;
+    expect((await limiter.take(key)).allowed).toBe(true);
+    await limiter.refund(key);
+    expect((await limiter.take(key)).allowed).toBe(true);
+    expect((await limiter.take(key)).allowed).toBe(false);
   });
 
   it('reports each operation to observe as succeeded', async () => {
@@ -236,13 +266,16 @@ describe('redis session store against a real redis-server', () => {
     await store.get(ALPHA, id, 60);
     await store.destroy(ALPHA, id);
     await store.destroyAllForUser(ALPHA, 'observe-user');
-    await store.recordFailure(`signin-fail:${ALPHA}:observe`, 60);
+    const limiter = store.attemptLimiter({ maxAttempts: 5, windowSeconds: 60 });
+    await limiter.take(`${ALPHA}:observe`);
+    await limiter.refund(`${ALPHA}:observe`);
     await store.ping();
     expect(observed).toEqual([
       { operation: 'create', failed: false },
       { operation: 'get', failed: false },
       { operation: 'destroy', failed: false },
       { operation: 'destroy_all', failed: false },
+      { operation: 'rate_limit', failed: false },
       { operation: 'rate_limit', failed: false },
       { operation: 'ping', failed: false },
     ]);
@@ -270,8 +303,8 @@ describe('redis session store when Redis is unreachable', () => {
     ['get', 'get', (s) => s.get(ALPHA, newSid(), 60)],
     ['destroy', 'destroy', (s) => s.destroy(ALPHA, newSid())],
     ['destroyAllForUser', 'destroy_all', (s) => s.destroyAllForUser(ALPHA, 'alice@example.com')],
-    ['recordFailure', 'rate_limit', (s) => s.recordFailure(`signin-fail:${ALPHA}:x`, 60)],
-    ['failures', 'rate_limit', (s) => s.failures(`signin-fail:${ALPHA}:x`)],
+    ['attemptLimiter().take', 'rate_limit', (s) => s.attemptLimiter({ maxAttempts: 5, windowSeconds: 60 }).take(`${ALPHA}:x`)],
+    ['attemptLimiter().refund', 'rate_limit', (s) => s.attemptLimiter({ maxAttempts: 5, windowSeconds: 60 }).refund(`${ALPHA}:x`)],
     ['ping', 'ping', (s) => s.ping()],
   ];
 

@@ -44,7 +44,7 @@ export function createPageResponse(deps: PageResponseDeps) {
         redirect(res, 303, `${SESSION_PREFIX}sign-in?next=${encodeURIComponent(routePath(target.segments) + target.search)}`, { cache: 'private' });
         return 'redirect';
       }
-      viewer = { name: who.session.name, csrf: deps.sessions!.csrfFor(req, res, ctx.proto) };
+      viewer = { name: who.session.name, csrf: deps.sessions!.csrfFor(req, res, site.id, ctx.proto, who.session.id) };
     }
     const view: View = {
       kind: 'page',

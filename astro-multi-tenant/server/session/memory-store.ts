@@ -1,14 +1,16 @@
-import { sessionKey, userIndexKey, type SessionRecord, type SessionStore } from './store.ts';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { attemptLimiterFrom } from './attempt-limiter.ts';
+import { SessionStoreUnavailable, sessionKey, userIndexKey, type SessionRecord, type SessionStore } from './store.ts';
 
 /**
  * The embedded default for one process without REDIS_URL. Same semantics as the Redis store
- * (namespaced keys, sliding expiry, per-user index), but nothing is shared between processes, which
- * is why a cluster of more than one worker refuses to start without Redis.
+ * (namespaced keys, sliding expiry, per-user index, atomic attempt counting), but nothing is shared
+ * between processes, which is why a cluster of more than one worker refuses to start without Redis.
+ * `now` drives session expiry; attempt windows run on rate-limiter-flexible's own clock (Date.now).
  */
 export function createMemorySessionStore(now: () => number = Date.now): SessionStore {
   const sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
   const byUser = new Map<string, Set<string>>();
-  const counters = new Map<string, { count: number; expiresAt: number }>();
 
   function forget(key: string, record: SessionRecord) {
     sessions.delete(key);
@@ -21,7 +23,6 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
   function sweep() {
     const t = now();
     for (const [key, entry] of sessions) if (entry.expiresAt <= t) forget(key, entry.record);
-    for (const [key, entry] of counters) if (entry.expiresAt <= t) counters.delete(key);
   }
   const timer = setInterval(sweep, 60_000);
   timer.unref();
@@ -56,19 +57,11 @@ export function createMemorySessionStore(now: () => number = Date.now): SessionS
       byUser.delete(index);
       return count;
     },
-    async recordFailure(key, windowSeconds) {
-      const t = now();
-      const entry = counters.get(key);
-      if (!entry || entry.expiresAt <= t) {
-        counters.set(key, { count: 1, expiresAt: t + windowSeconds * 1000 });
-        return 1;
-      }
-      entry.count++;
-      return entry.count;
-    },
-    async failures(key) {
-      const entry = counters.get(key);
-      return entry && entry.expiresAt > now() ? entry.count : 0;
+    attemptLimiter(limit) {
+      // Increment and compare happen in one synchronous step, so within this one process they
+      // cannot interleave (the same promise the Redis store keeps across processes).
+      const limiter = new RateLimiterMemory({ keyPrefix: 'signin', points: limit.maxAttempts, duration: limit.windowSeconds });
+      return attemptLimiterFrom(limiter, (operation, error) => new SessionStoreUnavailable(operation, error));
     },
     async ping() {},
     async close() {

@@ -1,4 +1,6 @@
 import type { Redis, Cluster } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { attemptLimiterFrom } from './attempt-limiter.ts';
 import { SessionStoreUnavailable, sessionKey, userIndexKey, type SessionRecord, type SessionStore } from './store.ts';
 
 export interface RedisStoreOptions {
@@ -10,8 +12,10 @@ export interface RedisStoreOptions {
 /**
  * Sessions in Redis: `sess:<site>:<id>` holds the record as JSON with the idle TTL, slid on every
  * read (GETEX, one round trip); `sessu:<site>:<user>` is the set of that user's session ids, so
- * "sign out everywhere" is one SMEMBERS and one DEL. The client is built to fail fast
- * (redis-client.ts): while Redis is down every call rejects at once with SessionStoreUnavailable.
+ * "sign out everywhere" is one SMEMBERS and one DEL. Sign-in attempts are counted under
+ * `signin:<site>:<client>` by rate-limiter-flexible's Lua script, one atomic round trip shared by
+ * every worker and machine. The client is built to fail fast (redis-client.ts): while Redis is down
+ * every call rejects at once with SessionStoreUnavailable.
  */
 export function createRedisSessionStore(options: RedisStoreOptions): SessionStore {
   const { client } = options;
@@ -83,14 +87,14 @@ export function createRedisSessionStore(options: RedisStoreOptions): SessionStor
         return count;
       });
     },
-    recordFailure(key, windowSeconds) {
-      return timed('rate_limit', async () => {
-        const result = failOnReplyError(await client.multi().incr(key).expire(key, windowSeconds, 'NX').exec());
-        return Number(result[0]![1]);
-      });
-    },
-    failures(key) {
-      return timed('rate_limit', async () => Number((await client.get(key)) ?? 0));
+    attemptLimiter(limit) {
+      const limiter = new RateLimiterRedis({ storeClient: client, keyPrefix: 'signin', points: limit.maxAttempts, duration: limit.windowSeconds });
+      const inner = attemptLimiterFrom(limiter, (_operation, error) => error as Error);
+      // Timed like every other operation, so the session store metrics see the limiter too.
+      return {
+        take: (key) => timed('rate_limit', () => inner.take(key)),
+        refund: (key) => timed('rate_limit', () => inner.refund(key)),
+      };
     },
     ping() {
       return timed('ping', async () => {

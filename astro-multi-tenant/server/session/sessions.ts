@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Site } from '../sites/loader.ts';
 import type { SignInView } from '../render/view.ts';
@@ -8,7 +8,9 @@ import { clientAddress, type TrustedProxies } from '../tenant/trusted-proxies.ts
 import { CSRF_COOKIE, readCookie, serializeCookie, sessionCookieName } from './cookies.ts';
 import { BodyError, readFormBody, safeNext } from './request-body.ts';
 import { signSessionToken, verifySessionToken, type SessionKeys } from './session-token.ts';
-import { SessionStoreUnavailable, failureKey, type SessionRecord, type SessionStore } from './store.ts';
+import { SessionStoreUnavailable, attemptKey, type SessionRecord, type SessionStore } from './store.ts';
+import { createCsrfTokens, isCsrfNonce, isSameOrigin, newCsrfNonce } from './csrf.ts';
+import { signInSubject } from './sign-in-subject.ts';
 import { verifyAgainstDummy, verifyPassword } from './passwords.ts';
 import type { MembersLoader } from './members.ts';
 import type { IdpVerifier } from './idp-token.ts';
@@ -22,7 +24,10 @@ export type Viewer = { kind: 'signed-in'; session: SessionRecord } | { kind: 'an
 
 export interface RequestOrigin {
   proto: 'http' | 'https';
-  /** host[:port] as the visitor typed it, for the same-origin check. */
+  /**
+   * host[:port] as the visitor typed it (behind a trusted proxy: X-Forwarded-Host, which must carry
+   * the port the browser used), for the same-origin check.
+   */
   authority: string;
 }
 
@@ -34,6 +39,7 @@ export interface SessionsDeps {
   loadMembers: MembersLoader;
   verifyIdpToken: IdpVerifier;
   proxies: TrustedProxies;
+  /** Password sign-in attempts per client and site in a fixed window (SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_S). */
   rateLimit: { maxFailures: number; windowSeconds: number };
   logger: Logger;
 }
@@ -46,13 +52,6 @@ const UNAVAILABLE = 'Sign-in is temporarily unavailable. Please try again in a m
 const idleSeconds = (site: Site) => (site.config.auth?.sessionIdleMinutes ?? 1440) * 60;
 const newId = () => randomBytes(32).toString('base64url');
 
-function sameSecret(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b) return false;
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 /**
  * Per-site sign-in: reads the session cookie (a jose-verified JWT naming this site) and the Redis
  * record behind it, and serves /_platform/session/* (sign-in form, sign in with password or token,
@@ -61,6 +60,17 @@ function sameSecret(a: string | undefined, b: string | undefined): boolean {
  */
 export function createSessions(deps: SessionsDeps) {
   const { store, keys, logger } = deps;
+  const csrf = createCsrfTokens(keys);
+  // Counted before the password is checked, atomically, in the store every worker shares.
+  const attempts = store.attemptLimiter({ maxAttempts: deps.rateLimit.maxFailures, windowSeconds: deps.rateLimit.windowSeconds });
+
+  /** The session id of a genuine session cookie for this site (no store round trip), for CSRF binding. */
+  async function cookieSessionId(req: IncomingMessage, site: Site, origin: RequestOrigin): Promise<string | undefined> {
+    const token = readCookie(req.headers.cookie, sessionCookieName(origin.proto === 'https'));
+    if (!token) return undefined;
+    const verified = await verifySessionToken(keys, token, site.id);
+    return verified.ok ? verified.sid : undefined;
+  }
 
   async function viewer(req: IncomingMessage, site: Site, origin: RequestOrigin): Promise<Viewer> {
     const token = readCookie(req.headers.cookie, sessionCookieName(origin.proto === 'https'));
@@ -82,22 +92,31 @@ export function createSessions(deps: SessionsDeps) {
     }
   }
 
-  /** The CSRF token for forms that post to /_platform/session/; sets its cookie when new. */
-  function csrfFor(req: IncomingMessage, res: ServerResponse, proto: RequestOrigin['proto']): string {
-    const existing = readCookie(req.headers.cookie, CSRF_COOKIE);
-    if (existing && existing.length === 43) return existing;
-    const token = newId();
-    res.appendHeader('Set-Cookie', serializeCookie(CSRF_COOKIE, token, { path: SESSION_PREFIX, sameSite: 'Strict', secure: proto === 'https' }));
-    return token;
+  /**
+   * The CSRF token for forms that post to /_platform/session/ on `siteId`, bound to the session
+   * `sessionId` (undefined when signed out; see csrf.ts). Sets the nonce cookie when there is none.
+   */
+  function csrfFor(req: IncomingMessage, res: ServerResponse, siteId: string, proto: RequestOrigin['proto'], sessionId: string | undefined): string {
+    let nonce = readCookie(req.headers.cookie, CSRF_COOKIE);
+    if (!isCsrfNonce(nonce)) {
+      nonce = newCsrfNonce();
+      res.appendHeader('Set-Cookie', serializeCookie(CSRF_COOKIE, nonce, { path: SESSION_PREFIX, sameSite: 'Strict', secure: proto === 'https' }));
+    }
+    return csrf.mint({ site: siteId, sessionId }, nonce);
   }
 
-  /** A state-changing request must come from this site's own page: same Origin, matching token. */
-  function csrfProblem(req: IncomingMessage, body: Record<string, string>, origin: RequestOrigin): string | undefined {
+  /**
+   * A state-changing request must come from this site's own page: an Origin, when sent, equal to
+   * this request's origin including its port; no `Sec-Fetch-Site: cross-site`; and a form token
+   * minted for this site, this session and the nonce in this browser's cookie.
+   */
+  function csrfProblem(req: IncomingMessage, body: Record<string, string>, site: Site, origin: RequestOrigin, sessionId: string | undefined): string | undefined {
     const sentOrigin = req.headers.origin;
-    if (sentOrigin !== undefined && sentOrigin !== `${origin.proto}://${origin.authority}`) return `Origin ${sentOrigin} is not this site`;
-    const cookie = readCookie(req.headers.cookie, CSRF_COOKIE);
+    if (sentOrigin !== undefined && !isSameOrigin(sentOrigin, origin)) return `Origin ${JSON.stringify(sentOrigin.slice(0, 200))} is not ${origin.proto}://${origin.authority}`;
+    if (req.headers['sec-fetch-site'] === 'cross-site') return 'Sec-Fetch-Site says cross-site';
+    const nonce = readCookie(req.headers.cookie, CSRF_COOKIE);
     const sent = body.csrf ?? (typeof req.headers['x-csrf-token'] === 'string' ? req.headers['x-csrf-token'] : undefined);
-    if (!sameSecret(cookie, sent)) return 'the form token is missing or does not match';
+    if (!csrf.verify(sent, { site: site.id, sessionId }, nonce)) return 'the form token is missing or does not match';
     return undefined;
   }
 
@@ -131,9 +150,12 @@ export function createSessions(deps: SessionsDeps) {
   async function signInWithPassword(req: IncomingMessage, res: ServerResponse, site: Site, origin: RequestOrigin, body: Record<string, string>, form: SignInForm, render: RenderSignIn): Promise<void> {
     const email = (body.email ?? '').trim().toLowerCase().slice(0, 320);
     const password = (body.password ?? '').slice(0, 1024);
-    const limitKey = failureKey(site.id, clientAddress(req.headers, req.socket.remoteAddress, deps.proxies) ?? 'unknown');
-    if ((await store.failures(limitKey)) >= deps.rateLimit.maxFailures) {
-      res.setHeader('Retry-After', String(deps.rateLimit.windowSeconds));
+    const limitKey = attemptKey(site.id, signInSubject(clientAddress(req.headers, req.socket.remoteAddress, deps.proxies)));
+    // Taken before the slow password check, so a burst of parallel guesses cannot all be checked.
+    const attempt = await attempts.take(limitKey);
+    if (!attempt.allowed) {
+      res.setHeader('Retry-After', String(attempt.retryAfterSeconds));
+      logger.info({ site: site.id }, 'sign-in refused: too many attempts from this client');
       return render(429, { ...form, email, error: 'Too many failed attempts. Please wait a few minutes and try again.' });
     }
     const members = await deps.loadMembers(site.id);
@@ -141,10 +163,11 @@ export function createSessions(deps: SessionsDeps) {
     const member = members?.ok ? members.byEmail.get(email) : undefined;
     const valid = member ? await verifyPassword(password, member.password) : await verifyAgainstDummy(password);
     if (!valid || !member) {
-      await store.recordFailure(limitKey, deps.rateLimit.windowSeconds);
       logger.info({ site: site.id, reason: member ? 'wrong password' : 'no such member' }, 'sign-in failed');
       return render(401, { ...form, email, error: GENERIC_FAILURE });
     }
+    // Only failures use up the allowance: a right password gives its attempt back.
+    await attempts.refund(limitKey);
     await startSession(res, site, origin, member.email, member.name, 'password');
     logger.info({ site: site.id, user: member.email }, 'signed in');
     return seeOther(res, form.next);
@@ -174,7 +197,7 @@ export function createSessions(deps: SessionsDeps) {
         return 'session';
       }
       if (action === 'sign-in' && (req.method === 'GET' || req.method === 'HEAD')) {
-        const form: SignInForm = { csrf: csrfFor(req, res, origin.proto), next: safeNext(query.get('next')), ...methods };
+        const form: SignInForm = { csrf: csrfFor(req, res, site.id, origin.proto, await cookieSessionId(req, site, origin)), next: safeNext(query.get('next')), ...methods };
         if (!methods.members && !methods.token) form.notice = 'This site has no sign-in.';
         const v = await viewer(req, site, origin);
         if (v.kind === 'signed-in') form.viewer = { name: v.session.name };
@@ -188,8 +211,9 @@ export function createSessions(deps: SessionsDeps) {
       }
       const wantsJson = String(req.headers['content-type'] ?? '').startsWith('application/json');
       const body = await readFormBody(req);
-      const form: SignInForm = { csrf: csrfFor(req, res, origin.proto), next: safeNext(body.next), ...methods };
-      const problem = csrfProblem(req, body, origin);
+      const sessionId = await cookieSessionId(req, site, origin);
+      const form: SignInForm = { csrf: csrfFor(req, res, site.id, origin.proto, sessionId), next: safeNext(body.next), ...methods };
+      const problem = csrfProblem(req, body, site, origin, sessionId);
       if (problem) {
         logger.info({ site: site.id, reason: problem }, 'session request refused (CSRF)');
         if (wantsJson) json(res, 403, { error: 'request refused: reload the page and try again' });

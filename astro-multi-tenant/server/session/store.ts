@@ -21,9 +21,11 @@ export interface SessionStore {
   destroy(site: string, id: string): Promise<void>;
   /** Revokes every session of one user on one site; returns how many there were. */
   destroyAllForUser(site: string, user: string): Promise<number>;
-  /** Counts one failed sign-in for `key` in a fixed window; returns the count so far. */
-  recordFailure(key: string, windowSeconds: number): Promise<number>;
-  failures(key: string): Promise<number>;
+  /**
+   * A counter of sign-in attempts in this store (Redis: shared by every worker and machine), for
+   * at most `limit.maxAttempts` attempts per key in a fixed window of `limit.windowSeconds`.
+   */
+  attemptLimiter(limit: AttemptLimit): AttemptLimiter;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -39,4 +41,25 @@ export class SessionStoreUnavailable extends PlatformError {
 
 export const sessionKey = (site: string, id: string) => `sess:${site}:${id}`;
 export const userIndexKey = (site: string, user: string) => `sessu:${site}:${user}`;
-export const failureKey = (site: string, ip: string) => `signin-fail:${site}:${ip}`;
+
+export interface AttemptLimit {
+  maxAttempts: number;
+  windowSeconds: number;
+}
+
+export type AttemptDecision = { allowed: true; remaining: number } | { allowed: false; retryAfterSeconds: number };
+
+/**
+ * Counts attempts before the work they guard. `take` adds one and answers in the same atomic step
+ * (a Lua script in Redis, one synchronous step in memory), so parallel requests can never all read
+ * "below the limit" and then all be checked: at most `maxAttempts` of them are ever allowed.
+ */
+export interface AttemptLimiter {
+  /** Counts one attempt for `key`; refused (with seconds until the window ends) past the limit. */
+  take(key: string): Promise<AttemptDecision>;
+  /** Gives back one attempt (a sign-in that succeeded), so only failures use up the allowance. */
+  refund(key: string): Promise<void>;
+}
+
+/** The key a sign-in attempt is counted under: one site, one client (see sign-in-subject.ts). */
+export const attemptKey = (site: string, subject: string) => `${site}:${subject}`;
