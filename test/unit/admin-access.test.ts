@@ -96,4 +96,40 @@ describe('createAdminAccess', () => {
     expect(check({ authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` }, '203.0.113.5')).toMatchObject({ ok: false, status: 403 });
     expect(check({ authorization: `Token ${TOKEN}` }, '127.0.0.1')).toEqual({ ok: true });
   });
+
+  describe('with a trusted range that an attacker can be inside (TRUSTED_PROXIES=127.0.0.0/8, a pod range)', () => {
+    const podRange = (allow = '127.0.0.1,::1') =>
+      createAdminAccess({ allow: parseTrustedProxies(allow, 'ADMIN_ALLOW'), token: TOKEN, proxies: parseTrustedProxies('127.0.0.0/8,::1') });
+
+    it.each(['127.0.0.1', '::1', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1', '127.0.0.2', '127.255.255.254', '127.0.0.9, 127.0.0.1', ' 127.0.0.1 '])(
+      'refuses a peer in the range that forwards the loopback address %j',
+      (forwarded) => {
+        for (const allow of ['127.0.0.1,::1', '127.0.0.0/8,::1', '0.0.0.0/0,::/0']) {
+          const decision = podRange(allow)({ 'x-forwarded-for': forwarded }, '127.0.0.2');
+          expect(decision, `ADMIN_ALLOW=${allow}`).toMatchObject({ ok: false, status: 403 });
+          expect(decision.ok === false && decision.reason).toMatch(/loopback/);
+        }
+      },
+    );
+
+    it('still lets in the socket itself when it is loopback and in ADMIN_ALLOW', () => {
+      expect(podRange()({}, '127.0.0.1')).toEqual({ ok: true });
+      expect(podRange()({}, '::1')).toEqual({ ok: true });
+      expect(podRange('127.0.0.2')({}, '127.0.0.2')).toEqual({ ok: true });
+    });
+
+    it('still lets in a forwarded client that is not loopback and is in ADMIN_ALLOW', () => {
+      expect(podRange('10.1.0.0/16')({ 'x-forwarded-for': '10.1.2.3' }, '127.0.0.2')).toEqual({ ok: true });
+    });
+
+    it('names the right-most untrusted hop, not a forged left-most one', () => {
+      const decision = podRange()({ 'x-forwarded-for': '127.0.0.1, 203.0.113.8, 127.0.0.3' }, '127.0.0.2');
+      expect(decision).toMatchObject({ ok: false, status: 403 });
+      expect(decision.ok === false && decision.reason).toContain('203.0.113.8');
+    });
+
+    it('still opens to the bearer token', () => {
+      expect(podRange()({ authorization: `Bearer ${TOKEN}`, 'x-forwarded-for': '127.0.0.1' }, '127.0.0.2')).toEqual({ ok: true });
+    });
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { clientAddress, effectiveOrigin, parseTrustedProxies } from '../../astro-multi-tenant/server/tenant/trusted-proxies.ts';
+import { clientAddress, effectiveOrigin, isLoopback, parseTrustedProxies, resolveClient } from '../../astro-multi-tenant/server/tenant/trusted-proxies.ts';
 import { PlatformError } from '../../astro-multi-tenant/server/errors.ts';
 
 function parseError(spec: string, field?: string): PlatformError {
@@ -185,5 +185,34 @@ describe('clientAddress', () => {
 
   it('is the left-most hop when every hop is a trusted proxy', () => {
     expect(clientAddress({ 'x-forwarded-for': '10.0.0.9, 10.0.0.8' }, '10.0.0.1', proxies)).toBe('10.0.0.9');
+  });
+});
+
+describe('resolveClient', () => {
+  const proxies = parseTrustedProxies('10.0.0.0/8,::1');
+
+  it('says the address came from the socket for an untrusted peer, whatever it forwards', () => {
+    expect(resolveClient({ 'x-forwarded-for': '127.0.0.1' }, '203.0.113.9', proxies)).toEqual({ address: '203.0.113.9', forwarded: false });
+  });
+
+  it('says the address came from the socket for a trusted peer that forwards nothing', () => {
+    expect(resolveClient({}, '10.0.0.1', proxies)).toEqual({ address: '10.0.0.1', forwarded: false });
+    expect(resolveClient({ 'x-forwarded-for': ' , ' }, '10.0.0.1', proxies)).toEqual({ address: '10.0.0.1', forwarded: false });
+  });
+
+  it('says the address was forwarded when it came from X-Forwarded-For', () => {
+    expect(resolveClient({ 'x-forwarded-for': '6.6.6.6, 198.51.100.7' }, '10.0.0.1', proxies)).toEqual({ address: '198.51.100.7', forwarded: true });
+    expect(resolveClient({ 'x-forwarded-for': '10.0.0.9, 10.0.0.8' }, '10.0.0.1', proxies)).toEqual({ address: '10.0.0.9', forwarded: true });
+    expect(resolveClient({ 'x-forwarded-for': 'unknown' }, '::1', proxies)).toEqual({ address: 'unknown', forwarded: true });
+  });
+});
+
+describe('isLoopback', () => {
+  it.each(['127.0.0.1', '127.0.0.2', '127.255.255.255', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:127.1.2.3'])('is true for %j', (address) => {
+    expect(isLoopback(address)).toBe(true);
+  });
+
+  it.each(['128.0.0.1', '10.0.0.1', '::2', '::', '0.0.0.0', '::ffff:10.0.0.1', 'fe80::1', 'localhost', '', undefined])('is false for %j', (address) => {
+    expect(isLoopback(address)).toBe(false);
   });
 });

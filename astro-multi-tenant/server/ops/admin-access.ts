@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { clientAddress, type TrustedProxies } from '../tenant/trusted-proxies.ts';
+import { isLoopback, resolveClient, type TrustedProxies } from '../tenant/trusted-proxies.ts';
 
 export interface AdminAccessOptions {
   /** Addresses that may read metrics and status without a token (ADMIN_ALLOW). */
@@ -15,7 +15,15 @@ export type AdminDecision = { ok: true } | { ok: false; status: 401 | 403; reaso
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-/** Who may see /_platform/metrics and /_platform/status. */
+/**
+ * Who may see /_platform/metrics and /_platform/status: the right bearer token from anywhere, or
+ * a client whose address is in ADMIN_ALLOW.
+ *
+ * The client is the socket peer, or behind a trusted proxy the right-most untrusted
+ * X-Forwarded-For hop (resolveClient). A loopback address counts only when it is the socket's own:
+ * a forwarded 127.0.0.1 or ::1 means "local to the proxy" (or is simply made up by anything inside
+ * TRUSTED_PROXIES, e.g. another pod of the range), never this server's loopback.
+ */
 export function createAdminAccess(options: AdminAccessOptions) {
   const expected = options.token ? digest(options.token) : undefined;
   return function check(headers: IncomingHttpHeaders, remoteAddress: string | undefined): AdminDecision {
@@ -25,9 +33,12 @@ export function createAdminAccess(options: AdminAccessOptions) {
       if (expected && timingSafeEqual(digest(auth.slice(7).trim()), expected)) return { ok: true };
       return { ok: false, status: 401, reason: 'the bearer token is not valid' };
     }
-    const client = clientAddress(headers, remoteAddress, options.proxies);
-    if (options.allow.trusts(client)) return { ok: true };
-    return { ok: false, status: 403, reason: `address ${client ?? 'unknown'} is not in ADMIN_ALLOW and no bearer token was sent` };
+    const client = resolveClient(headers, remoteAddress, options.proxies);
+    if (client.forwarded && isLoopback(client.address)) {
+      return { ok: false, status: 403, reason: `forwarded address ${client.address} is loopback, which only counts from the socket itself; no bearer token was sent` };
+    }
+    if (options.allow.trusts(client.address)) return { ok: true };
+    return { ok: false, status: 403, reason: `address ${client.address ?? 'unknown'} is not in ADMIN_ALLOW and no bearer token was sent` };
   };
 }
 

@@ -80,23 +80,54 @@ export function effectiveOrigin(
   };
 }
 
+export interface Client {
+  /** The client's address (or a non-IP hop a trusted proxy passed on), undefined when unknown. */
+  address: string | undefined;
+  /** True when `address` came from X-Forwarded-For rather than from the socket itself. */
+  forwarded: boolean;
+}
+
 /**
- * The visitor's address: the peer itself, or, when the peer is a trusted proxy, the nearest
- * address in X-Forwarded-For that is not a trusted proxy (the right-most hop we did not add
- * ourselves; anything left of it is client-supplied and can be forged).
+ * The visitor, with `proxy-addr` semantics: the peer itself, or, when the peer is a trusted proxy,
+ * the nearest X-Forwarded-For hop that is not a trusted proxy (the right-most hop we did not add
+ * ourselves; anything left of it is client-supplied and can be forged). When every hop is trusted,
+ * the left-most one. A hop that is not an IP address stops the walk and is returned as it is.
+ *
+ * @see https://github.com/jshttp/proxy-addr#proxyaddrreq-trust
  */
+export function resolveClient(
+  headers: Record<string, string | string[] | undefined>,
+  remoteAddress: string | undefined,
+  proxies: TrustedProxies,
+): Client {
+  if (!proxies.trusts(remoteAddress)) return { address: remoteAddress, forwarded: false };
+  const raw = headers['x-forwarded-for'];
+  const chain = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const hop = chain[i]!;
+    if (isIP(hop) === 0 || !proxies.trusts(hop)) return { address: hop, forwarded: true };
+  }
+  return chain.length > 0 ? { address: chain[0], forwarded: true } : { address: remoteAddress, forwarded: false };
+}
+
+/** The visitor's address (resolveClient without saying where it came from). */
 export function clientAddress(
   headers: Record<string, string | string[] | undefined>,
   remoteAddress: string | undefined,
   proxies: TrustedProxies,
 ): string | undefined {
-  if (!proxies.trusts(remoteAddress)) return remoteAddress;
-  const raw = headers['x-forwarded-for'];
-  const chain = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((s) => s.trim()).filter(Boolean);
-  for (let i = chain.length - 1; i >= 0; i--) {
-    const hop = chain[i]!;
-    if (isIP(hop) === 0) return hop;
-    if (!proxies.trusts(hop)) return hop;
-  }
-  return chain[0] ?? remoteAddress;
+  return resolveClient(headers, remoteAddress, proxies).address;
 }
+
+/** True for 127.0.0.0/8, ::1 and their IPv4-mapped forms (::ffff:127.x.y.z). */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const plain = address.toLowerCase().startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  const family = isIP(plain);
+  if (family === 4) return plain.startsWith('127.');
+  if (family === 6) return LOOPBACK_V6.check(plain, 'ipv6');
+  return false;
+}
+
+const LOOPBACK_V6 = new BlockList();
+LOOPBACK_V6.addAddress('::1', 'ipv6');
