@@ -49,6 +49,8 @@ export interface ServerConfig {
   markdownCacheBytes: number;
   /** READY_REQUIRES_REDIS=1: readyz turns 503 while Redis is unreachable (default: "degraded", 200). */
   readyRequiresRedis: boolean;
+  /** STATE_DIR: the private folder of the platform's own state (who owns each custom host). */
+  stateDir: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -172,5 +174,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     markdownCacheDir: markdownCacheDir(env, cwd),
     markdownCacheBytes: integer(env, 'MARKDOWN_CACHE_MB', 512, 1, 10_000_000) * 1024 * 1024,
     readyRequiresRedis: flag(env, 'READY_REQUIRES_REDIS', false),
+    // Per user, like the Markdown cache: the temp folder survives process restarts and deploys;
+    // set a persistent folder where it is emptied on reboot (tenant/host-claims.ts says why).
+    stateDir: env.STATE_DIR?.trim() ? resolve(cwd, env.STATE_DIR.trim()) : join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, 'state'),
   };
 }

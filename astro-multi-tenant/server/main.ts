@@ -13,6 +13,7 @@ import { createPageLoader } from './sites/pages.ts';
 import { openMarkdownCache } from './sites/markdown-cache.ts';
 import { renderMarkdown, renderPipelineId } from './sites/markdown.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
+import { createFileClaimStore } from './tenant/host-claims.ts';
 import { loadAstroRenderer } from './render/astro-renderer.ts';
 import { timedRenderer } from './render/timed-renderer.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -65,7 +66,16 @@ async function main() {
   const traffic = createSiteTraffic();
   // One source of site folders for routing, loading and the status checks (sites/site-source.ts).
   const siteSource = createFolderSiteSource(config.sitesDir);
+  // Who owns each custom host, shared by the workers of this machine (tenant/host-claims.ts).
+  const claims = createFileClaimStore({ dir: config.stateDir, sitesDir: config.sitesDir });
+  try {
+    await claims.version();
+  } catch (error) {
+    logger.fatal({ err: error, stateDir: config.stateDir }, 'cannot use STATE_DIR');
+    process.exit(78);
+  }
   const registry = createSiteRegistry({
+    claims,
     sitesDir: config.sitesDir,
     source: siteSource,
     platformDomain: config.platformDomain,

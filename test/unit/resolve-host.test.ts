@@ -63,9 +63,14 @@ describe('resolveHost', () => {
     expect(resolve(`blog.evil-${PLATFORM}`)).toEqual({ kind: 'unknown' });
   });
 
-  it('prefers an exact domain over the wildcard when both could match', () => {
-    const resolveWithClaim = resolver([...SITES, { id: 'takeover', domains: [`blog.${PLATFORM}`], aliases: [] }]);
-    expect(resolveWithClaim(`blog.${PLATFORM}`)).toEqual({ kind: 'site', siteId: 'takeover', via: 'domain' });
+  it('serves <id>.<platform domain> to site <id> alone, even from an index in which another site lists it', () => {
+    for (const victim of ['blog', 'acme', 'docs']) {
+      for (const list of ['domains', 'aliases'] as const) {
+        const takeover = { id: 'aaa-takeover', domains: [] as string[], aliases: [] as string[], [list]: [`${victim}.${PLATFORM}`] };
+        const resolveWithClaim = resolver([...SITES, takeover]);
+        expect(resolveWithClaim(`${victim}.${PLATFORM}`), `${victim} via ${list}`).toEqual({ kind: 'site', siteId: victim, via: 'platform' });
+      }
+    }
   });
 
   it('asks whether a site folder exists only for the wildcard case', () => {

@@ -180,7 +180,7 @@ describe('buildStatusModel', () => {
         checked: new Map([['gamma', { ok: false, issues: [issue] }]]),
       }),
     );
-    expect(model.totals).toEqual({ sites: 3, invalid: 2, workers: 2, unreachableWorkers: 1, requestsPerSecond1m: 0 });
+    expect(model.totals).toEqual({ sites: 3, invalid: 2, refusedClaims: 0, workers: 2, unreachableWorkers: 1, requestsPerSecond1m: 0 });
     expect(model.unreachable).toEqual([{ pid: 4242, error: 'peer did not answer within 1000 ms' }]);
     expect(model.generatedAt).toBe('2030-01-02T03:04:05.000Z');
     expect(model.platformDomain).toBe('example.test');

@@ -4,7 +4,7 @@ import { MEMBERS_FILE, parseMembersFile } from '../session/members.ts';
 import { hashPassword } from '../session/passwords.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
-import { checkSites, formatReport } from '../sites/check.ts';
+import { checkSites, formatReport, readHostOwners } from '../sites/check.ts';
 import { createFolderSiteSource } from '../sites/site-source.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { normalizeHost } from '../tenant/normalize-host.ts';
@@ -45,7 +45,8 @@ const [command, ...args] = process.argv.slice(2).filter((a) => a !== '--');
 async function main(): Promise<number> {
   switch (command) {
     case 'check': {
-      const reports = await checkSites(source);
+      // Conflicts are decided as the server decides them: by who already serves the host.
+      const reports = await checkSites(source, { owners: await readHostOwners(config.stateDir, config.sitesDir) });
       console.log(formatReport(reports));
       const failed = reports.filter((r) => r.issues.length > 0).length;
       console.log(`\n${reports.length} site(s) checked, ${failed} with errors`);

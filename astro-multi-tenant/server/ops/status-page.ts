@@ -76,7 +76,10 @@ export function renderStatusPage(model: StatusModel, filter = ''): string {
           : s.health === 'ok'
             ? '<span class="good">ok</span>'
             : '<span class="muted">not checked</span>';
-      return `<tr><td><a href="${escape(s.url)}">${escape(s.id)}</a></td><td>${[...s.domains.map(hostLabel), ...s.aliases.map((a) => `${hostLabel(a)} →`)].join(', ') || '(platform subdomain only)'}</td><td>${state}</td><td>${s.cachedOn > 0 ? `cached on ${s.cachedOn}/${totals.workers}` : '<span class="muted">not loaded</span>'}</td><td class="num">${formatRate(s.requestsPerSecond1m)}</td><td class="num${s.errors5m > 0 ? ' bad' : ''}">${percent(s.errorRate5m)}</td><td class="num">${s.requests5m}</td></tr>`;
+      const refused = s.refused.length
+        ? `<ul class="issues">${s.refused.map((r) => `<li class="refused">${hostLabel(r.host)}: refused, already served by ${escape(r.owner)}</li>`).join('')}</ul>`
+        : '';
+      return `<tr><td><a href="${escape(s.url)}">${escape(s.id)}</a></td><td>${[...s.domains.map(hostLabel), ...s.aliases.map((a) => `${hostLabel(a)} →`)].join(', ') || '(platform subdomain only)'}</td><td>${state}${refused}</td><td>${s.cachedOn > 0 ? `cached on ${s.cachedOn}/${totals.workers}` : '<span class="muted">not loaded</span>'}</td><td class="num">${formatRate(s.requestsPerSecond1m)}</td><td class="num${s.errors5m > 0 ? ' bad' : ''}">${percent(s.errorRate5m)}</td><td class="num">${s.requests5m}</td></tr>`;
     })
     .join('\n');
   const workerRows = model.workers
@@ -106,6 +109,7 @@ th{background:#f3f4f6;font-weight:600}.num{text-align:right;font-variant-numeric
 <div class="cards">
 <div class="card"><b>${totals.sites}</b>sites</div>
 <div class="card"><b class="${totals.invalid ? 'bad' : ''}">${totals.invalid}</b>invalid</div>
+<div class="card"><b class="${totals.refusedClaims ? 'bad' : ''}">${totals.refusedClaims}</b>refused host claims</div>
 <div class="card"><b>${totals.workers}</b>workers</div>
 <div class="card"><b>${formatRate(totals.requestsPerSecond1m)}</b>requests (1 min)</div>
 </div>

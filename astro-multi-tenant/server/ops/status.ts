@@ -47,6 +47,8 @@ export interface SiteStatusRow {
   aliases: string[];
   health: SiteHealth;
   issues: ContentIssue[];
+  /** Hosts this site lists that another site already serves: its claims are refused (tenant/host-claims.ts). */
+  refused: Array<{ host: string; owner: string }>;
   /** How many workers hold this site's config in memory, of `workers`. */
   cachedOn: number;
   requestsPerSecond1m: number;
@@ -59,7 +61,7 @@ export interface SiteStatusRow {
 export interface StatusModel {
   generatedAt: string;
   platformDomain: string;
-  totals: { sites: number; invalid: number; workers: number; unreachableWorkers: number; requestsPerSecond1m: number };
+  totals: { sites: number; invalid: number; refusedClaims: number; workers: number; unreachableWorkers: number; requestsPerSecond1m: number };
   workers: Array<Omit<WorkerStatus, 'sites' | 'traffic1m' | 'traffic5m'> & { requestsPerSecond1m: number }>;
   unreachable: Array<{ pid: number; error: string }>;
   sites: SiteStatusRow[];
@@ -68,7 +70,7 @@ export interface StatusModel {
 export interface StatusInput {
   now: Date;
   platformDomain: string;
-  known: ReadonlyArray<{ id: string; domains: readonly string[]; aliases: readonly string[] }>;
+  known: ReadonlyArray<{ id: string; domains: readonly string[]; aliases: readonly string[]; refused?: ReadonlyArray<{ host: string; owner: string }> }>;
   workers: WorkerStatus[];
   unreachable: Array<{ pid: number; error: string }>;
   /** Fresh validation results from disk, for the sites that were checked this time. */
@@ -101,6 +103,7 @@ export function buildStatusModel(input: StatusInput): StatusModel {
       aliases: [...site.aliases],
       health,
       issues,
+      refused: (site.refused ?? []).map((r) => ({ host: r.host, owner: r.owner })),
       cachedOn: held.length,
       requestsPerSecond1m: sum(t1.map((t) => t?.requests ?? 0)) / window1,
       errorRate5m: requests5m === 0 ? 0 : errors5m / requests5m,
@@ -109,7 +112,8 @@ export function buildStatusModel(input: StatusInput): StatusModel {
     };
   });
   const order: Record<SiteHealth, number> = { invalid: 0, ok: 1, unchecked: 2 };
-  rows.sort((a, b) => order[a.health] - order[b.health] || b.requests5m - a.requests5m || (a.id < b.id ? -1 : 1));
+  // Sites needing their owner's attention first: invalid ones, then those with refused claims.
+  rows.sort((a, b) => order[a.health] - order[b.health] || Number(b.refused.length > 0) - Number(a.refused.length > 0) || b.requests5m - a.requests5m || (a.id < b.id ? -1 : 1));
   const workerRows = workers
     .map(({ sites: _s, traffic1m, traffic5m: _t, ...rest }) => ({
       ...rest,
@@ -122,6 +126,7 @@ export function buildStatusModel(input: StatusInput): StatusModel {
     totals: {
       sites: rows.length,
       invalid: rows.filter((r) => r.health === 'invalid').length,
+      refusedClaims: rows.reduce((n, r) => n + r.refused.length, 0),
       workers: workers.length,
       unreachableWorkers: input.unreachable.length,
       requestsPerSecond1m: sum(workerRows.map((w) => w.requestsPerSecond1m)),

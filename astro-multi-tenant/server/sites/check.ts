@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIssue, type ContentIssue } from '../errors.ts';
 import { buildHostIndex } from '../tenant/host-index.ts';
+import { createFileClaimStore } from '../tenant/host-claims.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { parseSiteConfig, SITE_CONFIG_FILE, type Site } from './loader.ts';
 import { findShadowedPages, listPageRoutes, parsePage } from './pages.ts';
@@ -22,20 +23,43 @@ export interface SiteReport {
  * Validates every site folder exactly as the server would load it. Lists through the site source,
  * like the server, so symlinked site folders are checked too; entries whose name is not a valid
  * site id are reported rather than skipped.
+ *
+ * A host two sites claim is reported against the newcomer, as the server decides it: `owners` are
+ * the server's ownership records (host → site that already serves it, tenant/host-claims.ts); a
+ * record whose site no longer lists its host is ignored (the server releases it), and a host with
+ * no record goes to the first claimant by id, as the server records it.
  */
-export async function checkSites(sites: string | SiteSource): Promise<SiteReport[]> {
+export async function checkSites(sites: string | SiteSource, options: { owners?: ReadonlyMap<string, string> } = {}): Promise<SiteReport[]> {
   const source = siteSourceOf(sites);
   const reports: SiteReport[] = [];
   for (const id of await source.listEntries()) reports.push(await checkSite(source, id));
-  const index = buildHostIndex(reports.filter((r) => r.config).map((r) => ({ id: r.id, domains: r.config!.domains, aliases: r.config!.aliases })));
+  const claimed = reports.filter((r) => r.config).map((r) => ({ id: r.id, domains: r.config!.domains, aliases: r.config!.aliases }));
+  const lists = new Map(claimed.map((c) => [c.id, c]));
+  const owners = options.owners ?? new Map<string, string>();
+  const ownerOf = (host: string) => {
+    const owner = owners.get(host);
+    const site = owner === undefined ? undefined : lists.get(owner);
+    return site && (site.domains.includes(host) || site.aliases.includes(host)) ? owner : undefined;
+  };
+  const index = buildHostIndex(claimed, { ownerOf });
   for (const conflict of index.conflicts) {
+    const loser = lists.get(conflict.loser);
     reports.find((r) => r.id === conflict.loser)?.issues.push({
       file: `sites/${conflict.loser}/${SITE_CONFIG_FILE}`,
-      field: 'domains',
-      reason: `host "${conflict.host}" is already claimed by site "${conflict.winner}"`,
+      field: loser && !loser.domains.includes(conflict.host) ? 'aliases' : 'domains',
+      reason: `host "${conflict.host}" is already claimed by site "${conflict.winner}", which serves it: this claim is refused until that site drops it`,
     });
   }
   return reports;
+}
+
+/**
+ * The ownership records the server keeps for a sites folder (tenant/host-claims.ts), for
+ * `checkSites`; empty when there are none yet or STATE_DIR cannot be used (the server then refuses
+ * to start, so there is nothing to agree with).
+ */
+export async function readHostOwners(stateDir: string, sitesDir: string): Promise<Map<string, string>> {
+  return createFileClaimStore({ dir: stateDir, sitesDir }).load().catch(() => new Map<string, string>());
 }
 
 export async function checkSite(sites: string | SiteSource, id: string): Promise<SiteReport> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { normalizeHost } from '../tenant/normalize-host.ts';
+import { hostClaimProblem } from '../tenant/host-rules.ts';
 import { PlatformError, type ContentIssue } from '../errors.ts';
 
 /**
@@ -151,11 +152,45 @@ export function duplicateHosts(domains: readonly string[], aliases: readonly str
   return issues;
 }
 
-export const siteConfigSchema = siteConfigShape.superRefine((config, ctx) => {
-  for (const { list, index, reason } of duplicateHosts(config.domains, config.aliases)) {
-    ctx.addIssue({ code: 'custom', path: [list, index], message: reason });
+let processPlatformDomain: string | undefined;
+
+/**
+ * The platform domain the host rules protect in this process: PLATFORM_DOMAIN normalised as
+ * config.ts does it (default `localhost`). The server and `npm run sites` read the same variable,
+ * so they refuse the same names without every caller of parseSiteConfig passing it along; a value
+ * config.ts would refuse never gets this far (the process exits first). Read once.
+ */
+export function hostRulesPlatformDomain(env: Record<string, string | undefined> = process.env): string {
+  if (processPlatformDomain !== undefined) return processPlatformDomain;
+  const raw = env.PLATFORM_DOMAIN?.trim() || 'localhost';
+  try {
+    processPlatformDomain = normalizeHost(raw).hostname;
+  } catch {
+    processPlatformDomain = 'localhost';
   }
-});
+  return processPlatformDomain;
+}
+
+/**
+ * The site.json schema with the host rules of one platform domain (tenant/host-rules.ts): no IP
+ * literal, loopback name, platform domain or name under it in `domains` or `aliases`, and no host
+ * listed twice. `siteConfigSchema` is this for the process's PLATFORM_DOMAIN.
+ */
+export function siteConfigSchemaFor(platformDomain: () => string) {
+  return siteConfigShape.superRefine((config, ctx) => {
+    for (const list of ['domains', 'aliases'] as const) {
+      config[list].forEach((host, index) => {
+        const problem = hostClaimProblem(host, platformDomain());
+        if (problem) ctx.addIssue({ code: 'custom', path: [list, index], message: problem });
+      });
+    }
+    for (const { list, index, reason } of duplicateHosts(config.domains, config.aliases)) {
+      ctx.addIssue({ code: 'custom', path: [list, index], message: reason });
+    }
+  });
+}
+
+export const siteConfigSchema = siteConfigSchemaFor(() => hostRulesPlatformDomain());
 
 export type SiteConfig = z.output<typeof siteConfigSchema>;
 
