@@ -1,9 +1,9 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectFromPeers, startPeerEndpoint, type PeerEndpoint, type PeerHandlers } from '../../astro-multi-tenant/server/ops/peers.ts';
+import { checkPeerDir, collectFromPeers, startPeerEndpoint, type PeerEndpoint, type PeerHandlers } from '../../astro-multi-tenant/server/ops/peers.ts';
 
 const SELF_PID = 100;
 
@@ -170,4 +170,70 @@ describe('collectFromPeers', () => {
     const result = await collectFromPeers(dir, 'status', self(), 1000);
     expect(result.values[1]).toEqual(value);
   });
+
+describe('a peer directory another local user could write to', () => {
+  const handlers = { metrics: async () => 1, status: async () => 2 };
+  const NOBODY = 65534;
+  const asRoot = process.getuid?.() === 0;
+
+  /** A folder as another user might have left it at the predictable name. */
+  async function planted(mode: number, owner?: number): Promise<string> {
+    const path = join(dir, 'shared');
+    await mkdir(path);
+    await chmod(path, mode);
+    if (owner !== undefined) await chown(path, owner, owner);
+    return path;
+  }
+
+  it.each([0o777, 0o1777, 0o775, 0o722, 0o703])('refuses a pre-created folder with mode %o, naming PEER_DIR and the problem', async (mode) => {
+    const path = await planted(mode);
+    const error = await startPeerEndpoint(path, handlers, 7).then(() => undefined, (e: Error & { code?: string }) => e);
+    expect(error?.code).toBe('CONFIG_INVALID');
+    expect(error?.message).toMatch(/^PEER_DIR: /);
+    expect(error?.message).toContain(path);
+    expect(error?.message).toMatch(/writable by (group|others)/);
+    // Nothing was put into it.
+    expect(await readdir(path)).toEqual([]);
+  });
+
+  it('refuses a folder owned by another user, even a private one', async () => {
+    // Tests run as root in CI; as another user the chown itself is impossible, so check by uid instead.
+    const path = await planted(0o700, asRoot ? NOBODY : undefined);
+    const uid = asRoot ? process.getuid!() : (await stat(path)).uid + 1;
+    await expect(checkPeerDir(path, uid)).rejects.toThrow(/is owned by uid \d+, not by this process/);
+    if (asRoot) await expect(startPeerEndpoint(path, handlers, 7)).rejects.toThrow(/PEER_DIR: .* is owned by uid 65534/);
+  });
+
+  it('refuses a symbolic link planted at the name, even to a private folder of this user', async () => {
+    const target = await planted(0o700);
+    const link = join(dir, 'link');
+    await symlink(target, link);
+    await expect(startPeerEndpoint(link, handlers, 7)).rejects.toThrow(/PEER_DIR: .* is a symbolic link/);
+    expect(await readdir(target)).toEqual([]);
+  });
+
+  it('accepts a private folder of this user that already exists', async () => {
+    const path = await planted(0o700);
+    endpoints.push(await startPeerEndpoint(path, handlers, 7));
+    expect(await readdir(path)).toEqual(['7.sock']);
+  });
+
+  it('does not ask the sockets in an unsafe folder: metrics and status cover this worker alone', async () => {
+    const path = await planted(0o700);
+    // A real worker's socket, then the folder turns world-writable (as if planted that way).
+    endpoints.push(await startPeerEndpoint(path, { metrics: async () => 'fake worker', status: async () => 'fake worker' }, 8));
+    await chmod(path, 0o777);
+    const result = await collectFromPeers(path, 'status', self(), 1000);
+    expect(result.values).toEqual([{ pid: SELF_PID, part: 'self' }]);
+    expect(result.refused).toMatch(/PEER_DIR: .* writable by group and others/);
+    if (asRoot) {
+      await chmod(path, 0o700);
+      await chown(path, NOBODY, NOBODY);
+      const owned = await collectFromPeers(path, 'metrics', self(), 1000);
+      expect(owned.values).toEqual([{ pid: SELF_PID, part: 'self' }]);
+      expect(owned.refused).toMatch(/owned by uid 65534/);
+      await chown(path, 0, 0);
+    }
+  });
+});
 });

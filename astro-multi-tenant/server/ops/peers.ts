@@ -1,6 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PlatformError } from '../errors.ts';
 
 /**
  * Worker-to-worker channel for metrics and status. Every worker listens on a Unix socket named by
@@ -8,6 +9,11 @@ import { join } from 'node:path';
  * sockets it finds and combines the answers. This needs nothing from PM2 (whose daemon is the
  * cluster primary and cannot host prom-client's aggregator), works the same under `npm run serve`,
  * and a worker killed with SIGKILL just leaves a dead socket that the next scrape removes.
+ *
+ * Whoever can write to the directory can add "workers" to the status page and the metrics, and its
+ * default name (under the system temp folder, by port) is predictable: so the directory is created
+ * 0700 and used only when it is a real directory (not a symlink) owned by this user that no one
+ * else may write to (checkPeerDir); otherwise metrics and status cover this worker alone.
  */
 export type PeerPart = 'metrics' | 'status';
 
@@ -20,9 +26,35 @@ export type PeerHandlers = Record<PeerPart, () => Promise<unknown>>;
 
 const SUFFIX = '.sock';
 
+/**
+ * Resolves when `dir` is safe to share between this user's workers: a directory (lstat, so a
+ * symlink planted at the predictable name does not count), owned by `uid`, and not writable by
+ * group or others.
+ *
+ * @throws PlatformError CONFIG_INVALID naming PEER_DIR, the folder and what is wrong with it.
+ */
+export async function checkPeerDir(dir: string, uid: number | undefined = process.getuid?.()): Promise<void> {
+  const info = await lstat(dir);
+  const problem = !info.isDirectory()
+    ? info.isSymbolicLink() ? 'is a symbolic link' : 'is not a directory'
+    : uid !== undefined && info.uid !== uid
+      ? `is owned by uid ${info.uid}, not by this process (uid ${uid})`
+      : (info.mode & 0o022) !== 0
+        ? `is writable by ${(info.mode & 0o020 ? ['group'] : []).concat(info.mode & 0o002 ? ['others'] : []).join(' and ')} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')})`
+        : undefined;
+  if (problem) throw new PlatformError('CONFIG_INVALID', `PEER_DIR: ${dir} ${problem}; another local user could add fake workers to the status page, so it is not used (remove it, or set PEER_DIR to a folder only this user can write)`, dir);
+}
+
+/**
+ * Opens this worker's socket in `dir`, creating the folder 0700 when missing.
+ *
+ * @throws PlatformError CONFIG_INVALID when the folder is not safe (checkPeerDir); errors from
+ *   listen() otherwise.
+ */
 export async function startPeerEndpoint(dir: string, handlers: PeerHandlers, pid = process.pid): Promise<PeerEndpoint> {
   // 0700: the sockets hand out metrics and site errors, so other local users must not reach them.
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await checkPeerDir(dir);
   const socketPath = join(dir, `${pid}${SUFFIX}`);
   await unlink(socketPath).catch(() => {});
   const server: Server = createServer((req, res) => {
@@ -83,6 +115,8 @@ export interface PeerCollection<T> {
   values: T[];
   /** Pids whose socket exists but did not answer in time (busy or stuck), for the status page. */
   unreachable: Array<{ pid: number; error: string }>;
+  /** Why the directory was not read at all (checkPeerDir), when it exists but is not safe. */
+  refused?: string;
 }
 
 /**
@@ -95,6 +129,12 @@ export async function collectFromPeers<T>(
   self: { pid: number; value: () => Promise<T> },
   timeoutMs: number,
 ): Promise<PeerCollection<T>> {
+  // Checked on every scrape, not only at start: a folder made writable later is not trusted either.
+  const refused = await checkPeerDir(dir).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : error.message),
+  );
+  if (refused) return { values: [await self.value()], unreachable: [], refused };
   const names = await readdir(dir).catch(() => [] as string[]);
   const others = names.filter((name) => name.endsWith(SUFFIX) && name !== `${self.pid}${SUFFIX}`);
   const values: T[] = [await self.value()];
