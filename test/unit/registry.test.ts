@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSiteRegistry, type SiteRegistry } from '../../astro-multi-tenant/server/tenant/registry.ts';
 import type { SiteSource } from '../../astro-multi-tenant/server/sites/site-source.ts';
+import { createFileClaimStore, createMemoryClaimStore } from '../../astro-multi-tenant/server/tenant/host-claims.ts';
 
 const PLATFORM = 'sites.example';
 
@@ -265,5 +266,177 @@ describe('with 100,000 sites, one change costs one read and touches only that si
     registry.observe('site-5', { domains: ['www.shop-5.example'], aliases: ['shop-5.example'] });
     expect(await route(registry, 'shop-5.example')).toBe('redirect:site-5->www.shop-5.example');
     expect(fake.calls).toEqual({ listingVersion: 0, listSiteIds: 0, configVersion: 0, readConfig: 0 });
+  });
+});
+
+describe('a request for a host nobody claims costs almost nothing (rule 12)', () => {
+  const COUNT = 100_000;
+
+  it('10,000 unknown hosts over 5 s cost at most one listing stat per rescan interval, and no site.json stat or read', async () => {
+    const fake = countingSource(COUNT);
+    let clock = 0;
+    const registry = createSiteRegistry({ source: fake.source, sitesDir: '/memory', platformDomain: PLATFORM, rescanIntervalMs: 500, follow: false, now: () => clock });
+    await registry.scan();
+    await registry.tick();
+    fake.reset();
+    const answers = new Set<string>();
+    for (let i = 0; i < 10_000; i++) {
+      clock += 0.5;
+      // Random custom names, random labels under the platform domain, invalid labels: every kind of miss.
+      const host = [`junk-${i}.example`, `nosuch-${i}.${PLATFORM}`, `a.b.${i}.${PLATFORM}`][i % 3]!;
+      answers.add((await registry.resolve(host)).kind);
+    }
+    expect([...answers]).toEqual(['unknown']);
+    expect(fake.calls.configVersion).toBe(0);
+    expect(fake.calls.readConfig).toBe(0);
+    expect(fake.calls.listSiteIds).toBe(0);
+    expect(fake.calls.listingVersion).toBeLessThanOrEqual(5000 / 500 + 1);
+  });
+
+  it('still finds a new folder on the first request after the rescan interval: one listing and one read', async () => {
+    const fake = countingSource(COUNT);
+    let clock = 0;
+    const registry = createSiteRegistry({ source: fake.source, sitesDir: '/memory', platformDomain: PLATFORM, rescanIntervalMs: 500, follow: false, now: () => clock });
+    await registry.scan();
+    await registry.tick();
+    fake.reset();
+    fake.add('brand-new', { domains: ['brand-new.example'], aliases: [] });
+    clock += 500;
+    expect(await route(registry, 'brand-new.example')).toBe('unknown'); // lookup alone touches nothing
+    expect(await registry.resolve('brand-new.example')).toEqual({ kind: 'site', siteId: 'brand-new', via: 'domain' });
+    expect(await registry.resolve(`brand-new.${PLATFORM}`)).toEqual({ kind: 'site', siteId: 'brand-new', via: 'platform' });
+    expect(fake.calls).toEqual({ listingVersion: 1, listSiteIds: 1, configVersion: 1, readConfig: 1 });
+  });
+
+  it('a new folder goes live within a second on the real follower while unknown hosts flood in', async () => {
+    await writeSite('a', { domains: ['a.example'] });
+    const registry = createSiteRegistry({ sitesDir, platformDomain: PLATFORM, rescanIntervalMs: 500, followIntervalMs: 500 });
+    await registry.scan();
+    let flooding = true;
+    const flood = (async () => {
+      // One request per turn of the event loop, as requests arrive on a server.
+      for (let i = 0; flooding; i++) {
+        await registry.resolve(`junk-${i}.example`);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const started = performance.now();
+      await mkdir(join(sitesDir, 'fresh'));
+      await writeFile(join(sitesDir, 'fresh', 'site.json'), JSON.stringify({ name: 'fresh', domains: ['fresh.example'] }));
+      while ((await registry.resolve('fresh.example')).kind !== 'site') {
+        expect(performance.now() - started).toBeLessThan(1000);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // A folder created first and given its site.json later is found as fast.
+      const second = performance.now();
+      await mkdir(join(sitesDir, 'slow'));
+      await new Promise((r) => setTimeout(r, 600));
+      await writeFile(join(sitesDir, 'slow', 'site.json'), JSON.stringify({ name: 'slow', domains: ['slow.example'] }));
+      const written = performance.now();
+      while ((await registry.resolve('slow.example')).kind !== 'site') {
+        expect(performance.now() - written, `since mkdir: ${Math.round(performance.now() - second)} ms`).toBeLessThan(1000);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      flooding = false;
+      await flood;
+      registry.stop();
+    }
+  });
+});
+
+describe('host claims: a custom host stays with the site that already serves it (rule 1)', () => {
+  const make = (claims = createMemoryClaimStore(), warnings: Array<Record<string, unknown>> = []) =>
+    createSiteRegistry({ sitesDir, platformDomain: PLATFORM, rescanIntervalMs: 60_000, follow: false, claims, onWarning: (_m, d) => warnings.push(d) });
+
+  it.each([
+    ['the newcomer sorts first', 'owner-z', 'aaa'],
+    ['the newcomer sorts last', 'owner-a', 'zzz'],
+  ])('refuses a newcomer when %s, by domain and by alias, and reports it once', async (_name, owner, newcomer) => {
+    await writeSite(owner, { domains: ['shop.example'], aliases: ['www.shop.example'] });
+    const warnings: Array<Record<string, unknown>> = [];
+    const registry = make(undefined, warnings);
+    await registry.scan();
+    await writeSite(newcomer, { domains: ['shop.example'], aliases: ['www.shop.example'] });
+    await registry.tick();
+    await registry.tick();
+    expect(await route(registry, 'shop.example')).toBe(`site:${owner}`);
+    expect(await route(registry, 'www.shop.example')).toBe(`redirect:${owner}->shop.example`);
+    expect(registry.conflicts).toEqual([
+      { host: 'shop.example', winner: owner, loser: newcomer },
+      { host: 'www.shop.example', winner: owner, loser: newcomer },
+    ]);
+    expect(registry.sites.find((s) => s.id === newcomer)?.refused).toEqual([{ host: 'shop.example', owner }, { host: 'www.shop.example', owner }]);
+    expect(warnings).toEqual([
+      { host: 'shop.example', winner: owner, loser: newcomer },
+      { host: 'www.shop.example', winner: owner, loser: newcomer },
+    ]);
+  });
+
+  it('keeps the owner after a restart (a new registry over the same records) although both sites list the host at start', async () => {
+    await writeSite('zz-owner', { domains: ['shop.example'] });
+    const claims = createMemoryClaimStore();
+    await make(claims).scan();
+    await writeSite('aa-new', { domains: ['shop.example'] });
+    const restarted = make(claims);
+    await restarted.scan();
+    expect(await route(restarted, 'shop.example')).toBe('site:zz-owner');
+  });
+
+  it('hands a host to the first newcomer by id on the tick that sees the owner drop it; the old owner is then the newcomer', async () => {
+    await writeSite('mid', { domains: ['shop.example'] });
+    const registry = make();
+    await registry.scan();
+    await writeSite('zz-new', { domains: ['shop.example'] });
+    await writeSite('aa-new', { domains: ['shop.example'] });
+    await registry.tick();
+    expect(await route(registry, 'shop.example')).toBe('site:mid');
+    await writeSite('mid', { domains: ['mid.example'] });
+    await registry.tick();
+    expect(await route(registry, 'shop.example')).toBe('site:aa-new');
+    await writeSite('mid', { domains: ['mid.example', 'shop.example'] });
+    await registry.tick();
+    expect(await route(registry, 'shop.example')).toBe('site:aa-new');
+    await rm(join(sitesDir, 'aa-new'), { recursive: true });
+    await registry.tick();
+    await registry.tick();
+    // Deleted with its folder: the next claimant by id.
+    expect(await route(registry, 'shop.example')).toBe('site:mid');
+  });
+
+  it('two registries sharing one file of records agree, whichever sees a claim first', async () => {
+    const stateDir = join(root, 'state');
+    const store = () => createFileClaimStore({ dir: stateDir, sitesDir });
+    await writeSite('p-two', { domains: ['race.example'] });
+    await writeSite('p-one', { domains: ['race.example'] });
+    const a = make(store());
+    const b = make(store());
+    await Promise.all([a.scan(), b.scan()]);
+    const winner = await route(a, 'race.example');
+    expect(await route(b, 'race.example')).toBe(winner);
+    // B sees the owner drop the host and hands it over; A learns it from the records on its next tick.
+    const owner = winner.slice(5);
+    await writeSite(owner, { domains: [] });
+    await b.tick();
+    await a.tick();
+    const other = owner === 'p-one' ? 'p-two' : 'p-one';
+    expect(await route(b, 'race.example')).toBe(`site:${other}`);
+    expect(await route(a, 'race.example')).toBe(`site:${other}`);
+  });
+
+  it('never indexes a name no site may claim, even from a site.json that does not validate', async () => {
+    await writeSite('victim', { domains: ['victim.example'] });
+    await writeSite('aaa', { domains: [`victim.${PLATFORM}`, PLATFORM, 'localhost', 'x.localhost', '127.0.0.1', '[::1]', '2130706433', 'ok.example'], aliases: [`www.${PLATFORM}`] });
+    await mkdir(join(sitesDir, 'broken'));
+    await writeFile(join(sitesDir, 'broken', 'site.json'), JSON.stringify({ name: 7, domains: [`victim.${PLATFORM}`, '10.0.0.1'] }));
+    const registry = make();
+    await registry.scan();
+    expect([...registry.index.entries.keys()].sort()).toEqual(['ok.example', 'victim.example']);
+    expect(await route(registry, `victim.${PLATFORM}`)).toBe('site:victim');
+    registry.observe('aaa', { domains: [`victim.${PLATFORM}`, 'ok.example'], aliases: ['127.0.0.1'] });
+    expect(await route(registry, `victim.${PLATFORM}`)).toBe('site:victim');
+    expect(registry.index.entries.has('127.0.0.1')).toBe(false);
   });
 });

@@ -296,3 +296,38 @@ describe('isCalendarDate', () => {
     expect(isCalendarDate(date)).toBe(false);
   });
 });
+
+describe('site.json host rules: names no site may claim (tenant isolation, rule 1)', () => {
+  // PLATFORM_DOMAIN is unset in the test process: the platform domain is `localhost`, as for the server.
+  const refused: Array<[string, RegExp]> = [
+    ['acme.localhost', /under the platform domain localhost/],
+    ['www.docs.localhost', /under the platform domain localhost/],
+    ['LOCALHOST.', /is the platform domain/],
+    ['127.0.0.1', /IP address/],
+    ['10.1.2.3', /IP address/],
+    ['127.1', /IP address/],
+    ['2130706433', /IP address/],
+    ['0x7f.0.0.1', /IP address/],
+    ['[::1]', /IP address/],
+    ['[2001:db8::1]', /IP address/],
+  ];
+
+  it.each(refused)('refuses %s in domains and in aliases, at the exact entry', (host, reason) => {
+    expect(issueFor(issues({ name: 'x', domains: ['ok.example', host] }), 'domains.1').reason).toMatch(reason);
+    expect(issueFor(issues({ name: 'x', domains: ['ok.example'], aliases: [host] }), 'aliases.0').reason).toMatch(reason);
+  });
+
+  it('refuses loopback names under any platform domain (RFC 6761), and the platform domain it is given', async () => {
+    const { siteConfigSchemaFor } = await import('../../astro-multi-tenant/server/sites/schema.ts');
+    const schema = siteConfigSchemaFor(() => 'sites.example');
+    const reasons = (domains: string[]) => (schema.safeParse({ name: 'x', domains }).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(reasons(['localhost', 'app.localhost'])).toEqual([expect.stringMatching(/^domains\.0: .*loopback/), expect.stringMatching(/^domains\.1: .*loopback/)]);
+    expect(reasons(['sites.example', 'acme.sites.example'])).toEqual([expect.stringMatching(/^domains\.0: .*is the platform domain/), expect.stringMatching(/^domains\.1: .*under the platform domain sites\.example/)]);
+    // Names that merely end with the same text are someone's own domain.
+    expect(reasons(['mysites.example', 'acme.localhost-shop.example', 'v6.example', 'x1.example'])).toEqual([]);
+  });
+
+  it('accepts custom domains that only look like numbers inside (a number is refused only as the last label)', () => {
+    expect(valid({ name: 'x', domains: ['1.example', '123abc.example', 'a.0x1g'] }).domains).toEqual(['1.example', '123abc.example', 'a.0x1g']);
+  });
+});
