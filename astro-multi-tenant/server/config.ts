@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { PlatformError } from './errors.ts';
 import { parseTrustedProxies, type TrustedProxies } from './tenant/trusted-proxies.ts';
+import { parseOutboundAllowList, type OutboundAllowList } from './http/outbound-fetch.ts';
 import { normalizeHost } from './tenant/normalize-host.ts';
 import { parseNodes, urlOptions, type RedisSettings } from './session/redis-client.ts';
 import { parseSessionKeys, type SessionKeys } from './session/session-token.ts';
@@ -49,6 +50,11 @@ export interface ServerConfig {
   markdownCacheBytes: number;
   /** READY_REQUIRES_REDIS=1: readyz turns 503 while Redis is unreachable (default: "degraded", 200). */
   readyRequiresRedis: boolean;
+  /**
+   * JWKS_ALLOW_HOSTS: hosts (host or host:port) a site's auth.token.jwksUrl may reach although they
+   * are private addresses or plain http; every other jwksUrl must be https to public addresses.
+   */
+  jwksAllowHosts: OutboundAllowList;
   /** STATE_DIR: the private folder of the platform's own state (who owns each custom host). */
   stateDir: string;
 }
@@ -174,6 +180,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     markdownCacheDir: markdownCacheDir(env, cwd),
     markdownCacheBytes: integer(env, 'MARKDOWN_CACHE_MB', 512, 1, 10_000_000) * 1024 * 1024,
     readyRequiresRedis: flag(env, 'READY_REQUIRES_REDIS', false),
+    jwksAllowHosts: parseOutboundAllowList(env.JWKS_ALLOW_HOSTS, 'JWKS_ALLOW_HOSTS'),
     // Per user, like the Markdown cache: the temp folder survives process restarts and deploys;
     // set a persistent folder where it is emptied on reboot (tenant/host-claims.ts says why).
     stateDir: env.STATE_DIR?.trim() ? resolve(cwd, env.STATE_DIR.trim()) : join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, 'state'),

@@ -47,6 +47,12 @@ export const ERRORS = {
       retryAfterSeconds: 30,
     },
   },
+  /**
+   * An outbound request to an address a site chose (auth.token.jwksUrl) was refused (not https, not
+   * a public address, a redirect elsewhere) or failed (timeout, too large): http/outbound-fetch.ts.
+   * Callers turn it into their own answer (a refused token); it never reaches a visitor as such.
+   */
+  OUTBOUND_REFUSED: { status: 502, answer: internal },
   CONFIG_INVALID: { status: 500, answer: internal },
   INTERNAL: { status: 500, answer: internal },
 } as const satisfies Record<string, { status: number; answer: ErrorAnswer }>;

@@ -111,7 +111,7 @@ async function main() {
     keys: sessionKeys,
     maxAgeSeconds: config.sessionMaxAgeSeconds,
     loadMembers: createMembersLoader(config.sitesDir, cache),
-    verifyIdpToken: createIdpVerifier(),
+    verifyIdpToken: createIdpVerifier({ allow: config.jwksAllowHosts }),
     proxies: config.trustedProxies,
     rateLimit: { maxFailures: config.signInMaxFailures, windowSeconds: config.signInWindowSeconds },
     logger,

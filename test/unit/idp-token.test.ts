@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { createIdpVerifier, type IdpVerifier } from '../../astro-multi-tenant/server/session/idp-token.ts';
+import { createOutboundFetch, parseOutboundAllowList, type Lookup } from '../../astro-multi-tenant/server/http/outbound-fetch.ts';
 import type { SiteConfig } from '../../astro-multi-tenant/server/sites/schema.ts';
 
 type TokenSettings = NonNullable<NonNullable<SiteConfig['auth']>['token']>;
@@ -158,10 +159,17 @@ describe('verifyIdpToken with a jwksUrl', () => {
   let server: Server;
   let jwksUrl: string;
   let fetches = 0;
+  /** The operator allowlists the loopback test IdP (JWKS_ALLOW_HOSTS=127.0.0.1:<port>). */
+  const allowed = () => createIdpVerifier({ allow: parseOutboundAllowList(new URL(jwksUrl).host) });
 
   beforeAll(async () => {
     rsa = await keyPair('RS256', 'remote-1');
     server = createServer((req, res) => {
+      const redirect = req.url?.startsWith('/redirect?to=') ? decodeURIComponent(req.url.slice('/redirect?to='.length)) : undefined;
+      if (redirect) {
+        res.writeHead(302, { Location: redirect }).end();
+        return;
+      }
       if (req.url !== '/.well-known/jwks.json') {
         res.writeHead(404).end();
         return;
@@ -180,7 +188,7 @@ describe('verifyIdpToken with a jwksUrl', () => {
   });
 
   it('fetches the key set from the URL and verifies a token with it', async () => {
-    const verify = createIdpVerifier();
+    const verify = allowed();
     const settings: TokenSettings = { jwksUrl, issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] };
     const before = fetches;
     const result = await verify('alpha', settings, await token(rsa, { name: 'Remote Ruth' }, { sub: 'r-1' }));
@@ -189,7 +197,7 @@ describe('verifyIdpToken with a jwksUrl', () => {
   });
 
   it('reuses the fetched key set for later tokens of the same site', async () => {
-    const verify = createIdpVerifier();
+    const verify = allowed();
     const settings: TokenSettings = { jwksUrl, issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] };
     const before = fetches;
     for (let i = 0; i < 3; i++) expect((await verify('alpha', settings, await token(rsa, {}, { sub: `u${i}` }))).ok).toBe(true);
@@ -197,16 +205,94 @@ describe('verifyIdpToken with a jwksUrl', () => {
   });
 
   it('still checks issuer and audience for remote keys', async () => {
-    const verify = createIdpVerifier();
+    const verify = allowed();
     const settings: TokenSettings = { jwksUrl, issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] };
     expect((await verify('alpha', settings, await token(rsa, {}, { audience: 'beta-site' }))).ok).toBe(false);
     expect((await verify('alpha', settings, await token(rsa, {}, { issuer: 'https://evil.example' }))).ok).toBe(false);
   });
 
   it('rejects, without throwing, when the JWKS URL does not serve a key set', async () => {
-    const verify = createIdpVerifier();
+    const verify = allowed();
     const settings: TokenSettings = { jwksUrl: jwksUrl.replace('jwks.json', 'missing.json'), issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] };
     const result = await verify('alpha', settings, await token(rsa));
     expect(result.ok).toBe(false);
   });
+
+  describe('refuses to fetch a key set from where a site should not point', () => {
+    const settingsFor = (url: string): TokenSettings => ({ jwksUrl: url, issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] });
+    /** Names that look public but resolve to addresses the server must never reach. */
+    const fakeDns: Lookup = async (hostname) => {
+      const table: Record<string, string[]> = {
+        'idp.example.com': ['127.0.0.1'],
+        'metadata.example.com': ['169.254.169.254'],
+        'mixed.example.com': ['93.184.215.14', '10.0.0.7'],
+        'v6.example.com': ['::1'],
+        'mapped.example.com': ['::ffff:192.168.1.1'],
+      };
+      if (!table[hostname]) throw new Error(`ENOTFOUND ${hostname}`);
+      return table[hostname]!.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+    };
+
+    it.each([
+      ['loopback by IP, over http', () => jwksUrl],
+      ['loopback by IP, over https', () => jwksUrl.replace('http:', 'https:')],
+      ['a private address', () => 'https://10.1.2.3/.well-known/jwks.json'],
+      ['the cloud metadata address', () => 'https://169.254.169.254/latest/meta-data/'],
+      ['IPv6 loopback', () => 'https://[::1]/jwks.json'],
+      ['an IPv4-mapped IPv6 loopback', () => 'https://[::ffff:127.0.0.1]/jwks.json'],
+      ['the unspecified address', () => 'https://0.0.0.0/jwks.json'],
+      ['carrier-grade NAT', () => 'https://100.64.0.1/jwks.json'],
+      ['a public-looking name that resolves to loopback', () => 'https://idp.example.com/jwks.json'],
+      ['a name that resolves to the metadata address', () => 'https://metadata.example.com/jwks.json'],
+      ['a name with one public and one private address', () => 'https://mixed.example.com/jwks.json'],
+      ['a name that resolves to ::1', () => 'https://v6.example.com/jwks.json'],
+      ['a name that resolves to an IPv4-mapped private address', () => 'https://mapped.example.com/jwks.json'],
+      ['plain http to a public address', () => 'http://93.184.215.14/jwks.json'],
+      ['a non-http scheme', () => 'file:///etc/passwd'],
+    ])('%s', async (_what, url) => {
+      const verify = createIdpVerifier({ fetch: createOutboundFetch({ allow: parseOutboundAllowList(''), lookup: fakeDns, timeoutMs: 2000 }) });
+      const before = fetches;
+      const result = await verify('alpha', settingsFor(url()), await token(rsa));
+      expect(result.ok).toBe(false);
+      expect(result.ok === false && result.reason).toMatch(/JWKS .* is unavailable: .*(not a public address|not allowed|resolves to)/);
+      expect(fetches).toBe(before);
+    });
+
+    it('does not follow a redirect from an allowlisted host to one that is not allowed', async () => {
+      // The allowlisted IdP answers 302 to another loopback port; the second hop is checked again.
+      const target = createServer((_req, res) => res.writeHead(200).end('{"keys":[]}'));
+      await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+      let hits = 0;
+      target.on('request', () => hits++);
+      try {
+        const location = `http://127.0.0.1:${(target.address() as AddressInfo).port}/jwks.json`;
+        const fetch = createOutboundFetch({ allow: parseOutboundAllowList(new URL(jwksUrl).host), timeoutMs: 2000 });
+        const direct = await fetch(jwksUrl).then((r) => r.status);
+        expect(direct).toBe(200);
+        const via = (to: string) => fetch(`${new URL(jwksUrl).origin}/redirect?to=${encodeURIComponent(to)}`);
+        await expect(via(location)).rejects.toThrow(/not allowed|not a public address/);
+        await expect(via(location.replace('http:', 'https:'))).rejects.toThrow(/not a public address \(loopback\)/);
+        await expect(via('https://169.254.169.254/latest/meta-data/')).rejects.toThrow(/not a public address \(linkLocal\)/);
+        // A redirect back to the allowlisted host itself is fine.
+        expect((await via(jwksUrl)).status).toBe(200);
+        expect(hits).toBe(0);
+      } finally {
+        target.closeAllConnections();
+        await new Promise((resolve) => target.close(resolve));
+      }
+    });
+
+    it('asks a refused URL once per cooldown, not on every sign-in', async () => {
+      let asked = 0;
+      const verify = createIdpVerifier({
+        fetch: async (url) => {
+          asked++;
+          return createOutboundFetch({ allow: parseOutboundAllowList('') })(url);
+        },
+      });
+      for (let i = 0; i < 5; i++) expect((await verify('alpha', settingsFor(jwksUrl), await token(rsa))).ok).toBe(false);
+      expect(asked).toBe(1);
+    });
+  });
 });
+
