@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { edgeOptionsFromEnv, renderNginxConfig } from '../../nginx/render.ts';
-import { edgeSites, writeEdgeConfig } from '../../astro-multi-tenant/server/cli/edge.ts';
+import { writeEdgeConfig } from '../../astro-multi-tenant/server/cli/edge.ts';
 import { loadConfig } from '../../astro-multi-tenant/server/config.ts';
 import { parseSessionKeys } from '../../astro-multi-tenant/server/session/session-token.ts';
 
@@ -366,9 +366,9 @@ describe('docker/docker-compose.yml', async () => {
     expect(services.nginx.ports.map(interpolate)).toContain(`8080:${edgeEnv.NGINX_LISTEN}`);
     const options = edgeOptionsFromEnv(edgeEnv, '/app');
     expect(options.cssDir).toBeUndefined();
-    const files = renderNginxConfig(options, await edgeSites(join(ROOT, 'sites')));
+    const files = renderNginxConfig(options);
     const main = files['nginx.conf']!;
-    expect(main).toContain('listen 80 default_server;');
+    expect(main).toMatch(/stream \{[^]*?\n\s+listen 80;/);
     expect(main).toContain(`server app:${defaults.port} max_fails=0;`);
     expect(main).toContain('pid /srv/edge/nginx.pid;');
     expect(main).toContain('error_log stderr warn;');
@@ -377,7 +377,7 @@ describe('docker/docker-compose.yml', async () => {
     expect(main).toContain('include /etc/nginx/mime.types;');
     const locations = files['amt-locations.conf']!;
     expect(locations).toMatch(/location \^~ \/_platform\/css\/ \{[^}]*proxy_cache amt_cache;/);
-    expect(locations).toContain('root /srv/sites/$amt_site/public;');
+    expect(locations).toContain('alias /srv/sites/$amt_file_site/$amt_file_path;');
   });
 
   it('renders a config that nginx -t accepts, which differs from a loopback-upstream rendering only in the upstream line', async () => {
@@ -386,7 +386,7 @@ describe('docker/docker-compose.yml', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'amt-deploy-'));
     const sitesDir = join(ROOT, 'sites');
     try {
-      const composeFiles = renderNginxConfig(edgeOptionsFromEnv(edgeEnv, '/app'), await edgeSites(sitesDir));
+      const composeFiles = renderNginxConfig(edgeOptionsFromEnv(edgeEnv, '/app'));
       const nginxTest = async (upstream: string) => {
         const options = edgeOptionsFromEnv({ ...edgeEnv, NGINX_OUT: join(dir, 'out'), NGINX_SITES_DIR: sitesDir, NGINX_UPSTREAM: upstream }, ROOT);
         const conf = await writeEdgeConfig(options);
@@ -574,7 +574,7 @@ describe('deploy/k8s', async () => {
     expect(ingress.spec.rules.map((r: Y) => r.host)).toContain(`*.${cm.PLATFORM_DOMAIN}`);
     expect(ingress.spec.tls[0].hosts).toContain(`*.${cm.PLATFORM_DOMAIN}`);
     expect(ingress.spec.tls[0].secretName).toBeTruthy();
-    const bodyLimit = /client_max_body_size (\S+);/.exec(renderNginxConfig(edgeOptionsFromEnv({}, ROOT), [])['nginx.conf']!)![1];
+    const bodyLimit = /client_max_body_size (\S+);/.exec(renderNginxConfig(edgeOptionsFromEnv({}, ROOT))['nginx.conf']!)![1];
     expect(ingress.metadata.annotations['nginx.ingress.kubernetes.io/proxy-body-size']).toBe(bodyLimit);
   });
 

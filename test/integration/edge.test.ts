@@ -47,21 +47,32 @@ describe('nginx in front of the server (real nginx, real server)', () => {
     }
   });
 
-  it("serves a site's public file from disk (not the app), on that site's host only", async () => {
+  it("serves a site's public file from disk once the app has authorised it, on that site's host only", async () => {
     const logo = await get(edge.port, 'acme.example', '/logo.svg', { 'X-Request-Id': 'edge-static-1' });
     expect(logo.status).toBe(200);
     expect(logo.headers['x-served-by']).toBe('nginx-static');
     expect(logo.headers['content-type']).toContain('image/svg+xml');
     expect(logo.headers['cache-control']).toBe('public, max-age=300');
     expect(logo.headers.etag).toBeTruthy();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(appSaw('edge-static-1')).toBe(false);
+    expect(logo.headers['x-accel-redirect']).toBeUndefined();
+    // The app decided (it saw the request); nginx sent the bytes.
+    await waitFor(async () => appSaw('edge-static-1'), 2000);
     // The same path on another tenant's host: not acme's file (the app answers its own 404).
     const elsewhere = await get(edge.port, 'docs.example', '/logo.svg');
     expect(elsewhere.status).toBe(404);
     expect(elsewhere.headers['x-served-by']).toBeUndefined();
-    // Wildcard platform hosts are in the map too.
+    // Wildcard platform hosts too.
     expect((await get(edge.port, 'bakery.localhost', '/loaf.svg')).headers['x-served-by']).toBe('nginx-static');
+  });
+
+  it('never lets a visitor name the internal file location, nor offer it to the app', async () => {
+    const direct = await get(edge.port, 'acme.example', '/_amt_files/acme/public/logo.svg');
+    expect(direct.status).toBe(404);
+    expect(direct.body).not.toContain('<svg');
+    // A visitor's own X-Amt-Edge-Files is replaced by nginx's: the file still comes whole.
+    const offered = await get(edge.port, 'acme.example', '/logo.svg', { 'X-Amt-Edge-Files': '/elsewhere/' });
+    expect(offered.status).toBe(200);
+    expect(offered.headers['x-served-by']).toBe('nginx-static');
   });
 
   it('serves built CSS from disk as immutable', async () => {

@@ -1,53 +1,54 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, unlink, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { APP_DIR } from '../config.ts';
-import { SITE_CONFIG_FILE, parseSiteConfig } from '../sites/loader.ts';
-import type { SiteConfig } from '../sites/schema.ts';
-import { mapBounded, siteSourceOf, type SiteSource } from '../sites/site-source.ts';
-import { edgeOptionsFromEnv, renderNginxConfig, type EdgeOptions, type EdgeSite } from '../../../nginx/render.ts';
+import { MODULES_CONF, edgeOptionsFromEnv, innerSocket, renderModulesConf, renderNginxConfig, type EdgeOptions } from '../../../nginx/render.ts';
 
 /**
  * `npm run nginx:config` writes the nginx configuration (NGINX_OUT, default nginx/generated) and
  * checks it with `nginx -t`; `npm run start:edge` does that, then runs the PM2 cluster and nginx in
- * the foreground until Ctrl-C. Rerun nginx:config and `nginx -s reload` after adding domains, so
- * nginx serves their public/ files from disk too (until then the app serves them).
+ * the foreground until Ctrl-C. The configuration does not depend on the sites: rerun it only when
+ * an NGINX_* variable, the certificate or the upstream changes.
  */
 const ROOT = resolve(APP_DIR, '..');
-const BROTLI = ['/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so', '/usr/lib/nginx/modules/ngx_http_brotli_static_module.so'];
+const MODULES_DIR = '/usr/lib/nginx/modules';
+const BROTLI = [`${MODULES_DIR}/ngx_http_brotli_filter_module.so`, `${MODULES_DIR}/ngx_http_brotli_static_module.so`];
+/** Debian's dynamic stream module (libnginx-mod-stream); nginx.org builds have it built in. */
+const STREAM = `${MODULES_DIR}/ngx_stream_module.so`;
 
 /**
- * Sites with a valid site.json and the domains they own (first site by id wins a contested host,
- * as in routing). Reads only site.json files, a few at a time: 10,000 sites take a second or two.
+ * Removes a unix socket left behind by an nginx that was killed (nginx removes its own on a clean
+ * stop, and refuses to start while the file exists). One that accepts a connection belongs to a
+ * running nginx and is left alone.
  */
-export async function edgeSites(sitesDirOrSource: string | SiteSource): Promise<EdgeSite[]> {
-  const source = siteSourceOf(sitesDirOrSource);
-  const ids = await source.listSiteIds();
-  const configs = new Map<string, SiteConfig>();
-  await mapBounded(ids, 16, async (id) => {
-    const read = await source.readConfig(id).catch(() => null);
-    const parsed = read === null ? undefined : parseSiteConfig(read.text, `sites/${id}/${SITE_CONFIG_FILE}`);
-    if (parsed?.ok) configs.set(id, parsed.config);
+async function removeStaleSocket(path: string): Promise<void> {
+  const stats = await lstat(path).catch(() => undefined);
+  if (!stats?.isSocket()) return;
+  const live = await new Promise<boolean>((done) => {
+    const socket = connect(path, () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
   });
-  const claimed = new Set<string>();
-  const sites: EdgeSite[] = [];
-  for (const id of ids) {
-    const config = configs.get(id);
-    if (!config) continue;
-    const domains = config.domains.filter((d) => !claimed.has(d));
-    for (const d of domains) claimed.add(d);
-    sites.push({ id, domains });
-  }
-  return sites;
+  if (!live) await unlink(path).catch(() => {});
 }
 
-export async function writeEdgeConfig(options: EdgeOptions): Promise<string> {
-  const files = renderNginxConfig(options, await edgeSites(options.sitesDir));
+/**
+ * Writes the configuration into `options.outDir`, with its temp and cache folders, and the
+ * `load_module` lines this machine's nginx needs (`modules`, default: the dynamic stream module
+ * when Debian's libnginx-mod-stream is installed). Returns the path of nginx.conf.
+ */
+export async function writeEdgeConfig(options: EdgeOptions, modules: readonly string[] = existsSync(STREAM) ? [STREAM] : []): Promise<string> {
+  const files = renderNginxConfig(options);
   await mkdir(options.outDir, { recursive: true });
   for (const dir of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(options.outDir, 'temp', dir), { recursive: true });
   await mkdir(options.cacheDir, { recursive: true });
   for (const [name, text] of Object.entries(files)) await writeFile(join(options.outDir, name), text);
+  await writeFile(join(options.outDir, MODULES_CONF), renderModulesConf(modules));
+  for (const scheme of ['http', 'https'] as const) await removeStaleSocket(innerSocket(options.outDir, scheme));
   return join(options.outDir, 'nginx.conf');
 }
 
@@ -65,7 +66,10 @@ async function main() {
   } else {
     const test = spawnSync(nginxBinary(), ['-t', '-q', '-c', conf, '-p', options.outDir], { encoding: 'utf8' });
     if (test.error || test.status !== 0) {
-      console.error(`edge: nginx -t failed for ${conf}:\n${test.error?.message ?? test.stderr}`);
+      const output = test.error?.message ?? test.stderr;
+      // The per-client connection limit needs the stream module: say which package has it.
+      const hint = /unknown directive "stream"/.test(output) ? `\nThe stream module is missing: on Debian/Ubuntu, apt-get install libnginx-mod-stream (it is built into nginx.org packages and the official image).` : '';
+      console.error(`edge: nginx -t failed for ${conf}:\n${output}${hint}`);
       process.exit(1);
     }
     console.log(`edge: wrote ${conf} (nginx -t ok); reload a running nginx with: nginx -s reload -c ${conf} -p ${options.outDir}`);

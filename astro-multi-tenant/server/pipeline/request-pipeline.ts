@@ -88,12 +88,12 @@ export function createRequestPipeline(deps: PipelineDeps) {
     wellKnownStage(notFound),
     robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), loadPage: deps.loadPage, edgeCacheSeconds }),
     trailingSlashStage({ edgeCacheSeconds }),
-    staticFilesStage({ staticMaxAgeSeconds, withExtension: true }),
+    staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies }),
     pageStage({
       loadPage: deps.loadPage,
       respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds }),
     }),
-    staticFilesStage({ staticMaxAgeSeconds, withExtension: false }),
+    staticFilesStage({ staticMaxAgeSeconds, withExtension: false, trustedProxies: deps.trustedProxies }),
     faviconStage({ staticMaxAgeSeconds }),
     notFoundStage(notFound),
   ]);
