@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,7 +30,13 @@ export interface RunningNginx {
  * A real nginx (Debian's package) from the generated config, on a free loopback port, in front of
  * the app at `upstreamPort`. Its pid, logs, cache and temp files live in a temp dir it owns.
  */
-export async function startNginx(upstreamPort: number, sitesDir: string, env: Record<string, string> = {}, settings: { readyTimeoutMs?: number } = {}): Promise<RunningNginx> {
+export async function startNginx(
+  upstreamPort: number,
+  sitesDir: string,
+  env: Record<string, string> = {},
+  /** `edit`: changes each generated .conf file before nginx reads it (tests that remove a directive to show it matters). */
+  settings: { readyTimeoutMs?: number; edit?: (file: string, text: string) => string } = {},
+): Promise<RunningNginx> {
   const outDir = await mkdtemp(join(tmpdir(), 'amt-nginx-'));
   const port = await freePort();
   const options = edgeOptionsFromEnv(
@@ -52,6 +58,9 @@ export async function startNginx(upstreamPort: number, sitesDir: string, env: Re
   let child: ChildProcess | undefined;
   try {
     const conf = await writeEdgeConfig(options);
+    if (settings.edit) {
+      for (const name of (await readdir(outDir)).filter((n) => n.endsWith('.conf'))) await writeFile(join(outDir, name), settings.edit(name, await readFile(join(outDir, name), 'utf8')));
+    }
     child = spawn(NGINX, ['-c', conf, '-p', outDir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
     const spawned = child;
     let stderr = '';
