@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LatencySummary, LoadResult } from './load.ts';
 import type { BenchSettings } from './settings.ts';
+import { renderFlood, type UnknownFloodResult } from './unknown-flood.ts';
 
 export type ScenarioId = 'host-ssr' | 'host-ssr-v8-defaults' | 'astro-baseline' | 'raw-node' | 'host-render-cache' | 'nginx-micro-cache' | 'host-spread';
 export const SCENARIO_IDS: readonly ScenarioId[] = ['host-ssr', 'host-ssr-v8-defaults', 'astro-baseline', 'raw-node', 'host-render-cache', 'nginx-micro-cache', 'host-spread'];
@@ -85,6 +86,8 @@ export interface BenchResults {
   /** Node flags the host ran with (from ecosystem.config.js unless BENCH_HOST_DEFAULT_FLAGS=1). */
   hostNodeArgs?: string[];
   memory: MemoryResult;
+  /** The known site alone and under an unknown-host flood, among BENCH_FLOOD_SITES folders (bench/unknown-flood.ts). */
+  unknownFlood?: UnknownFloodResult;
   targets: TargetResult[];
 }
 
@@ -231,7 +234,11 @@ ${missed.length ? `**${missed.length} of ${results.targets.length} targets misse
 ## Cold loads and memory
 
 ${coldAndMemory(results)}
+${results.unknownFlood ? `
+## Unknown-host flood
 
+${renderFlood(results.unknownFlood)}
+` : ''}
 ## Machine
 
 - CPU: ${results.machine.cpu} (${results.machine.cores} cores)

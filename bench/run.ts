@@ -27,6 +27,7 @@ import {
   type ScenarioResult,
 } from './report.ts';
 import { ROOT, WORK_ROOT, loadSettings, type BenchSettings } from './settings.ts';
+import { floodTarget, renderFlood, runUnknownFlood, type UnknownFloodResult } from './unknown-flood.ts';
 
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const MAIN = join(ROOT, 'astro-multi-tenant', 'server', 'main.ts');
@@ -36,7 +37,7 @@ const HOST_ENV = [
   'PORT', 'HOST', 'SITES_DIR', 'PLATFORM_DOMAIN', 'REDIS_URL', 'REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_CLUSTER_NODES', 'REDIS_TIMEOUT_MS',
   'SESSION_KEYS', 'SESSION_MAX_AGE_S', 'TRUSTED_PROXIES', 'CONTENT_CHECK_MS', 'SITES_RESCAN_MS', 'SITE_CACHE_MAX_ENTRIES', 'SITE_CACHE_MAX_MB',
   'CSS_DIR', 'ASTRO_ENTRY', 'STATIC_MAX_AGE', 'RENDER_CACHE_MB', 'RENDER_CACHE_MAX_ENTRIES', 'EDGE_CACHE_S', 'LOG_LEVEL', 'ADMIN_ALLOW',
-  'ADMIN_TOKEN', 'METRICS_SITE_LABELS', 'PEER_DIR', 'DRAIN_TIMEOUT_MS', 'SHUTDOWN_DELAY_MS', 'INSTANCES', 'pm_id', 'NODE_APP_INSTANCE', 'NODE_OPTIONS',
+  'ADMIN_TOKEN', 'METRICS_SITE_LABELS', 'PEER_DIR', 'STATE_DIR', 'DRAIN_TIMEOUT_MS', 'SHUTDOWN_DELAY_MS', 'INSTANCES', 'pm_id', 'NODE_APP_INSTANCE', 'NODE_OPTIONS',
 ];
 
 const startedAt = performance.now();
@@ -63,7 +64,7 @@ function cleanEnv(): Record<string, string | undefined> {
   return env;
 }
 
-async function startHost(work: string, name: string, settings: BenchSettings, sitesDir: string, extra: Record<string, string>, flags: string[] = hostNodeArgs): Promise<Server> {
+async function startHost(work: string, name: string, settings: BenchSettings, sitesDir: string, extra: Record<string, string>, flags: string[] = hostNodeArgs, readyTimeoutMs = 120_000): Promise<Server> {
   const port = await freePort();
   const child = spawnLogged({
     name,
@@ -78,12 +79,13 @@ async function startHost(work: string, name: string, settings: BenchSettings, si
       REDIS_URL: '',
       LOG_LEVEL: settings.accessLog ? 'info' : 'warn',
       PEER_DIR: join(work, `peers-${name}`),
+      STATE_DIR: join(work, `state-${name}`),
       DRAIN_TIMEOUT_MS: '1000',
       ...extra,
     },
     logFile: join(work, 'logs', `${name}.log`),
   });
-  await waitForHttp(child, port, 'localhost', '/_platform/healthz', 120_000);
+  await waitForHttp(child, port, 'localhost', '/_platform/healthz', readyTimeoutMs);
   return { child, port };
 }
 
@@ -205,7 +207,40 @@ async function main(): Promise<void> {
   process.on('exit', killAllNow);
 
   say(`work dir ${work}; ${settings.sites} sites, ${settings.connections} connections, ${settings.seconds} s (+${settings.warmupSeconds} s warm-up) per scenario${settings.smoke ? ', smoke' : ''}`);
+  /** Rule 12's scenario: a known site's latency alone and during an unknown-host flood. */
+  const flood = async (): Promise<UnknownFloodResult> => {
+    const result = await runUnknownFlood({
+      work,
+      sites: settings.floodSites,
+      connections: settings.connections,
+      seconds: settings.seconds,
+      warmupSeconds: settings.warmupSeconds,
+      say,
+      async startHost(dir) {
+        const server = await startHost(work, 'host-flood', settings, dir, {}, hostNodeArgs, 600_000);
+        return { port: server.port, pid: server.child.pid, stop: () => stopChild(server.child) };
+      },
+      async prime(port, host) {
+        const res = await get(port, host, '/');
+        if (res.status !== 200) throw new Error(`flood: http://${host}/ answered ${res.status}`);
+        await get(port, host, '/');
+      },
+    });
+    checkLoad('flood: known site alone', result.alone);
+    checkLoad('flood: known site during the flood', result.withFlood);
+    checkLoad('flood: unknown hosts', result.flood);
+    return result;
+  };
   try {
+    if (settings.only === 'unknown-flood') {
+      const result = await flood();
+      const target = floodTarget(result);
+      await mkdir(settings.outDir, { recursive: true });
+      await writeFile(join(settings.outDir, 'unknown-flood.json'), `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), settings: { connections: settings.connections, seconds: settings.seconds, warmupSeconds: settings.warmupSeconds }, unknownFlood: result, target }, null, 2)}\n`);
+      await writeFile(join(settings.outDir, 'unknown-flood.md'), `# Unknown-host flood\n\n${new Date().toISOString()} · ${settings.connections} + ${settings.connections} connections · ${settings.seconds} s after ${settings.warmupSeconds} s warm-up\n\n${renderFlood(result)}\n\n${target.label}: ${target.measured}, goal ${target.threshold}: ${target.pass ? 'pass' : 'MISS'}\n`);
+      say(`${target.label}: ${target.measured} (goal ${target.threshold}) ${target.pass ? 'pass' : 'MISS'}; wrote ${join(settings.outDir, 'unknown-flood.json')}`);
+      return;
+    }
     const sitesDir = join(work, 'sites');
     await generateSites(sitesDir, settings.sites);
     const target = Math.floor(settings.sites / 2);
@@ -472,6 +507,9 @@ async function main(): Promise<void> {
       await stopChild(host.child);
     }
 
+    // 5. Rule 12: the known site alone and during an unknown-host flood, among BENCH_FLOOD_SITES folders.
+    const unknownFlood = settings.floodSites > 0 ? await flood() : undefined;
+
     for (const scenario of scenarios) if (scenario.load) scenario.notes.push(...latencyNotes(scenario.load, settings.connections));
     const results: BenchResults = {
       version: 1,
@@ -494,7 +532,8 @@ async function main(): Promise<void> {
       markdownAfterRestart,
       hostNodeArgs: [...hostNodeArgs, ...nodeArgs],
       memory,
-      targets: evaluateTargets(scenarios, memory, cold, settings.sites, coldFirst),
+      unknownFlood,
+      targets: [...evaluateTargets(scenarios, memory, cold, settings.sites, coldFirst), ...(unknownFlood ? [floodTarget(unknownFlood)] : [])],
     };
     const files = await writeResults(settings.outDir, results);
     console.log(`\n${renderMarkdown(results)}`);

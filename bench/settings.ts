@@ -29,6 +29,10 @@ export interface BenchSettings {
    * the Astro baseline and raw node log nothing per request, so the comparison is of serving only.
    */
   accessLog: boolean;
+  /** Site folders of the unknown-host flood scenario (its own folder); 0 skips it. */
+  floodSites: number;
+  /** `unknown-flood`: run only that scenario and write unknown-flood.json / .md. */
+  only: 'unknown-flood' | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -46,6 +50,13 @@ function positive(env: Env, name: string, fallback: number, options: { integer?:
 }
 
 const flag = (env: Env, name: string) => env[name] === '1' || env[name] === 'true';
+
+function onlyScenario(raw: string | undefined): BenchSettings['only'] {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  if (value === 'unknown-flood') return value;
+  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood)`);
+}
 
 export function loadSettings(env: Env = process.env): BenchSettings {
   const smoke = flag(env, 'BENCH_SMOKE');
@@ -66,5 +77,7 @@ export function loadSettings(env: Env = process.env): BenchSettings {
     // another folder (the test) never touch it.
     updateReadme: env.BENCH_README !== '0' && !smoke && outDir === DEFAULT_OUT,
     accessLog: flag(env, 'BENCH_ACCESS_LOG'),
+    floodSites: env.BENCH_FLOOD_SITES?.trim() === '0' ? 0 : positive(env, 'BENCH_FLOOD_SITES', smoke ? 200 : 100_000),
+    only: onlyScenario(env.BENCH_ONLY),
   };
 }

@@ -30,7 +30,7 @@ describe('npm run bench (smoke mode, end to end)', () => {
     const readmeBefore = benchBlock();
     const committedBefore = existsSync(committed) ? statSync(committed).mtimeMs : undefined;
     try {
-      const { code, output } = await runBench({ BENCH_SMOKE: '1', BENCH_OUT: out, BENCH_KEEP: '', BENCH_SITES: '', BENCH_SECONDS: '', BENCH_WARMUP_SECONDS: '', BENCH_CONNECTIONS: '', BENCH_NODE_ARGS: '' });
+      const { code, output } = await runBench({ BENCH_SMOKE: '1', BENCH_OUT: out, BENCH_KEEP: '', BENCH_SITES: '', BENCH_SECONDS: '', BENCH_WARMUP_SECONDS: '', BENCH_CONNECTIONS: '', BENCH_NODE_ARGS: '', BENCH_FLOOD_SITES: '', BENCH_ONLY: '' });
       expect(code, output).toBe(0);
 
       const results = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8')) as BenchResults;
@@ -68,7 +68,20 @@ describe('npm run bench (smoke mode, end to end)', () => {
       expect(results.cold.first.e2eMs).toBeGreaterThan(0);
       // The baseline renders the same layout with the same data: the pages are (nearly) the same size.
       expect(Math.abs(results.page.bytes.baseline - results.page.bytes.host)).toBeLessThan(results.page.bytes.host * 0.05);
-      expect(results.targets.map((t) => t.id)).toEqual(['ssr-vs-astro', 'render-cache-vs-raw', 'rss', 'cold-load-p99', 'cold-first-render-p99']);
+      expect(results.targets.map((t) => t.id)).toEqual(['ssr-vs-astro', 'render-cache-vs-raw', 'rss', 'cold-load-p99', 'cold-first-render-p99', 'unknown-flood-p99']);
+
+      // The unknown-host flood ran on its own folders: the known site answered 200 alone and during
+      // the flood, and every flood request got the platform's 404, none an error.
+      const flood = results.unknownFlood!;
+      expect(flood.sites).toBe(200);
+      for (const load of [flood.alone, flood.withFlood]) {
+        expect(load.requests).toBeGreaterThan(0);
+        expect(load.non2xx + load.errors + load.timeouts, JSON.stringify(load.statusCodes)).toBe(0);
+      }
+      expect(flood.flood.requests).toBeGreaterThan(0);
+      expect(Object.keys(flood.flood.statusCodes)).toEqual(['404']);
+      expect(flood.flood.errors + flood.flood.timeouts).toBe(0);
+      expect(results.targets.find((t) => t.id === 'unknown-flood-p99')?.value).toBeGreaterThan(0);
 
       const md = await readFile(join(out, 'latest.md'), 'utf8');
       expect(md).toContain('| scenario | req/s |');
