@@ -57,6 +57,8 @@ export interface ServerConfig {
   jwksAllowHosts: OutboundAllowList;
   /** STATE_DIR: the private folder of the platform's own state (who owns each custom host). */
   stateDir: string;
+  /** PLANS_FILE: the operator's plans and which site is on which (plans/plans-file.ts); undefined = every site on the built-in default. */
+  plansFile: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -184,5 +186,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     // Per user, like the Markdown cache: the temp folder survives process restarts and deploys;
     // set a persistent folder where it is emptied on reboot (tenant/host-claims.ts says why).
     stateDir: env.STATE_DIR?.trim() ? resolve(cwd, env.STATE_DIR.trim()) : join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, 'state'),
+    // Read and validated by main.ts (plans/plans-file.ts), which names the file and the field.
+    plansFile: env.PLANS_FILE?.trim() ? resolve(cwd, env.PLANS_FILE.trim()) : undefined,
   };
 }

@@ -53,6 +53,11 @@ export const ERRORS = {
    * Callers turn it into their own answer (a refused token); it never reaches a visitor as such.
    */
   OUTBOUND_REFUSED: { status: 502, answer: internal },
+  /**
+   * A site over one of its plan's limits (plans/): a short plain-text 429 so a refusal costs no
+   * render, with Retry-After from the limiter (ThrottledError), never stored (no-store).
+   */
+  SITE_RATE_LIMITED: { status: 429, answer: text },
   CONFIG_INVALID: { status: 500, answer: internal },
   INTERNAL: { status: 500, answer: internal },
 } as const satisfies Record<string, { status: number; answer: ErrorAnswer }>;
@@ -102,6 +107,25 @@ export class ContentError extends PlatformError {
     super(code, issues.map(formatIssue).join('\n'), issues[0]?.file);
     this.name = 'ContentError';
     this.issues = issues;
+  }
+}
+
+/** Which limit of its plan a site met (plans/): requests, renders, render concurrency or render time. */
+export type ThrottleReason = 'requests' | 'renders' | 'render_concurrency' | 'render_cpu';
+
+/** A site over a limit of its plan: 429 with Retry-After (whole seconds, RFC 9110 §10.2.3). */
+export class ThrottledError extends PlatformError {
+  declare readonly code: 'SITE_RATE_LIMITED';
+  readonly reason: ThrottleReason;
+  readonly plan: string;
+  readonly retryAfterSeconds: number;
+
+  constructor(site: string, reason: ThrottleReason, plan: string, retryAfterSeconds: number) {
+    super('SITE_RATE_LIMITED', `site "${site}" is over its plan's ${reason.replace('_', ' ')} limit; retry in ${retryAfterSeconds} s`, site);
+    this.name = 'ThrottledError';
+    this.reason = reason;
+    this.plan = plan;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -40,6 +40,9 @@ import { createIdpVerifier } from './session/idp-token.ts';
 import { clusterProblem } from './session/embedded-mode.ts';
 import { randomBytes } from 'node:crypto';
 import { createRenderCache } from './render/render-cache.ts';
+import { loadPlansSource } from './plans/plans-file.ts';
+import { createFairness } from './plans/fairness.ts';
+import { withFairness } from './plans/usage.ts';
 
 /** How many site.json files the status page validates from disk per view. */
 const STATUS_CHECK_LIMIT = 2000;
@@ -117,6 +120,28 @@ async function main() {
     logger,
   });
 
+  // Plans and limits: PLANS_FILE checked like site content, limits shared through Redis.
+  let plans;
+  try {
+    plans = await loadPlansSource({
+      file: config.plansFile,
+      checkIntervalMs: config.contentCheckMs,
+      onReload: (r) => (r.ok ? logger.info({ plansFile: r.file }, 'PLANS_FILE reloaded') : logger.error({ plansFile: r.file, code: 'CONFIG_INVALID' }, `PLANS_FILE not applied, the previous plans stay in force: ${r.message}`)),
+    });
+  } catch (error) {
+    logger.fatal({ code: 'CONFIG_INVALID', plansFile: config.plansFile }, (error as Error).message);
+    process.exit(78);
+  }
+  const fairness = createFairness({
+    plans,
+    redis: redisClient,
+    onThrottle: (site, reason, plan) => metrics.observeThrottle(site, reason, plan),
+    onRender: (site, ms) => metrics.observeSiteRender(site, ms / 1000),
+    onStoreChange: (shared, error) =>
+      shared ? logger.info('site limits are shared through Redis again') : logger.warn({ err: error }, 'Redis unreachable: site limits are counted per process until it is back'),
+  });
+  metrics.watchFairness(fairness);
+
   const renderer = timedRenderer(await loadAstroRenderer(config.astroEntry), (kind, seconds) => metrics.observeRender(kind, seconds));
   const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
   if (renderCache) metrics.watchRenderCache(renderCache);
@@ -127,7 +152,7 @@ async function main() {
   const drain = createDrain(server, { deadlineMs: config.drainTimeoutMs });
   let peerDir = config.peerDir ?? '';
   let peers: PeerEndpoint | undefined;
-  const ownStatus = (): WorkerStatus => workerStatus({ workerId, cache, traffic, draining: drain.draining });
+  const ownStatus = (): WorkerStatus => ({ ...workerStatus({ workerId, cache, traffic, draining: drain.draining }), fairness: fairness.snapshot() });
 
   const health = createHealth({
     isDraining: () => drain.draining,
@@ -141,14 +166,14 @@ async function main() {
     admin: createAdminAccess({ allow: config.adminAllow, token: config.adminToken, proxies: config.trustedProxies }),
     isDraining: () => drain.draining,
     metrics: createClusterMetrics({ peerDir: () => peerDir, ownMetrics: () => metrics.toJson(), timeoutMs: PEER_TIMEOUT_MS }),
-    status: createClusterStatus({
+    status: withFairness(createClusterStatus({
       peerDir: () => peerDir,
       ownStatus,
       platformDomain: config.platformDomain,
       known: () => registry.sites,
       check: (ids) => checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT),
       timeoutMs: PEER_TIMEOUT_MS,
-    }),
+    }), (id) => fairness.plans().planFor(id)),
   });
 
   const markdownCache = config.markdownCacheDir
@@ -184,6 +209,7 @@ async function main() {
     edgeCacheSeconds: config.edgeCacheSeconds,
     renderCache,
     buildId: await buildIdentity(config.astroEntry, baseCssFile),
+    fairness,
   });
   server.on('request', (req, res) => {
     drain.track(req, res);

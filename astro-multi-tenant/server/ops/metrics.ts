@@ -21,6 +21,7 @@ export type RouteKind =
   | 'session'
   | 'platform'
   | 'forbidden'
+  | 'throttled'
   | 'error';
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -51,6 +52,7 @@ export function createMetrics(options: MetricsOptions) {
   const worker = new Registry();
   worker.setDefaultLabels({ worker: options.workerId, pid: String(process.pid) });
   collectDefaultMetrics({ register: worker, eventLoopMonitoringPrecision: 10 });
+  dropGaugeTotals(worker);
 
   const requestDuration = new Histogram({
     name: 'amt_http_request_duration_seconds',
@@ -127,6 +129,30 @@ export function createMetrics(options: MetricsOptions) {
   });
 
   const siteLabels = createBoundedLabels(options.siteLabelLimit);
+  const throttled = new Counter({
+    name: 'amt_throttled_requests_total',
+    help: `Requests answered 429 because their site was over a limit of its plan, by reason (requests, renders, render_concurrency, render_cpu) and plan; site labels bounded like amt_site_requests_total.`,
+    labelNames: ['site', 'reason', 'plan'] as const,
+    registers: [shared],
+  });
+  const siteRenderSeconds = new Counter({
+    name: 'amt_site_render_seconds_total',
+    help: 'Time spent rendering each site\'s pages (render-cache misses and members pages), the account its render budget is checked against; site labels bounded.',
+    labelNames: ['site'] as const,
+    registers: [shared],
+  });
+
+  /** Whether site limits are shared through Redis right now (1) or counted per process (0). */
+  function watchFairness(fairness: { limiter: { shared: boolean } }) {
+    new Gauge({
+      name: 'amt_site_limits_shared',
+      help: 'Whether this worker counts site limits in Redis (1) or in its own memory because Redis is unreachable or not configured (0).',
+      registers: [worker],
+      collect() {
+        this.set(fairness.limiter.shared ? 1 : 0);
+      },
+    });
+  }
 
   /** Mirrors the render cache's counters at scrape time (registered once, when there is one). */
   function watchRenderCache(renderCache: { stats: { hits: number; misses: number }; size: number; bytes: number }) {
@@ -147,6 +173,13 @@ export function createMetrics(options: MetricsOptions) {
     worker,
     watchRenderCache,
     watchMarkdownCache,
+    watchFairness,
+    observeThrottle(site: string, reason: string, plan: string) {
+      throttled.inc({ site: siteLabels.label(site), reason, plan });
+    },
+    observeSiteRender(site: string, seconds: number) {
+      siteRenderSeconds.inc({ site: siteLabels.label(site) }, seconds);
+    },
     observeRequest(sample: { method: string | undefined; status: number; route: RouteKind; site: string | undefined; seconds: number }) {
       const status_class = statusClass(sample.status);
       requestDuration.observe({ method: methodLabel(sample.method), status_class, route: sample.route }, sample.seconds);
@@ -170,3 +203,14 @@ export function createMetrics(options: MetricsOptions) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * prom-client's default `nodejs_active_{handles,requests,resources}_total` are gauges, and a
+ * `_total` suffix promises a counter (`promtool check metrics` rejects them; OpenMetrics reserves
+ * the suffix for counters). They are only the sum of the by-type gauges prom-client registers
+ * next to them (`nodejs_active_handles{type=…}`, …), so they are dropped: `sum(nodejs_active_handles)`
+ * is the same number, and our /_platform/metrics passes the check.
+ */
+function dropGaugeTotals(registry: Registry) {
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+}

@@ -3,6 +3,8 @@ import type { ContentIssue } from '../errors.ts';
 import type { ContentCache } from '../sites/content-cache.ts';
 import { SITE_CACHE_PREFIX, type SiteState } from '../sites/loader.ts';
 import type { SiteTraffic, SiteTrafficSnapshot } from './site-traffic.ts';
+import type { FairnessSnapshot } from '../plans/fairness.ts';
+import type { FairnessModel } from '../plans/usage.ts';
 
 /** What one worker tells the status page about itself. */
 export interface WorkerStatus {
@@ -17,6 +19,8 @@ export interface WorkerStatus {
   sites: Array<{ id: string; ok: boolean; issues?: ContentIssue[] }>;
   traffic1m: SiteTrafficSnapshot;
   traffic5m: SiteTrafficSnapshot;
+  /** Render usage and throttles by site in this worker (plans/fairness.ts). */
+  fairness?: FairnessSnapshot;
 }
 
 export function workerStatus(deps: { workerId: string; cache: ContentCache; traffic: SiteTraffic; draining: boolean }): WorkerStatus {
@@ -65,6 +69,8 @@ export interface StatusModel {
   workers: Array<Omit<WorkerStatus, 'sites' | 'traffic1m' | 'traffic5m'> & { requestsPerSecond1m: number }>;
   unreachable: Array<{ pid: number; error: string }>;
   sites: SiteStatusRow[];
+  /** Each site's plan, its usage against the plan's limits, and who is throttled now (plans/usage.ts). */
+  fairness?: FairnessModel;
 }
 
 export interface StatusInput {

@@ -1,5 +1,5 @@
 import type { Exchange } from './context.ts';
-import { ContentError, ERRORS, type ErrorCode, type PlatformError } from '../errors.ts';
+import { ContentError, ERRORS, ThrottledError, type ErrorCode, type PlatformError } from '../errors.ts';
 import { reasonPhrase, sendText, type PlatformPages } from '../http/respond.ts';
 import type { RouteKind } from '../ops/metrics.ts';
 
@@ -23,10 +23,13 @@ export async function answerError(ctx: Exchange, error: PlatformError, pages: Pl
   if (status >= 500) {
     if (answer.kind === 'internal') log.error({ err: error.cause ?? error, code: error.code }, 'request failed');
     else log.error({ code: error.code, input: error.input, ...(error instanceof ContentError ? { issues: error.issues } : { err: error.message }) }, `${SUMMARY[error.code] ?? error.code}; answering ${status}`);
+  } else if (error instanceof ThrottledError) {
+    // A flood of these is what a limit is for: the access log line (status 429) is enough.
+    log.debug({ code: error.code, reason: error.reason, plan: error.plan }, 'request throttled');
   } else {
     log.info({ code: error.code, input: error.input?.slice(0, 200), reason: error.message }, 'request refused');
   }
-  const route: RouteKind = status >= 500 ? (answer.kind === 'internal' ? 'error' : 'unavailable') : 'bad_request';
+  const route: RouteKind = status >= 500 ? (answer.kind === 'internal' ? 'error' : 'unavailable') : error instanceof ThrottledError ? 'throttled' : 'bad_request';
   if (res.headersSent) {
     res.destroy();
     return route;
@@ -34,7 +37,7 @@ export async function answerError(ctx: Exchange, error: PlatformError, pages: Pl
   for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
   res.setHeader('Cache-Control', 'no-store');
   if (answer.kind === 'text') {
-    sendText(res, status, `${reasonPhrase(status)}: ${error.message}\n`);
+    sendText(res, status, `${reasonPhrase(status)}: ${error.message}\n`, error instanceof ThrottledError ? { headers: { 'Retry-After': String(error.retryAfterSeconds) } } : undefined);
   } else if (answer.kind === 'page') {
     const retryAfter = 'retryAfterSeconds' in answer ? { 'Retry-After': String(answer.retryAfterSeconds) } : undefined;
     try {

@@ -32,6 +32,8 @@ import { staticFilesStage } from './stages/static-files.ts';
 import { pageStage } from './stages/page.ts';
 import { faviconStage } from './stages/favicon.ts';
 import { notFoundStage } from './stages/not-found.ts';
+import { requestLimitStage } from './stages/request-limit.ts';
+import { createFairness, type Fairness } from '../plans/fairness.ts';
 
 export interface PipelineDeps {
   /** Host → the tenant serving it now (tenant/tenant-resolver.ts). */
@@ -60,6 +62,8 @@ export interface PipelineDeps {
   renderCache?: RenderCache;
   /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
   buildId?: string;
+  /** Plans and limits (plans/fairness.ts); undefined: every site on the built-in default, counted in this process. */
+  fairness?: Fairness;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -81,7 +85,9 @@ export function createRequestPipeline(deps: PipelineDeps) {
   const stylesheets = createSiteStylesheets({ baseStylesheets, logger });
   const notFound = { renderer: deps.renderer, stylesheets };
 
+  const fairness = deps.fairness ?? createFairness();
   const siteStages = sequence<SiteRequest>([
+    requestLimitStage(fairness),
     sessionEndpointsStage({ sessions: deps.sessions, renderer: deps.renderer, stylesheets }),
     cssStage({ cssDir: deps.cssDir, pages }),
     platformPathsStage({ pages }),
@@ -91,7 +97,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies }),
     pageStage({
       loadPage: deps.loadPage,
-      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds }),
+      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate }),
     }),
     staticFilesStage({ staticMaxAgeSeconds, withExtension: false, trustedProxies: deps.trustedProxies }),
     faviconStage({ staticMaxAgeSeconds }),

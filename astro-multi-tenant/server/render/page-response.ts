@@ -21,6 +21,12 @@ export interface PageResponseDeps {
   /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
   buildId: string;
   edgeCacheSeconds: number;
+  /**
+   * Asked before every render of a site page (never for a 304 or a render-cache hit): waits for
+   * the site's turn and returns the function to call when the render is done, or throws a
+   * ThrottledError (429) when the site's plan sheds it (plans/render-budget.ts). Undefined: no gate.
+   */
+  renderGate?: (siteId: string) => Promise<() => void>;
 }
 
 /**
@@ -32,6 +38,15 @@ export interface PageResponseDeps {
  * @throws SessionStoreUnavailable (503) when a members page cannot learn who is signed in.
  */
 export function createPageResponse(deps: PageResponseDeps) {
+  const gated = async <T>(siteId: string, render: () => Promise<T>): Promise<T> => {
+    if (!deps.renderGate) return render();
+    const done = await deps.renderGate(siteId);
+    try {
+      return await render();
+    } finally {
+      done();
+    }
+  };
   return async function respondWithPage(ctx: SiteRequest, page: Page): Promise<RouteKind> {
     const { req, res, site, siteOrigin, target } = ctx;
     const { frontmatter, html, layout } = page;
@@ -55,7 +70,7 @@ export function createPageResponse(deps: PageResponseDeps) {
       stylesheets: deps.stylesheets(site),
     };
     if (viewer) {
-      await deps.renderer.render(req, res, view);
+      await gated(site.id, () => deps.renderer.render(req, res, view));
       return 'page';
     }
 
@@ -79,11 +94,11 @@ export function createPageResponse(deps: PageResponseDeps) {
       return 'page';
     }
     if (!cache || !deps.renderer.renderCaptured || req.method === 'HEAD') {
-      await deps.renderer.render(req, res, view);
+      await gated(site.id, () => deps.renderer.render(req, res, view));
       return 'page';
     }
     res.setHeader('X-Render-Cache', 'miss');
-    const body = await deps.renderer.renderCaptured(req, res, view);
+    const body = await gated(site.id, () => deps.renderer.renderCaptured!(req, res, view));
     if (res.statusCode === 200 && body.length > 0) cache.set(key, etag, body);
     return 'page';
   };

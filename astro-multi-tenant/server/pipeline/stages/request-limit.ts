@@ -1,0 +1,26 @@
+import type { SiteRequest, Stage } from '../context.ts';
+import { ThrottledError, type ThrottleReason } from '../../errors.ts';
+import type { PlanBook } from '../../plans/plans-file.ts';
+import type { SiteLimiter } from '../../plans/limits.ts';
+
+export interface RequestLimitDeps {
+  /** The plans in force (plans-file.ts): read on every request, so an edit applies within CONTENT_CHECK_MS. */
+  plans: () => PlanBook;
+  limiter: SiteLimiter;
+  onThrottle?: (siteId: string, reason: ThrottleReason, plan: string) => void;
+}
+
+/**
+ * The site's request rate, before anything else is done for it: each request of a site counts
+ * against its own plan's window (shared by every worker through Redis), never another site's. Over
+ * the window: 429 with Retry-After, as short plain text (thrown: errors.ts maps it), no-store.
+ */
+export function requestLimitStage(deps: RequestLimitDeps): Stage<SiteRequest> {
+  return async (ctx) => {
+    const plan = deps.plans().planFor(ctx.site.id);
+    const verdict = await deps.limiter.take('requests', ctx.site.id, plan.limits);
+    if (verdict.allowed) return undefined;
+    deps.onThrottle?.(ctx.site.id, 'requests', plan.name);
+    throw new ThrottledError(ctx.site.id, 'requests', plan.name, verdict.retryAfterSeconds);
+  };
+}
