@@ -197,6 +197,16 @@ describe('parseSiteConfig: problems are reported with file, field and reason', (
     expect(issueFor(issues({ name: 'x', locale: 'English' }), 'locale').reason).toMatch(/BCP 47/);
   });
 
+  it.each(['en-US-US', 'fr-FR-FR', 'en-Latn-Latn', 'de-DE-1901-1901', 'en-aa-bb'])('rejects %j, shaped like a tag but one dates cannot be written in (it would break every dated page)', (locale) => {
+    expect(() => new Date(0).toLocaleDateString(locale)).toThrow(RangeError);
+    expect(issueFor(issues({ name: 'x', locale }), 'locale').reason).toMatch(/not a language tag dates can be written in/);
+  });
+
+  it.each(['en', 'pt-BR', 'zh-Hant-TW', 'sr-Latn-RS', 'en-GB-oxendict', 'xx-XX'])('accepts %j, which the article layout can write dates in', (locale) => {
+    expect(valid({ name: 'x', locale }).locale).toBe(locale);
+    expect(() => new Date(0).toLocaleDateString(locale, { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' })).not.toThrow();
+  });
+
   it.each(['javascript:alert(1)', '//evil.example', 'about', 'data:text/html,x'])('rejects nav link %j', (href) => {
     expect(issueFor(issues({ name: 'x', nav: [{ label: 'Home', href: '/' }, { label: 'Bad', href }] }), 'nav.1.href')).toBeDefined();
   });

@@ -25,11 +25,10 @@ async function site(id: string, dir = sitesDir) {
 
 /** The real file system, counting calls by kind. */
 function countingFs() {
-  const calls = { stat: 0, readdir: 0, readFile: 0, realpath: 0 };
+  const calls = { stat: 0, readdir: 0, realpath: 0 };
   const wrapped: SourceFs = {
     stat: (p) => (calls.stat++, fs.stat(p)),
     readdir: (p, o) => (calls.readdir++, fs.readdir(p, o)),
-    readFile: (p, e) => (calls.readFile++, fs.readFile(p, e)),
     realpath: (p) => (calls.realpath++, fs.realpath(p)),
   };
   return { fs: wrapped, calls };
@@ -64,7 +63,7 @@ describe('the folder site source', () => {
     await symlink(join(root, 'elsewhere', 'outside'), join(sitesDir, 'linked'));
     const { fs: counted, calls } = countingFs();
     expect(await createFolderSiteSource(sitesDir, counted).listSiteIds()).toHaveLength(5);
-    expect(calls).toEqual({ stat: 1, readdir: 1, readFile: 0, realpath: 0 });
+    expect(calls).toEqual({ stat: 1, readdir: 1, realpath: 0 });
   });
 
   it.each([
@@ -125,6 +124,21 @@ describe('the folder site source', () => {
     expect((await source.readConfig('linked'))?.text).toContain('outside');
     expect(source.siteDir('linked')).toBe(join(sitesDir, 'linked'));
     expect(await source.realSiteDir('linked')).toBe(await fs.realpath(join(root, 'elsewhere', 'outside')));
+  });
+
+  it.each([
+    ['a link to a file outside the site folder', 'outside'],
+    ['larger than 256 KiB', 'large'],
+  ])('refuses to read a site.json that is %s, saying why, with empty text no schema accepts', async (_kind, what) => {
+    await mkdir(join(sitesDir, 'tricky'));
+    await writeFile(join(root, 'foreign.json'), JSON.stringify({ name: 'foreign' }));
+    if (what === 'outside') await symlink(join(root, 'foreign.json'), join(sitesDir, 'tricky', 'site.json'));
+    else await writeFile(join(sitesDir, 'tricky', 'site.json'), JSON.stringify({ name: 'x'.repeat(300 * 1024) }));
+    const source = createFolderSiteSource(sitesDir);
+    const read = await source.readConfig('tricky');
+    expect(read?.text).toBe('');
+    expect(read?.refused).toMatch(what === 'outside' ? /leads outside the site folder/ : /over the limit of 256 KiB/);
+    expect(read?.version).toBe(await source.configVersion('tricky'));
   });
 
   it('says why an id names no site', async () => {

@@ -1,8 +1,10 @@
-import { realpath, stat } from 'node:fs/promises';
+import type { ReadStream } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { join, relative, sep } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import send from 'send';
 import { PlatformError } from '../errors.ts';
+import { isWithin, openContained, type ContainedFile } from '../sites/contained-file.ts';
 import { contentTypeFor } from './mime.ts';
 import { isSafeSegment } from './request-path.ts';
 
@@ -11,6 +13,11 @@ export interface StaticOptions {
   maxAgeSeconds: number;
   /** Hashed names never change content, so they may be cached for a year. */
   immutable?: boolean;
+  /**
+   * A real (symlink-free) folder that the root must lie in: a site's `dir`, so that a `public/`
+   * that is itself a link out of the site serves nothing. Omitted for platform folders.
+   */
+  within?: string;
 }
 
 /** Our caching policy for a static file (the same whatever serves it, so send's own is off). */
@@ -19,32 +26,45 @@ export function cacheControlFor(options: StaticOptions): string {
 }
 
 /**
- * The file `segments` names below `root`, as real paths, if it is a regular file whose real path
- * stays inside the real path of `root` (a symlink that leads out of a site's public folder is
- * refused; one that stays inside is fine). Undefined for anything else: missing, a folder, a
- * device or FIFO, a dot-segment, or a path outside. Never throws.
+ * Opens the file `segments` names below `root` if, once open, it is a regular file whose real path
+ * lies inside the real path of `root` (and that inside `within`, when given). The check is made on
+ * the open descriptor (sites/contained-file.ts), so a link swapped in after it, at the file or at
+ * any folder on the way, changes nothing: what is served is what was checked. A symlink that leads
+ * out of the root is refused; one that stays inside is fine. Undefined (nothing left open) for
+ * anything else: missing, a folder, a device or FIFO, a dot-segment, or a file outside; the caller
+ * closes what it gets, and gets the root's real path with it. Never throws.
  */
-export async function locateStaticFile(root: string, segments: readonly string[]): Promise<{ realRoot: string; realFile: string; size: number } | undefined> {
+export async function openStaticFile(root: string, segments: readonly string[], within?: string): Promise<{ file: ContainedFile; realRoot: string } | undefined> {
   // The request-path parser already refuses dot-segments; this keeps the rule for every caller
   // (`.well-known` callers pass its folder as `root`, so its name is never a segment here).
   if (segments.length === 0 || !segments.every(isSafeSegment)) return undefined;
   try {
-    // One round trip: neither real path depends on the other, and stat follows links to the same
-    // target realpath resolves (a file outside is only stat'ed, never opened).
-    const file = join(root, ...segments);
-    const [realRoot, realFile, stats] = await Promise.all([realpath(root), realpath(file), stat(file)]);
-    if (!realFile.startsWith(realRoot + sep) || !stats.isFile()) return undefined;
-    return { realRoot, realFile, size: stats.size };
+    const realRoot = await realpath(root);
+    if (within !== undefined && !isWithin(within, realRoot)) return undefined;
+    const opened = await openContained(join(root, ...segments), realRoot);
+    return opened.kind === 'open' ? { file: opened.file, realRoot } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Where `openStaticFile` finds the file, as real paths, without keeping it open: for handing the
+ * file to a server that opens it again by that name following no symlink at all (nginx with
+ * `disable_symlinks on`), which then opens the file checked here or nothing.
+ */
+export async function locateStaticFile(root: string, segments: readonly string[], within?: string): Promise<{ realRoot: string; realFile: string; size: number } | undefined> {
+  const found = await openStaticFile(root, segments, within);
+  if (!found) return undefined;
+  await found.file.close().catch(() => {});
+  return { realRoot: found.realRoot, realFile: found.file.realPath, size: found.file.stats.size };
 }
 
 /** Headers that describe the file; taken back when send finds nothing after all, or refuses. */
 const FILE_HEADERS = ['Accept-Ranges', 'Cache-Control', 'Content-Length', 'Content-Range', 'Content-Type', 'ETag', 'Last-Modified', 'X-Content-Type-Options'];
 
 /**
- * Serves `segments` from below `root` if `locateStaticFile` finds a regular file inside it, and
+ * Serves `segments` from below `root` if `openStaticFile` opens a regular file inside it, and
  * resolves once the response has ended (true) or when there is nothing to serve (false, nothing
  * written, so the caller can fall through to a page or its 404).
  *
@@ -55,11 +75,15 @@ const FILE_HEADERS = ['Accept-Ranges', 'Cache-Control', 'Content-Length', 'Conte
  * If-Modified-Since → 304, If-Match and If-Unmodified-Since → 412) and HEAD with the same headers
  * and no body. Weak ETag `W/"<size hex>-<mtime ms hex>"` and Last-Modified from the file's stat.
  *
+ * send is given the checked descriptor's own path (`/proc/self/fd/<n>`, see ContainedFile), so its
+ * stat and its read stream are of exactly the file checked, never of whatever the name says by
+ * then; the file is streamed in 64 KiB chunks, never buffered whole, whatever its size.
+ *
  * Ours: Cache-Control (`cacheControlFor`), `X-Content-Type-Options: nosniff`, the content type
- * (`mime.ts`), containment (above), and no dot-file refusal, index files or folder redirects from
- * send: a folder never reaches it. A read error before the headers are out rejects with a
- * PlatformError INTERNAL (the caller answers 500 without details); after, the connection is cut so
- * the visitor cannot mistake a short body for the file.
+ * (`mime.ts`, from the requested name), containment (above), and no dot-file refusal, index files
+ * or folder redirects from send: a folder never reaches it. A read error before the headers are
+ * out rejects with a PlatformError INTERNAL (the caller answers 500 without details); after, the
+ * connection is cut so the visitor cannot mistake a short body for the file.
  */
 export async function serveStaticFile(
   req: IncomingMessage,
@@ -68,13 +92,11 @@ export async function serveStaticFile(
   segments: readonly string[],
   options: StaticOptions,
 ): Promise<boolean> {
-  const found = await locateStaticFile(root, segments);
+  const found = await openStaticFile(root, segments, options.within);
   if (!found) return false;
-  // send wants a URL path below `root`; it decodes it, so each name is encoded (a file may be
-  // called "100%.txt"). The real path, so send opens what was checked, not a link to it.
-  const urlPath = `/${relative(found.realRoot, found.realFile).split(sep).map(encodeURIComponent).join('/')}`;
-  const stream = send(req, urlPath, {
-    root: found.realRoot,
+  const { file } = found;
+  const stream = send(req, `/${basename(file.descriptorPath)}`, {
+    root: dirname(file.descriptorPath),
     dotfiles: 'allow',
     index: false,
     extensions: false,
@@ -83,12 +105,29 @@ export async function serveStaticFile(
     etag: true,
     lastModified: true,
   });
+  const type = contentTypeFor(segments.at(-1)!);
+
+  // The descriptor stays open until send's own read stream (which re-opens it through its
+  // descriptor path) is done and the response is over; then it is closed, once.
+  let reading: ReadStream | undefined;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    const close = () => void file.close().catch(() => {});
+    if (reading && !reading.closed) reading.once('close', close);
+    else close();
+  };
+  stream.on('stream', (readStream: ReadStream) => {
+    reading = readStream;
+  });
 
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
     const settle = (outcome: boolean | PlatformError) => {
       if (settled) return;
       settled = true;
+      if (outcome !== true) release();
       if (outcome instanceof PlatformError) reject(outcome);
       else resolve(outcome);
     };
@@ -97,12 +136,12 @@ export async function serveStaticFile(
       res.statusCode = 200;
     };
 
-    stream.on('headers', (response: ServerResponse, path: string) => {
+    stream.on('headers', (response: ServerResponse) => {
       response.setHeader('Cache-Control', cacheControlFor(options));
       response.setHeader('X-Content-Type-Options', 'nosniff');
-      response.setHeader('Content-Type', contentTypeFor(path));
+      response.setHeader('Content-Type', type);
     });
-    // Only if the file became a folder since it was located.
+    // Not expected (the descriptor is a regular file), but never left hanging if it happens.
     stream.on('directory', () => {
       takeBack();
       settle(false);
@@ -113,7 +152,7 @@ export async function serveStaticFile(
         res.destroy();
         settle(true);
       } else if (status === 404) {
-        // Removed between locating and opening: as if it had never been there.
+        // Not expected while the descriptor is open; as if the file had never been there.
         takeBack();
         settle(false);
       } else if (status < 500) {
@@ -130,10 +169,13 @@ export async function serveStaticFile(
       } else {
         takeBack();
         // send hands over the fs error itself (EACCES, EMFILE, EIO …) with a 500 status on it.
-        settle(new PlatformError('INTERNAL', `static file could not be read (${error.code ?? error.message})`, found.realFile, { cause: error }));
+        settle(new PlatformError('INTERNAL', `static file could not be read (${error.code ?? error.message})`, file.realPath, { cause: error }));
       }
     });
-    res.once('close', () => settle(true));
+    res.once('close', () => {
+      settle(true);
+      release();
+    });
     stream.pipe(res);
   });
 }

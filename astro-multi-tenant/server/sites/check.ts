@@ -1,11 +1,12 @@
-import { readFile } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIssue, type ContentIssue } from '../errors.ts';
 import { buildHostIndex } from '../tenant/host-index.ts';
 import { createFileClaimStore } from '../tenant/host-claims.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { parseSiteConfig, SITE_CONFIG_FILE, type Site } from './loader.ts';
-import { findShadowedPages, listPageRoutes, parsePage } from './pages.ts';
+import { findShadowedPages, listPageRoutes, MAX_PAGE_BYTES, parsePage } from './pages.ts';
+import { readContainedText, refusalReason } from './contained-file.ts';
 import { routePath } from './sitemap.ts';
 import { siteSourceOf, type SiteSource } from './site-source.ts';
 import type { SiteConfig } from './schema.ts';
@@ -76,6 +77,10 @@ export async function checkSite(sites: string | SiteSource, id: string): Promise
     return report;
   }
   const { text } = read;
+  if (read.refused !== undefined) {
+    report.issues.push({ file, field: '', reason: read.refused });
+    return report;
+  }
   const parsed = parseSiteConfig(text, file);
   if (!parsed.ok) {
     report.issues.push(...parsed.error.issues);
@@ -86,10 +91,19 @@ export async function checkSite(sites: string | SiteSource, id: string): Promise
   const site: Site = { id, dir, config: parsed.config, cssFile: undefined, cssProblem: undefined, version: '' };
   const routes = await listPageRoutes(site);
   if (routes.length === 0) report.issues.push({ file: `sites/${id}/pages`, field: '', reason: 'no pages: add pages/index.md' });
+  // Pages are read as the server reads them (contained-file.ts): the same size limit, checked
+  // before reading, and never a file outside the site folder.
+  const realDir = await realpath(dir);
   for (const route of routes) {
     report.pages++;
     const pageFile = `sites/${id}/pages/${route.file}`;
-    const state = await parsePage(await readFile(join(dir, 'pages', route.file), 'utf8'), pageFile, parsed.config.layout);
+    const read = await readContainedText(join(dir, 'pages', route.file), realDir, { maxBytes: MAX_PAGE_BYTES });
+    if (read.kind === 'missing') continue;
+    if (read.kind === 'refused') {
+      report.issues.push({ file: pageFile, field: '', reason: refusalReason(read) });
+      continue;
+    }
+    const state = await parsePage(read.text, pageFile, parsed.config.layout);
     if (state.kind === 'invalid') report.issues.push(...state.error.issues);
   }
   // A warning, not an error: the site works, but edits to the shadowed file never show.

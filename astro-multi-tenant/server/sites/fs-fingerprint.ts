@@ -1,4 +1,10 @@
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
+
+/** The identity of one version of a file from its stat: inode, size (bytes) and mtime (ms). */
+export function statsFingerprint(s: Stats): string {
+  return `${s.ino}:${s.size}:${s.mtimeMs}`;
+}
 
 /** inode, size and mtime: changes whenever a file is rewritten, replaced or renamed over. */
 export async function fileFingerprint(path: string): Promise<string | null> {
@@ -13,7 +19,7 @@ export async function fileIdentity(path: string): Promise<{ fingerprint: string;
   try {
     const s = await stat(path);
     if (!s.isFile()) return null;
-    return { fingerprint: `${s.ino}:${s.size}:${s.mtimeMs}`, size: s.size, mtimeMs: s.mtimeMs };
+    return { fingerprint: statsFingerprint(s), size: s.size, mtimeMs: s.mtimeMs };
   } catch (error) {
     if (isMissing(error)) return null;
     throw error;

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ContentError } from '../errors.ts';
+import { ContentError } from '../errors.ts';
 import { siteConfigSchema, type SiteConfig } from './schema.ts';
 import { parseJsonFile } from './json-file.ts';
 import { fileFingerprint } from './fs-fingerprint.ts';
@@ -75,6 +75,9 @@ export function createSiteLoader(options: SiteLoaderOptions) {
     // next look re-stats and drops the entry).
     if (read === null) return { value: null, bytes: 1 };
     const { text } = read;
+    // Refused unread (a link out of the folder, too large): the site is unavailable (503), with the
+    // reason in the log, and never answers with another file's config.
+    if (read.refused !== undefined) return { value: { ok: false, id, error: new ContentError('SITE_CONFIG_INVALID', [{ file, field: '', reason: read.refused }]) }, bytes: 512 };
     const parsed = parseSiteConfig(text, file);
     if (!parsed.ok) return { value: { ok: false, id, error: parsed.error }, bytes: 512 + text.length };
     // The fingerprint already stat'ed the manifest: no need to try reading one that is not there.

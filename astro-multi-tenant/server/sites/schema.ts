@@ -105,13 +105,34 @@ const authShape = z
   })
   .optional();
 
+/**
+ * Whether `locale` is accepted where rendering uses it: the article layout writes dates with
+ * `Date.prototype.toLocaleDateString(locale, …)` (shared-components/Article.astro), which throws
+ * a RangeError for a tag that is well-formed by the pattern above but not valid BCP 47 (a second
+ * region, a repeated variant: `en-US-US`). Validating with the same call means a locale passes
+ * `sites check` exactly when every page of the site can render with it (unknown but valid
+ * languages fall back to a default, as Intl does).
+ */
+export function formatsDates(locale: string): boolean {
+  try {
+    new Date(0).toLocaleDateString(locale, { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const siteConfigShape = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().trim().min(1, 'must not be empty').max(120),
   description: z.string().max(500).default(''),
   domains: z.array(hostname).max(100).default([]),
   aliases: z.array(hostname).max(100).default([]),
-  locale: z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a BCP 47 language tag such as en or pt-BR').default('en'),
+  locale: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a BCP 47 language tag such as en or pt-BR')
+    .refine(formatsDates, 'is not a language tag dates can be written in (each part may appear once: en-US, not en-US-US)')
+    .default('en'),
   layout: z.enum(LAYOUTS).default('page'),
   theme: z
     .strictObject({

@@ -2,9 +2,12 @@ import * as nodeFs from 'node:fs/promises';
 import type { Dirent, Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
-import { isMissing } from './fs-fingerprint.ts';
+import { isMissing, statsFingerprint } from './fs-fingerprint.ts';
+import { readContainedText, refusalReason } from './contained-file.ts';
 
 export const SITE_CONFIG_FILE = 'site.json';
+/** Largest site.json read (bytes); checked on the open descriptor before reading. */
+export const MAX_SITE_CONFIG_BYTES = 256 * 1024;
 
 /**
  * Where site folders come from: the one place that lists sites and reads their config. The server's
@@ -37,8 +40,12 @@ export interface SiteSource {
    * The text of a site's site.json with the version it was read at, or null when there is none.
    * The version is taken before the read, so it can only be older than the text, never newer: a
    * caller that compares versions re-reads at worst once too often, never misses an edit.
+   *
+   * A site.json that may not be read (a link leading out of the site folder, not a regular file,
+   * over MAX_SITE_CONFIG_BYTES) comes back with `refused` saying why and an empty `text`, which no
+   * schema accepts: a caller that only parses treats it as a broken config, never as another's.
    */
-  readConfig(id: string): Promise<{ text: string; version: string } | null>;
+  readConfig(id: string): Promise<{ text: string; version: string; refused?: string } | null>;
   /** The folder a site's files are read from (pages, public, members.json). */
   siteDir(id: string): string;
   /** Its symlink-resolved path: every file served must live below it. */
@@ -51,11 +58,10 @@ export interface SiteSource {
 export interface SourceFs {
   stat(path: string): Promise<Stats>;
   readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>;
-  readFile(path: string, encoding: 'utf8'): Promise<string>;
   realpath(path: string): Promise<string>;
 }
 
-const fingerprintOf = (s: Stats) => `${s.ino}:${s.size}:${s.mtimeMs}`;
+const fingerprintOf = (s: Stats) => statsFingerprint(s);
 
 /**
  * The first source: site folders under `sitesDir` on a local or shared file system. Symlinked site
@@ -110,14 +116,25 @@ export function createFolderSiteSource(sitesDir: string, fs: SourceFs = nodeFs a
     },
     configVersion,
     async readConfig(id) {
-      const version = await configVersion(id);
-      if (version === null) return null;
+      // Read through the descriptor check (contained-file.ts) against the site folder's real
+      // path: site.json is the owner's file like any other. The version is the descriptor's own
+      // stat, so it is exactly the file read (an in-place write during the read makes it older).
+      let realDir: string;
       try {
-        return { text: await fs.readFile(configPath(id), 'utf8'), version };
+        realDir = await fs.realpath(join(sitesDir, id));
       } catch (error) {
         if (isMissing(error)) return null;
         throw error;
       }
+      const read = await readContainedText(configPath(id), realDir, { maxBytes: MAX_SITE_CONFIG_BYTES });
+      if (read.kind === 'missing') return null;
+      if (read.kind === 'refused') {
+        // The name's stat (it follows links, as the open did) gives the refused file a version
+        // like any other, so callers that compare versions do not re-read it on every look.
+        const version = read.reason === 'not-a-file' ? null : await configVersion(id);
+        return version === null ? null : { text: '', version, refused: refusalReason(read) };
+      }
+      return { text: read.text, version: fingerprintOf(read.stats) };
     },
     siteDir: (id) => join(sitesDir, id),
     realSiteDir: (id) => fs.realpath(join(sitesDir, id)),

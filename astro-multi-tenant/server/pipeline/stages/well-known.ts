@@ -14,7 +14,7 @@ export function wellKnownStage(deps: NotFoundDeps): Stage<SiteRequest> {
   return async (ctx) => {
     const { req, res, site, target } = ctx;
     if (target.segments[0] !== WELL_KNOWN) return undefined;
-    if (await serveStaticFile(req, res, join(site.dir, 'public', WELL_KNOWN), target.segments.slice(1), { maxAgeSeconds: 0 })) return 'static';
+    if (await serveStaticFile(req, res, join(site.dir, 'public', WELL_KNOWN), target.segments.slice(1), { maxAgeSeconds: 0, within: site.dir })) return 'static';
     return renderSiteNotFound(deps, ctx);
   };
 }
