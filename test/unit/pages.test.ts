@@ -194,7 +194,7 @@ describe('parsePage', () => {
 
   it('refuses a page larger than 1 MiB before parsing it', async () => {
     const state = await parsePage('---\ntitle: Big\n---\n' + 'a'.repeat(MAX_PAGE_BYTES), 'big.md', 'page');
-    expect(state.kind === 'invalid' && state.error.issues[0]?.reason).toBe('page is larger than 1 MiB');
+    expect(state.kind === 'invalid' && state.error.issues[0]).toEqual({ file: 'big.md', field: '', reason: `is ${(Buffer.byteLength('---\ntitle: Big\n---\n') + MAX_PAGE_BYTES).toLocaleString('en-US')} bytes, over the limit of 1 MiB (1,048,576 bytes)` });
   });
 });
 

@@ -1,9 +1,10 @@
-import { readFile, readdir, realpath } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ContentError } from '../errors.ts';
 import { frontmatterSchema, toContentIssues, type Frontmatter, type LayoutName } from './schema.ts';
 import { renderMarkdown, splitFrontmatter } from './markdown.ts';
-import { fileIdentity } from './fs-fingerprint.ts';
+import { fileIdentity, statsFingerprint } from './fs-fingerprint.ts';
+import { readContainedText, refusalReason } from './contained-file.ts';
 import type { ContentCache } from './content-cache.ts';
 import type { Site } from './loader.ts';
 
@@ -20,9 +21,20 @@ export interface Page {
   modifiedMs: number;
 }
 
-export type PageState = { kind: 'page'; page: Page } | { kind: 'invalid'; error: ContentError } | { kind: 'outside' };
+/**
+ * What a page file turned out to be: a page; one that does not validate or is too large (503);
+ * a link leading outside the site folder (never read, so no page: 404); or nothing any more (it
+ * was removed, or became a folder or a FIFO, between the stat and the open: 404).
+ */
+export type PageState = { kind: 'page'; page: Page } | { kind: 'invalid'; error: ContentError } | { kind: 'outside' } | { kind: 'missing' };
 
+/** Largest page file read (bytes); checked on the open descriptor before reading. */
 export const MAX_PAGE_BYTES = 1024 * 1024;
+
+/** The refusal of a page over MAX_PAGE_BYTES, naming the file and the limit. */
+export function pageTooLarge(file: string, size: number): ContentError {
+  return new ContentError('PAGE_INVALID', [{ file, field: '', reason: refusalReason({ reason: 'too-large', size, limit: MAX_PAGE_BYTES }) }]);
+}
 
 /**
  * `/` → index.md; `/a/b` → a/b.md, then a/b/index.md. A final `index` segment never names a
@@ -38,9 +50,8 @@ export function pageCandidates(segments: readonly string[]): string[] {
 
 /** Validates one page's text; pure apart from Markdown rendering, shared by the server and `sites check`. */
 export async function parsePage(text: string, file: string, defaultLayout: LayoutName, render: (markdown: string) => Promise<string> = renderMarkdown): Promise<PageState> {
-  if (Buffer.byteLength(text) > MAX_PAGE_BYTES) {
-    return { kind: 'invalid', error: new ContentError('PAGE_INVALID', [{ file, field: '', reason: 'page is larger than 1 MiB' }]) };
-  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_PAGE_BYTES) return { kind: 'invalid', error: pageTooLarge(file, bytes) };
   const doc = splitFrontmatter(text);
   if (doc.yamlError) {
     return { kind: 'invalid', error: new ContentError('PAGE_INVALID', [{ file, field: 'frontmatter', reason: `not valid YAML: ${doc.yamlError}` }]) };
@@ -60,8 +71,6 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
   const render = options.renderMarkdown ?? renderMarkdown;
   return async function loadPage(site: Site, segments: readonly string[]): Promise<PageState | null> {
     let found: string | undefined;
-    let foundSize = Infinity;
-    let foundMtimeMs = 0;
     return cache.get<PageState>(`page\0${site.id}\0${segments.join('/')}`, {
       // Candidates and paths only when the disk is consulted; a cache hit skips all of it.
       async fingerprint() {
@@ -69,29 +78,31 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
           const file = await fileIdentity(join(site.dir, 'pages', candidate));
           if (file !== null) {
             found = candidate;
-            foundSize = file.size;
-            foundMtimeMs = file.mtimeMs;
             return `${candidate}|${file.fingerprint}|${site.config.layout}`;
           }
         }
         return null;
       },
-      async load(fingerprint) {
-        const path = join(site.dir, 'pages', found!);
-        // The request path was checked segment by segment; the real path check catches symlinks
-        // (a page, or a folder on the way to it) that point outside the site folder. When the
-        // fingerprint's stat showed a regular file of page size, the read runs alongside that
-        // check (one round trip less on every cold page) and its text is dropped unused if the
-        // file turns out to be outside; anything else (a FIFO or a huge file behind a symlink)
-        // is never opened before the check.
-        const small = foundSize <= MAX_PAGE_BYTES;
-        const [real, early] = await Promise.all([realpath(path), small ? readFile(path, 'utf8') : undefined]);
-        if (!real.startsWith(site.dir + sep)) return { value: { kind: 'outside' }, bytes: 64 };
-        const text = early ?? (await readFile(real, 'utf8'));
-        const state = await parsePage(text, `sites/${site.id}/pages/${found}`, site.config.layout, render);
+      async load() {
+        const file = `sites/${site.id}/pages/${found}`;
+        // The request path was checked segment by segment; what the name leads to now is checked
+        // on the open descriptor (contained-file.ts): a link out of the site folder, at the page
+        // or at any folder on the way, is never read, and neither is a page over the size limit.
+        // Every refusal is kept in the content cache under this fingerprint, so asking again
+        // costs one stat until the file changes.
+        const read = await readContainedText(join(site.dir, 'pages', found!), site.dir, { maxBytes: MAX_PAGE_BYTES });
+        if (read.kind === 'missing') return { value: { kind: 'missing' }, bytes: 64 };
+        if (read.kind === 'refused') {
+          if (read.reason === 'too-large') return { value: { kind: 'invalid', error: pageTooLarge(file, read.size) }, bytes: 512 };
+          return { value: { kind: read.reason === 'outside' ? 'outside' : 'missing' }, bytes: 64 };
+        }
+        const { text, stats } = read;
+        const state = await parsePage(text, file, site.config.layout, render);
         if (state.kind === 'page') {
-          state.page.version = fingerprint;
-          state.page.modifiedMs = foundMtimeMs;
+          // The version of what was read (the descriptor's stat), not of what the name showed
+          // before the open: if they differ, the next check reloads once and the ETag follows.
+          state.page.version = `${found}|${statsFingerprint(stats)}|${site.config.layout}`;
+          state.page.modifiedMs = stats.mtimeMs;
         }
         const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
         return { value: state, bytes };
