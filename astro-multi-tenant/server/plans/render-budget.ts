@@ -45,6 +45,8 @@ interface SiteAccount {
   /** Sparse [slot, ms, renders, ...] triples, oldest first. */
   spent: number[];
   running: number;
+  /** Admitted past the checks but not running yet (asking the limiter, or in the queue). */
+  reserved: number;
   waiters: Array<() => void>;
 }
 
@@ -72,7 +74,7 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
   function account(siteId: string): SiteAccount {
     let a = accounts.get(siteId);
     if (!a) {
-      a = { spent: [], running: 0, waiters: [] };
+      a = { spent: [], running: 0, reserved: 0, waiters: [] };
       accounts.set(siteId, a);
     }
     return a;
@@ -90,7 +92,7 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
       ms += a.spent[k + 1]!;
       renders += a.spent[k + 2]!;
     }
-    if (a.spent.length === 0 && a.running === 0 && a.waiters.length === 0) accounts.delete(siteId);
+    if (a.spent.length === 0 && a.running === 0 && a.reserved === 0) accounts.delete(siteId);
     return { ms, renders };
   }
 
@@ -111,7 +113,7 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
   function usageOf(siteId: string, a: SiteAccount | undefined): RenderUsage {
     if (!a) return { renderMsPerSecond: 0, renders: 0, running: 0, queued: 0 };
     const { ms, renders } = totals(siteId, a);
-    return { renderMsPerSecond: ms / (windowMs / 1000), renders, running: a.running, queued: a.waiters.length };
+    return { renderMsPerSecond: ms / (windowMs / 1000), renders, running: a.running, queued: a.reserved };
   }
 
   return {
@@ -122,14 +124,24 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
       // Over budget: shed until enough of the window has passed. Retry-After is the window, the
       // longest it can take; whole seconds.
       if (ms / (windowMs / 1000) > limits.renderCpuMsPerSecond) shed(siteId, 'render_cpu', plan, Math.max(1, Math.ceil(windowMs / 1000)));
-      if (a.running >= limits.renderConcurrency && a.waiters.length >= limits.renderConcurrency * queuePerSlot) shed(siteId, 'render_concurrency', plan, 1);
-      const verdict = await options.limiter.take('renders', siteId, limits);
-      if (!verdict.allowed) shed(siteId, 'renders', plan, verdict.retryAfterSeconds);
+      // The queue counts every admitted render not yet running (also those still asking the
+      // limiter), so concurrent arrivals cannot all slip past a check made before an await.
+      // totals() drops an idle, empty account: take the one in the map now.
       const entry = account(siteId);
+      if (entry.running + entry.reserved >= limits.renderConcurrency * (1 + queuePerSlot)) shed(siteId, 'render_concurrency', plan, 1);
+      entry.reserved++;
+      let verdict;
+      try {
+        verdict = await options.limiter.take('renders', siteId, limits);
+      } finally {
+        if (!verdict?.allowed) entry.reserved--;
+      }
+      if (!verdict.allowed) shed(siteId, 'renders', plan, verdict.retryAfterSeconds);
       // A released slot is handed to the first waiter as it is (running stays), so nobody can slip
       // in between the release and the waiter's wake-up.
       if (entry.running >= limits.renderConcurrency) await new Promise<void>((resolve) => entry.waiters.push(resolve));
       else entry.running++;
+      entry.reserved--;
       const started = now();
       let done = false;
       return () => {
