@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMarkdownCache, markdownCacheKey, markdownCachePath, prepareMarkdownCacheDir } from '../../astro-multi-tenant/server/sites/markdown-cache.ts';
 import { renderMarkdown, renderPipelineId } from '../../astro-multi-tenant/server/sites/markdown.ts';
+import { MarkdownRefused } from '../../astro-multi-tenant/server/sites/markdown-renderer.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -26,6 +27,44 @@ function countingRenderer() {
 }
 
 describe('Markdown cache on disk', () => {
+  it('remembers a text refused for what it is: every worker and a restarted one refuse it with one read, without rendering', async () => {
+    const refusing = { calls: 0, render: async () => { refusing.calls++; throw new MarkdownRefused('takes more than 5 ms of CPU to render', true); } };
+    const a = createMarkdownCache({ dir, maxBytes: 1 << 20, render: refusing.render, pipelineId: 'p1' });
+    for (const text of ['[a](b '.repeat(50), '>'.repeat(500)]) {
+      await expect(a.render(text)).rejects.toThrow('Markdown takes more than 5 ms of CPU to render');
+      await a.settle();
+      const b = createMarkdownCache({ dir, maxBytes: 1 << 20, render: refusing.render, pipelineId: 'p1' });
+      const before = refusing.calls;
+      const again = await b.render(text).catch((error: unknown) => error);
+      expect(again).toBeInstanceOf(MarkdownRefused);
+      expect(again).toMatchObject({ reason: 'takes more than 5 ms of CPU to render', lasting: true });
+      expect(refusing.calls).toBe(before);
+      expect(b.stats.refusals).toBe(1);
+    }
+  });
+
+  it('does not remember a passing refusal (a busy machine, a stopping server): the next request renders', async () => {
+    let calls = 0;
+    const render = async (markdown: string) => {
+      if (calls++ === 0) throw new MarkdownRefused('took longer than 10 ms to render on a busy machine', false);
+      return renderMarkdown(markdown);
+    };
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render, pipelineId: 'p1' });
+    await expect(cache.render('Busy *once*')).rejects.toBeInstanceOf(MarkdownRefused);
+    await cache.settle();
+    expect(await cache.render('Busy *once*')).toBe('<p>Busy <em>once</em></p>');
+  });
+
+  it('never mistakes a page for a refusal: rendered HTML cannot start with U+0000', async () => {
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: renderMarkdown, pipelineId: 'p1' });
+    for (const text of ['\u0000refused\nowned', '<p>\u0000refused\n</p>', '`\u0000`']) {
+      const html = await cache.render(text);
+      expect(html).not.toContain('\u0000');
+      await cache.settle();
+      expect(await cache.render(text)).toBe(html);
+    }
+  });
+
   it('renders a page once, then serves the same HTML from disk to another worker or a restarted one', async () => {
     const first = countingRenderer();
     const a = createMarkdownCache({ dir, maxBytes: 1 << 20, render: first.render, pipelineId: 'p1' });

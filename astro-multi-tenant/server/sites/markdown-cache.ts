@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MarkdownRefused } from './markdown-renderer.ts';
 
 /**
  * Rendered Markdown on disk, shared by every worker on a machine and kept across restarts.
@@ -19,11 +20,15 @@ import { fileURLToPath } from 'node:url';
  * key space. Two sites with the same text share an entry, which is safe for the same reason.
  */
 export interface MarkdownCache {
-  /** Renders through the cache: a hit reads a file, a miss renders and writes it in the background. */
+  /**
+   * Renders through the cache: a hit reads a file, a miss renders and writes it in the background.
+   * Rejects with MarkdownRefused for a text whose render was refused, now or remembered on disk.
+   */
   render(markdown: string): Promise<string>;
   /** Waits for background writes and pruning (tests, shutdown). */
   settle(): Promise<void>;
-  readonly stats: Readonly<{ hits: number; misses: number; writes: number; writeErrors: number; pruned: number }>;
+  /** `refusals`: hits that were a remembered refusal (counted in `hits` too). */
+  readonly stats: Readonly<{ hits: number; misses: number; writes: number; writeErrors: number; pruned: number; refusals: number }>;
 }
 
 export interface MarkdownCacheOptions {
@@ -45,13 +50,24 @@ export function markdownCachePath(dir: string, key: string): string {
   return join(dir, key.slice(0, 2), `${key}.html`);
 }
 
+/**
+ * A cache file starting with this holds the reason a text was refused instead of its HTML. Rendered
+ * HTML never contains U+0000: CommonMark (§2.3) and the HTML parser (parse5) both replace it with
+ * U+FFFD, so no page can look like a refusal.
+ */
+const REFUSED_MARK = '\u0000refused\n';
+
+function refusalOf(cached: string): string | undefined {
+  return cached.startsWith(REFUSED_MARK) ? cached.slice(REFUSED_MARK.length) : undefined;
+}
+
 const KEY_FILE = /^[a-f0-9]{64}\.html$/;
 const TEMP_FILE = /^[a-f0-9]{64}\.html\.\d+\.[a-f0-9]{8}\.tmp$/;
 const STALE_TEMP_MS = 10 * 60_000;
 
 export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCache {
   const { dir, maxBytes } = options;
-  const stats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, pruned: 0 };
+  const stats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, pruned: 0, refusals: 0 };
   const pending = new Set<Promise<unknown>>();
   const madeDirs = new Set<string>();
   let writable = true;
@@ -171,15 +187,31 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
     async render(markdown) {
       if (disabled) return options.render(markdown);
       const key = markdownCacheKey(options.pipelineId, markdown);
+      let cached: string | undefined;
       try {
-        const html = await readFile(markdownCachePath(dir, key), 'utf8');
-        stats.hits++;
-        return html;
+        cached = await readFile(markdownCachePath(dir, key), 'utf8');
       } catch {
         // Missing (the usual miss) or unreadable: render, as if there were no cache.
       }
+      if (cached !== undefined) {
+        stats.hits++;
+        const refusal = refusalOf(cached);
+        if (refusal !== undefined) {
+          stats.refusals++;
+          throw new MarkdownRefused(refusal, true);
+        }
+        return cached;
+      }
       stats.misses++;
-      const html = await options.render(markdown);
+      let html: string;
+      try {
+        html = await options.render(markdown);
+      } catch (error) {
+        // A text refused for what it is (markdown-renderer.ts) is refused again by every worker
+        // and after a restart at the cost of one read, never rendered again.
+        if (error instanceof MarkdownRefused && error.lasting && writable) track(write(key, REFUSED_MARK + error.reason).catch(() => stats.writeErrors++));
+        throw error;
+      }
       if (writable) {
         track(
           write(key, html).catch((error: NodeJS.ErrnoException) => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ContentError } from '../errors.ts';
 import { frontmatterSchema, toContentIssues, type Frontmatter, type LayoutName } from './schema.ts';
 import { renderMarkdown, splitFrontmatter } from './markdown.ts';
+import { renderPageBody } from './markdown-renderer.ts';
 import { fileIdentity, statsFingerprint } from './fs-fingerprint.ts';
 import { readContainedText, refusalReason } from './contained-file.ts';
 import type { ContentCache } from './content-cache.ts';
@@ -59,7 +60,9 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const result = frontmatterSchema.safeParse(doc.data);
   if (!result.success) return { kind: 'invalid', error: new ContentError('PAGE_INVALID', toContentIssues(file, result.error).map((i) => ({ ...i, field: i.field ? `frontmatter.${i.field}` : 'frontmatter' }))) };
   const frontmatter = result.data;
-  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: await render(doc.body), version: '', modifiedMs: 0 } };
+  const body = await renderPageBody(render, doc.body, file);
+  if ('error' in body) return { kind: 'invalid', error: body.error };
+  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: body.html, version: '', modifiedMs: 0 } };
 }
 
 export interface PageLoaderOptions {
