@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildSitemap, routePath, sitemapEntries } from '../../astro-multi-tenant/server/sites/sitemap.ts';
 import { buildRobots } from '../../astro-multi-tenant/server/sites/robots.ts';
-import { createPageLoader, listPageRoutes } from '../../astro-multi-tenant/server/sites/pages.ts';
-import { createContentCache } from '../../astro-multi-tenant/server/sites/content-cache.ts';
+import { listPageRoutes } from '../../astro-multi-tenant/server/sites/pages.ts';
+import { readPageFrontmatter } from '../../astro-multi-tenant/server/sites/page-frontmatter.ts';
 import { parseSiteConfig, type Site } from '../../astro-multi-tenant/server/sites/loader.ts';
 
 const ORIGIN = 'https://acme.example';
@@ -87,7 +87,6 @@ describe('buildRobots', () => {
 
 describe('sitemapEntries', () => {
   let root: string;
-  const loadPage = createPageLoader(createContentCache({ maxEntries: 100, maxBytes: 10_000_000, checkIntervalMs: 1000 }));
 
   async function put(path: string, text: string, mtime?: Date) {
     await mkdir(dirname(path), { recursive: true });
@@ -101,7 +100,7 @@ describe('sitemapEntries', () => {
     return { id: 'demo', dir: root, config: parsed.config, cssFile: undefined, cssProblem: undefined, version: json };
   }
 
-  const entries = (json = '{"name":"Demo"}') => sitemapEntries(siteWith(json), { listRoutes: (site) => listPageRoutes(site), loadPage });
+  const entries = (json = '{"name":"Demo"}') => sitemapEntries(siteWith(json), { listRoutes: (site) => listPageRoutes(site), readFrontmatter: readPageFrontmatter });
   const paths = async (json?: string) => (await entries(json)).map((e) => routePath(e.segments));
 
   beforeAll(async () => {
@@ -116,6 +115,8 @@ describe('sitemapEntries', () => {
     await put(join(pages, 'members', 'news.md'), '---\ntitle: News\naccess: members\n---\n');
     await put(join(pages, 'internal', 'notes.md'), '---\ntitle: Notes\n---\n');
     await put(join(pages, 'broken.md'), '---\ntitle: [unclosed\n---\n');
+    // 1 MiB less a little of the body that took 16.7 s to render per 180 KB: listed from its frontmatter.
+    await put(join(pages, 'trap.md'), `---\ntitle: Trap\n---\n${'[a](b '.repeat(174_000)}`);
   });
 
   afterAll(async () => {
@@ -123,11 +124,34 @@ describe('sitemapEntries', () => {
   });
 
   it('lists /guide once when both guide.md and guide/index.md exist, and leaves drafts, members pages and invalid pages out', async () => {
-    expect(await paths()).toEqual(['/guide', '/guide/install', '/', '/internal/notes']);
+    expect(await paths()).toEqual(['/guide', '/guide/install', '/', '/internal/notes', '/trap']);
+  });
+
+  it('reads frontmatter only, never rendering a body: a page whose Markdown would take minutes costs a read', async () => {
+    const started = performance.now();
+    const listed = await paths();
+    // Rendering the trap page would take 90 s or more; reading it takes milliseconds.
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(listed).toContain('/trap');
+  });
+
+  it('lists the file a route serves when two files share it (guide.md before guide/index.md), whatever order they are listed in', async () => {
+    const site = siteWith('{"name":"Demo"}');
+    const seen: string[] = [];
+    const reversed = await sitemapEntries(site, {
+      listRoutes: async (s) => (await listPageRoutes(s)).reverse(),
+      readFrontmatter: async (s, route) => {
+        seen.push(route.file);
+        return readPageFrontmatter(s, route);
+      },
+    });
+    expect(reversed.find((e) => routePath(e.segments) === '/guide')?.lastmod).toBe('2026-01-31');
+    expect(seen).toContain('guide.md');
+    expect(seen).not.toContain('guide/index.md');
   });
 
   it('leaves out paths under a robots.disallow prefix, and only those', async () => {
-    expect(await paths('{"name":"Demo","robots":{"disallow":["/internal"]}}')).toEqual(['/guide', '/guide/install', '/']);
+    expect(await paths('{"name":"Demo","robots":{"disallow":["/internal"]}}')).toEqual(['/guide', '/guide/install', '/', '/trap']);
     expect(await paths('{"name":"Demo","robots":{"disallow":["/gui"]}}')).toContain('/guide');
   });
 

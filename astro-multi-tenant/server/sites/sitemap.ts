@@ -1,5 +1,6 @@
 import type { Site } from './loader.ts';
-import type { PageLoader, PageRoute } from './pages.ts';
+import { pageCandidates, type PageRoute } from './pages.ts';
+import type { FrontmatterReader } from './page-frontmatter.ts';
 
 /** One URL of a sitemap: its path segments and, when known, when it last changed. */
 export interface SitemapEntry {
@@ -11,29 +12,42 @@ export interface SitemapEntry {
 export interface SitemapSources {
   /** Every page file of a site with its route (sites/pages.ts listPageRoutes). */
   listRoutes: (site: Site) => Promise<PageRoute[]>;
-  loadPage: PageLoader;
+  /** One page file's frontmatter (page-frontmatter.ts readPageFrontmatter): never its rendered body. */
+  readFrontmatter: FrontmatterReader;
 }
 
 /**
  * The pages a site's sitemap lists, in route order. Left out: everything when site.json says
- * `robots.index: false`; drafts; pages that do not validate; members pages (a crawler cannot read
- * them); paths under a `robots.disallow` prefix; and the second file of a route (`a.md` and
- * `a/index.md` are both pages but only one is served at /a). `lastmod` is the page's `date`
- * frontmatter, else its file's modification time: search engines use it to schedule crawls.
+ * `robots.index: false`; drafts; pages whose frontmatter does not validate; members pages (a
+ * crawler cannot read them); paths under a `robots.disallow` prefix; and the second file of a
+ * route (`a.md` and `a/index.md` are both pages but only the first is served at /a, pageCandidates).
+ * `lastmod` is the page's `date` frontmatter, else its file's modification time: search engines
+ * use it to schedule crawls.
+ *
+ * Built from frontmatter alone, never from rendered pages: a page whose body cannot be rendered
+ * (too costly, refused) is still listed, and the sitemap costs one read and one YAML parse per
+ * page however hostile a body is. Listing it is right: the sitemap says what exists, and a
+ * crawler that fetches the page gets its 503.
  */
 export async function sitemapEntries(site: Site, sources: SitemapSources): Promise<SitemapEntry[]> {
   const { robots } = site.config;
   if (!robots.index) return [];
   const disallowed = (path: string) => robots.disallow.some((prefix) => path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
-  const listed = new Set<string>();
-  const entries: SitemapEntry[] = [];
-  for (const route of await sources.listRoutes(site)) {
+  const routes = await sources.listRoutes(site);
+  const filesByPath = new Map<string, Set<string>>();
+  for (const route of routes) {
     const path = routePath(route.segments);
-    if (listed.has(path) || disallowed(path)) continue;
-    listed.add(path);
-    const state = await sources.loadPage(site, route.segments);
-    if (state?.kind !== 'page') continue;
-    const { frontmatter, modifiedMs } = state.page;
+    filesByPath.set(path, (filesByPath.get(path) ?? new Set()).add(route.file));
+  }
+  const entries: SitemapEntry[] = [];
+  for (const route of routes) {
+    const path = routePath(route.segments);
+    if (disallowed(path)) continue;
+    // Only the file the route serves: the first candidate that exists.
+    if (pageCandidates(route.segments).find((candidate) => filesByPath.get(path)!.has(candidate)) !== route.file) continue;
+    const read = await sources.readFrontmatter(site, route);
+    if (read === null) continue;
+    const { frontmatter, modifiedMs } = read;
     if (frontmatter.draft || frontmatter.access !== 'public') continue;
     entries.push({ segments: route.segments, lastmod: frontmatter.date ?? (modifiedMs > 0 ? new Date(modifiedMs).toISOString() : undefined) });
   }
