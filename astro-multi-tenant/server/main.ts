@@ -43,6 +43,7 @@ import { createRenderCache } from './render/render-cache.ts';
 import { loadPlansSource } from './plans/plans-file.ts';
 import { createFairness } from './plans/fairness.ts';
 import { withFairness } from './plans/usage.ts';
+import { createContentLimitChecks } from './plans/content-limits.ts';
 
 /** How many site.json files the status page validates from disk per view. */
 const STATUS_CHECK_LIMIT = 2000;
@@ -141,6 +142,8 @@ async function main() {
       shared ? logger.info('site limits are shared through Redis again') : logger.warn({ err: error }, 'Redis unreachable: site limits are counted per process until it is back'),
   });
   metrics.watchFairness(fairness);
+  // Size and count limits on the status page, like validation errors (plans/content-limits.ts).
+  const contentLimitChecks = createContentLimitChecks({ siteDir: (id) => siteSource.siteDir(id), planFor: (id) => fairness.plans().planFor(id) });
 
   const renderer = timedRenderer(await loadAstroRenderer(config.astroEntry), (kind, seconds) => metrics.observeRender(kind, seconds));
   const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
@@ -171,7 +174,7 @@ async function main() {
       ownStatus,
       platformDomain: config.platformDomain,
       known: () => registry.sites,
-      check: (ids) => checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT),
+      check: async (ids) => contentLimitChecks(await checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT)),
       timeoutMs: PEER_TIMEOUT_MS,
     }), (id) => fairness.plans().planFor(id)),
   });

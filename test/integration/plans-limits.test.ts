@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copySites, get, removeDir, startServer, waitFor, type Response, type RunningServer } from '../helpers/server.ts';
+import { spawnSync } from 'node:child_process';
+import { ROOT, copySites, get, removeDir, startServer, waitFor, type Response, type RunningServer } from '../helpers/server.ts';
 import { startRedis, type RunningRedis } from '../helpers/redis.ts';
 import { startAll } from '../helpers/processes.ts';
 
@@ -10,13 +11,14 @@ const SESSION_KEYS = 'k1:plans-limits-signing-secret-0123456789abcdef';
 /**
  * The operator's plans for this test: acme on 5 req/s with a burst of 10 (a 2 s window); blog and
  * bakery on 1 req/s with a burst of 10 (a 10 s window, so every count below lands in one window);
- * heavy renders 2 pages per second, one at a time; docs is not listed: the generous default.
+ * heavy renders 2 pages per second, one at a time, and may have 10 pages (it has 21); docs is not
+ * listed: the generous default.
  */
 const PLANS = {
   plans: {
     small: { requestsPerSecond: 5, burst: 10 },
     tiny: { requestsPerSecond: 1, burst: 10 },
-    renders: { rendersPerSecond: 2, renderConcurrency: 1 },
+    renders: { rendersPerSecond: 2, renderConcurrency: 1, maxPages: 10 },
   },
   sites: { acme: 'small', blog: 'tiny', bakery: 'tiny', heavy: 'renders' },
 };
@@ -122,6 +124,25 @@ describe('per-site plans with limits shared through a real Redis by two server p
     const metrics = (await get(one.port, '127.0.0.1', '/_platform/metrics')).body;
     expect(metrics).toMatch(/amt_throttled_requests_total\{site="acme",reason="requests",plan="small"\} [1-9]/);
     expect(metrics).toMatch(/amt_throttled_requests_total\{site="heavy",reason="renders",plan="renders"\} [1-9]/);
+    // A folder over its plan's page count is reported like a validation error.
+    const heavy = status.sites.find((s: { id: string }) => s.id === 'heavy');
+    expect(heavy.health).toBe('invalid');
+    expect(heavy.issues).toContainEqual({ file: 'sites/heavy/pages', field: 'plan.maxPages', reason: '21 pages, over the limit of 10 (plan "renders")' });
+    const html = (await get(one.port, '127.0.0.1', '/_platform/status')).body;
+    expect(html).toContain('<h2>Plans and limits</h2>');
+    expect(html).toMatch(/<tr><td>acme<\/td><td>small<\/td>.*requests \d+/);
+  });
+
+  it('prints a site\'s plan, its folder against the plan and its live usage with `npm run sites -- usage <id>`', async () => {
+    const run = spawnSync(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), 'usage', 'heavy'], {
+      env: { ...process.env, SITES_DIR: sitesDir, PLANS_FILE: plansFile, PORT: String(one.port) },
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('site heavy: plan "renders"');
+    expect(run.stdout).toContain('21 / 10 pages');
+    expect(run.stdout).toContain('OVER      sites/heavy/pages: plan.maxPages: 21 pages, over the limit of 10 (plan "renders")');
+    expect(run.stdout).toMatch(/throttled \d+ \(renders \d+\) in the last 60 s, 1 worker\(s\)/);
   });
 
   it('applies an edited PLANS_FILE within CONTENT_CHECK_MS, and keeps the plans in force when an edit does not validate', async () => {

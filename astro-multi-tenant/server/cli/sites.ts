@@ -8,10 +8,15 @@ import { checkSites, formatReport, readHostOwners } from '../sites/check.ts';
 import { createFolderSiteSource } from '../sites/site-source.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { normalizeHost } from '../tenant/normalize-host.ts';
+import { loadPlansSource } from '../plans/plans-file.ts';
+import { contentLimitIssues, measureContent } from '../plans/content-limits.ts';
+import { formatUsageReport, runningWorkers } from '../plans/usage-report.ts';
 
 const USAGE = `usage: npm run sites -- <command>
 
-  check                 validate every site folder; exits 1 if any has errors
+  check                 validate every site folder (and its plan's size and count limits); exits 1 if any has errors
+  usage <id>            the site's plan (PLANS_FILE), its folder against the plan's size limits, and
+                        its live usage and throttles from the server running on this machine
   list                  list sites with their domains and aliases
   new <id> [--domain d] scaffold sites/<id>/ (site.json, pages/index.md, public/)
   add-member <id> <email> [--name "Full Name"]
@@ -47,10 +52,28 @@ async function main(): Promise<number> {
     case 'check': {
       // Conflicts are decided as the server decides them: by who already serves the host.
       const reports = await checkSites(source, { owners: await readHostOwners(config.stateDir, config.sitesDir) });
+      // The operator's plans: a folder over its plan's size or count limits is an error like any other.
+      const plans = (await loadPlansSource({ file: config.plansFile, checkIntervalMs: 0 })).current();
+      for (const r of reports) {
+        if (!r.config) continue;
+        const plan = plans.planFor(r.id);
+        r.issues.push(...contentLimitIssues(r.id, await measureContent(source.siteDir(r.id), plan.limits.maxPageBytes), plan));
+      }
       console.log(formatReport(reports));
       const failed = reports.filter((r) => r.issues.length > 0).length;
       console.log(`\n${reports.length} site(s) checked, ${failed} with errors`);
       return failed ? 1 : 0;
+    }
+    case 'usage': {
+      const id = args[0];
+      if (!id || !isValidSiteId(id) || (await source.siteProblem(id)) !== undefined) {
+        console.error(`sites usage: "${id ?? ''}" is not a site in ${config.sitesDir}`);
+        return 2;
+      }
+      const plan = (await loadPlansSource({ file: config.plansFile, checkIntervalMs: 0 })).current().planFor(id);
+      const content = await measureContent(source.siteDir(id), plan.limits.maxPageBytes);
+      console.log(formatUsageReport(id, plan, content, await runningWorkers(config.peerDir, config.port)));
+      return 0;
     }
     case 'list': {
       const reports = await checkSites(source);

@@ -1,6 +1,9 @@
 import { domainToUnicode } from 'node:url';
 import { formatIssue } from '../errors.ts';
 import type { StatusModel } from './status.ts';
+import { renderFairnessSection } from '../plans/usage-page.ts';
+
+const renderFairness = (model: NonNullable<StatusModel['fairness']>) => renderFairnessSection(model, escape);
 
 const escape = (value: string) =>
   value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -119,6 +122,7 @@ ${unreachable}
 <tbody>
 ${workerRows}
 </tbody></table>
+${model.fairness ? renderFairness(model.fairness) : ''}
 <h2>Sites</h2>
 <form method="get"><input name="q" value="${escape(filter)}" placeholder="filter by id or domain"> <button>Filter</button></form>
 <table><thead><tr><th>Site</th><th>Domains (aliases →)</th><th>Config</th><th>Memory</th><th class="num">Rate (1 min)</th><th class="num">5xx (5 min)</th><th class="num">Requests (5 min)</th></tr></thead>
