@@ -141,7 +141,8 @@ async function main() {
     onStoreChange: (shared, error) =>
       shared ? logger.info('site limits are shared through Redis again') : logger.warn({ err: error }, 'Redis unreachable: site limits are counted per process until it is back'),
   });
-  metrics.watchFairness(fairness);
+  // Only with Redis: the gauge says whether limits are shared now (alerts.yml AmtRedisUnreachable).
+  if (redisClient) metrics.watchFairness(fairness);
   // Size and count limits on the status page, like validation errors (plans/content-limits.ts).
   const contentLimitChecks = createContentLimitChecks({ siteDir: (id) => siteSource.siteDir(id), planFor: (id) => fairness.plans().planFor(id) });
 
