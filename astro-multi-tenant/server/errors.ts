@@ -25,6 +25,8 @@ export const ERRORS = {
   /** RFC 9112 §3.2: a request with more than one Host field line is invalid. */
   HOST_DUPLICATE: { status: 400, answer: text },
   PATH_MALFORMED: { status: 400, answer: text },
+  /** RFC 9110 §15.5.15: longer than we route (2048 characters). */
+  PATH_TOO_LONG: { status: 414, answer: text },
   /** A path we refuse to map to a file (`..`, dot-segments, encoded slashes): it names nothing here. */
   PATH_FORBIDDEN: { status: 404, answer: { kind: 'page', title: 'Not found', message: 'There is nothing at this address.' } },
   BODY_MALFORMED: { status: 400, answer: text },

@@ -26,6 +26,7 @@ import { createAdminAccess } from './ops/admin-access.ts';
 import { createDrain } from './ops/drain.ts';
 import { workerStatus, type WorkerStatus } from './ops/status.ts';
 import { createShutdown } from './ops/shutdown.ts';
+import { createClientErrors } from './http/client-errors.ts';
 import { buildIdentity } from './ops/build-identity.ts';
 import { readBaseCssFile } from './css/base-stylesheet.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
@@ -165,9 +166,10 @@ async function main() {
       ...(redisClient ? [{ name: 'redis', run: () => store.ping(), critical: config.readyRequiresRedis }] : []),
     ],
   });
+  const admin = createAdminAccess({ allow: config.adminAllow, token: config.adminToken, proxies: config.trustedProxies });
   const platformRoutes = createPlatformRoutes({
     health,
-    admin: createAdminAccess({ allow: config.adminAllow, token: config.adminToken, proxies: config.trustedProxies }),
+    admin,
     isDraining: () => drain.draining,
     metrics: createClusterMetrics({ peerDir: () => peerDir, ownMetrics: () => metrics.toJson(), timeoutMs: PEER_TIMEOUT_MS }),
     status: withFairness(createClusterStatus({
@@ -199,6 +201,7 @@ async function main() {
     platformDomain: config.platformDomain,
     // Embedded mode serves one operator's own sites: its platform home page may list them.
     listSites: redisClient ? undefined : () => registry.siteIds,
+    isAdmin: (req) => admin(req.headers, req.socket.remoteAddress).ok,
     loadPage: createPageLoader(cache, { renderMarkdown: markdownCache?.render }),
     renderer,
     trustedProxies: config.trustedProxies,
@@ -215,14 +218,13 @@ async function main() {
     buildId: await buildIdentity(config.astroEntry, baseCssFile),
     fairness,
   });
+  const clientErrors = createClientErrors();
   server.on('request', (req, res) => {
     drain.track(req, res);
+    clientErrors.track(req, res);
     void app(req, res);
   });
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
+  server.on('clientError', clientErrors.onClientError);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

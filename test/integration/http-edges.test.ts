@@ -314,6 +314,114 @@ describe('favicon', () => {
   });
 });
 
+describe('the bare platform domain', () => {
+  it.each(['/nothing', '/about', '/sitemap.xml', '/.well-known/acme-challenge/x', '/index'])('answers %s with the platform 404, not a soft 200', async (path) => {
+    const res = await get(server.port, 'localhost', path);
+    expect(res.status).toBe(404);
+    expect(res.body).not.toContain('data-platform-sites');
+  });
+
+  it('answers its robots.txt (disallow everything) and its favicon, never the home page', async () => {
+    const robots = await get(server.port, 'localhost', '/robots.txt');
+    expect(robots.status).toBe(200);
+    expect(robots.headers['content-type']).toMatch(/^text\/plain/);
+    expect(robots.body).toBe('User-agent: *\nDisallow: /\n');
+    const icon = await get(server.port, 'localhost', '/favicon.ico');
+    expect(icon.headers['content-type']).toBe('image/x-icon');
+  });
+
+  it('lists the local sites only to operators (ADMIN_ALLOW), never to other visitors', async () => {
+    const other = await startServer(sitesDir, { ADMIN_ALLOW: '192.0.2.0/24' });
+    try {
+      const res = await get(other.port, 'localhost', '/');
+      expect(res.status).toBe(200);
+      expect(res.body).not.toContain('data-platform-sites');
+      for (const id of ['acme', 'bakery', 'blog', 'docs', 'broken']) expect(res.body).not.toContain(`${id}.localhost`);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe('methods', () => {
+  it.each([
+    ['POST', '/_platform/healthz'],
+    ['TRACE', '/_platform/healthz'],
+    ['POST', '/_platform/readyz'],
+    ['PUT', '/_platform/favicon.ico'],
+    ['DELETE', '/_platform/css/_base/site.0123456789abcdef.css'],
+    ['PATCH', '/'],
+    ['OPTIONS', '/about'],
+  ])('refuses %s %s with 405 and Allow: GET, HEAD before anything answers', async (method, path) => {
+    const res = await raw(server.port, `${method} ${path} HTTP/1.1\r\nHost: acme.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+});
+
+describe('the CSS folder', () => {
+  it.each([
+    ['acme.example', '/_platform/css/_base/manifest.json'],
+    ['nobody.example', '/_platform/css/_base/manifest.json'],
+    ['acme.example', '/_platform/css/acme/manifest.json'],
+    ['acme.example', '/_platform/css/acme/site.css'],
+  ])('never serves anything but a hashed stylesheet: %s %s', async (host, path) => {
+    const res = await get(server.port, host, path);
+    expect(res.status).toBe(404);
+    expect(res.body).not.toContain('builtAt');
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+});
+
+describe('request-line and header errors', () => {
+  it('answers a target longer than we route with 414', async () => {
+    const res = await raw(server.port, `GET /${'a'.repeat(2100)} HTTP/1.1\r\nHost: acme.example\r\nConnection: close\r\n\r\n`);
+    expect(res.statusLine).toBe('HTTP/1.1 414 URI Too Long');
+  });
+
+  it.each(['*', 'ftp://docs.example/', 'about'])('answers the request target %s with 400', async (target) => {
+    const res = await raw(server.port, `GET ${target} HTTP/1.1\r\nHost: acme.example\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(400);
+  });
+
+  it('answers a Host with an empty port (acme.example:) as acme.example', async () => {
+    const res = await raw(server.port, 'GET / HTTP/1.1\r\nHost: acme.example:\r\nConnection: close\r\n\r\n');
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('data-site="acme"');
+  });
+
+  it('redirects /robots.txt/ and /sitemap.xml/ to their names, like any trailing slash', async () => {
+    for (const name of ['robots.txt', 'sitemap.xml']) {
+      const res = await get(server.port, 'acme.example', `/${name}/`);
+      expect(res.status).toBe(301);
+      expect(res.headers.location).toBe(`/${name}`);
+    }
+  });
+
+  it('answers oversized request headers with 431', async () => {
+    const res = await raw(server.port, `GET / HTTP/1.1\r\nHost: acme.example\r\nX-Big: ${'a'.repeat(20_000)}\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(431);
+  });
+
+  it('answers a valid request in full when the next one on the connection is malformed', async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(server.port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (c) => chunks.push(c));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      socket.write('GET /about HTTP/1.1\r\nHost: acme.example\r\n\r\nGET / HTTP/1.1\r\nHost: acme.example\r\nBad Header\r\n\r\n');
+      setTimeout(() => socket.destroy(), 5000);
+    });
+    expect(text.startsWith('HTTP/1.1 200 OK')).toBe(true);
+    const length = Number(/content-length: (\d+)/i.exec(text)?.[1]);
+    const bodyStart = text.indexOf('\r\n\r\n') + 4;
+    expect(Buffer.byteLength(text.slice(bodyStart, bodyStart + length), 'latin1')).toBe(length);
+    expect(text.slice(bodyStart, bodyStart + length)).toContain('About Acme');
+    expect(text.slice(bodyStart, bodyStart + length)).not.toContain('HTTP/1.1 400');
+  });
+});
+
 describe('the bare platform domain with a shared store (Redis)', () => {
   it('answers a neutral page that names no tenant', async () => {
     const redis = await redisForTests();

@@ -104,7 +104,6 @@ describe('normalizeHost: rejects anything that is not a plausible host', () => {
     ['zero', 'acme.example:0'],
     ['too large', 'acme.example:65536'],
     ['non-numeric', 'acme.example:http'],
-    ['empty', 'acme.example:'],
     ['longer than five digits', 'acme.example:000080'],
     ['negative', 'acme.example:-1'],
   ])('rejects a %s port', (_what, raw) => {
@@ -112,6 +111,10 @@ describe('normalizeHost: rejects anything that is not a plausible host', () => {
     expect(error.code).toBe('HOST_MALFORMED');
     expect(error.input).toBe(raw);
     expect(error.message).toMatch(/port/);
+  });
+
+  it.each(['acme.example:', '[::1]:', 'ACME.example.:'])('reads an empty port (%s) as no port, as RFC 3986 §3.2.3 allows', (raw) => {
+    expect(normalizeHost(raw).port).toBeUndefined();
   });
 
   it('rejects two port separators', () => {

@@ -91,26 +91,33 @@ describe('parseRequestTarget: paths that could leave the site folder', () => {
     expect(error.input).toBe(url);
   });
 
-  it.each([
-    ['scheme-relative', '//evil.example/x'],
-    ['absolute-form', 'http://evil.example/x'],
-    ['asterisk-form', '*'],
-    ['empty', ''],
-    ['relative', 'about'],
-  ])('refuses a %s request target as not origin-relative', (_what, url) => {
-    const error = refusal(url);
+  it('refuses a scheme-relative target (//host/…) as not origin-relative (a 404: it names nothing here)', () => {
+    const error = refusal('//evil.example/x');
     expect(error.code).toBe('PATH_FORBIDDEN');
     expect(error.message).toMatch(/origin-relative/);
+  });
+
+  it.each([
+    ['absolute-form left as it is', 'http://evil.example/x'],
+    ['asterisk-form', '*'],
+    ['another scheme', 'ftp://docs.example/'],
+    ['empty', ''],
+    ['relative', 'about'],
+  ])('refuses a %s request target as malformed (a 400)', (_what, url) => {
+    const error = refusal(url);
+    expect(error.code).toBe('PATH_MALFORMED');
+    expect(error.message).toMatch(/starting with \//);
   });
 
   it.each(['/%', '/%zz', '/%E0%A4%A', '/%C3'])('reports broken percent-encoding %j as PATH_MALFORMED (a 400)', (url) => {
     expect(refusal(url).code).toBe('PATH_MALFORMED');
   });
 
-  it('refuses a path longer than 2048 characters as PATH_MALFORMED, quoting only its start', () => {
+  it('refuses a target longer than 2048 characters as PATH_TOO_LONG (a 414), quoting only its start', () => {
     const url = '/' + 'a'.repeat(2100);
     const error = refusal(url);
-    expect(error.code).toBe('PATH_MALFORMED');
+    expect(error.code).toBe('PATH_TOO_LONG');
+    expect(error.status).toBe(414);
     expect(error.input).toHaveLength(100);
   });
 

@@ -28,10 +28,11 @@ const MAX_SEGMENTS = 32;
  */
 export function parseRequestTarget(url: string | undefined): RequestTarget {
   const target = url ?? '/';
-  if (target.length > MAX_PATH_LENGTH) throw new PlatformError('PATH_MALFORMED', 'Request path is too long', target.slice(0, 100));
-  if (!target.startsWith('/') || target.startsWith('//')) {
-    throw new PlatformError('PATH_FORBIDDEN', 'Request path must be origin-relative', target);
-  }
+  if (target.length > MAX_PATH_LENGTH) throw new PlatformError('PATH_TOO_LONG', `Request target is longer than ${MAX_PATH_LENGTH} characters`, target.slice(0, 100));
+  // Absolute form was rewritten to origin form before this (pipeline/stages/message-checks.ts);
+  // `*`, authority form and other schemes are not targets a site can answer (RFC 9112 §3.2).
+  if (!target.startsWith('/')) throw new PlatformError('PATH_MALFORMED', 'Request target must be a path starting with /', target.slice(0, 200));
+  if (target.startsWith('//')) throw new PlatformError('PATH_FORBIDDEN', 'Request path must be origin-relative', target);
   const queryAt = target.indexOf('?');
   const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
   const search = queryAt === -1 ? '' : target.slice(queryAt);

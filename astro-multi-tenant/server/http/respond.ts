@@ -98,14 +98,29 @@ export interface PlatformPages {
   readonly stylesheets: readonly string[];
 }
 
+/** Distinct platform pages kept rendered (there are a handful; the bound is a guard). */
+const PLATFORM_PAGE_CACHE_LIMIT = 32;
+
 export function createPlatformPages(deps: { renderer: Renderer; baseStylesheets: readonly string[] }): PlatformPages {
   const stylesheets = [...deps.baseStylesheets];
+  const rendered = new Map<string, Buffer>();
   return {
     stylesheets,
     async error(req, res, page, headers = {}) {
+      // The same few pages for every host (they carry no tenant data): each is rendered once per
+      // process and then sent from memory, so a flood of unknown hosts costs no render at all.
+      const key = `${page.status}\0${page.title}\0${page.message}`;
+      const known = rendered.get(key);
+      if (known) {
+        sendText(res, page.status, known, { type: 'text/html; charset=utf-8', headers: { 'Cache-Control': 'no-store', ...headers } });
+        return;
+      }
       res.setHeader('Cache-Control', 'no-store');
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-      await deps.renderer.render(req, res, { kind: 'platform-error', status: page.status, title: page.title, message: page.message, stylesheets });
+      const view = { kind: 'platform-error', status: page.status, title: page.title, message: page.message, stylesheets } as const;
+      if (!deps.renderer.renderCaptured || req.method === 'HEAD') return deps.renderer.render(req, res, view);
+      const body = await deps.renderer.renderCaptured(req, res, view);
+      if (res.statusCode === page.status && body.length > 0 && rendered.size < PLATFORM_PAGE_CACHE_LIMIT) rendered.set(key, body);
     },
     async home(req, res, platformDomain, sites, moreSites) {
       res.setHeader('Cache-Control', 'no-store');

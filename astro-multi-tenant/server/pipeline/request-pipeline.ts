@@ -21,6 +21,7 @@ import { platformRoutesStage, type PlatformRoutes } from './stages/platform-rout
 import { platformAssetsStage } from './stages/platform-assets.ts';
 import { methodPolicyStage } from './stages/method-policy.ts';
 import { hostStage } from './stages/host.ts';
+import { platformHomeStage } from './stages/platform-home.ts';
 import { tenantStage } from './stages/tenant.ts';
 import { sessionEndpointsStage } from './stages/session-endpoints.ts';
 import { cssStage } from './stages/css.ts';
@@ -44,6 +45,8 @@ export interface PipelineDeps {
   platformDomain: string;
   /** Site ids for the platform home page in embedded mode; undefined lists none. */
   listSites?: () => readonly string[];
+  /** Whether a request comes from an operator (ADMIN_ALLOW or the admin token); default: never. */
+  isAdmin?: (req: IncomingMessage) => boolean;
   cssDir: string;
   /** File name of the shared base stylesheet under cssDir/_base, if built. */
   baseCssFile: string | undefined;
@@ -92,8 +95,8 @@ export function createRequestPipeline(deps: PipelineDeps) {
     cssStage({ cssDir: deps.cssDir, pages }),
     platformPathsStage({ pages }),
     wellKnownStage(notFound),
-    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), loadPage: deps.loadPage, edgeCacheSeconds }),
     trailingSlashStage({ edgeCacheSeconds }),
+    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), loadPage: deps.loadPage, edgeCacheSeconds }),
     staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies }),
     pageStage({
       loadPage: deps.loadPage,
@@ -106,15 +109,15 @@ export function createRequestPipeline(deps: PipelineDeps) {
 
   const handle = sequence<Exchange>([
     messageChecksStage(),
+    methodPolicyStage(),
     platformRoutesStage(deps.platformRoutes),
     platformAssetsStage({ cssDir: deps.cssDir, staticMaxAgeSeconds }),
-    methodPolicyStage(),
     refine(
       hostStage({ trustedProxies: deps.trustedProxies }),
-      refine<HostedRequest, SiteRequest>(
-        tenantStage({ resolveTenant: deps.resolveTenant, platformDomain: deps.platformDomain, pages, listSites: deps.listSites, sessions: deps.sessions, edgeCacheSeconds }),
-        siteStages,
-      ),
+      sequence<HostedRequest>([
+        platformHomeStage({ platformDomain: deps.platformDomain, pages, listSites: deps.listSites, isAdmin: deps.isAdmin ?? (() => false), staticMaxAgeSeconds }),
+        refine<HostedRequest, SiteRequest>(tenantStage({ resolveTenant: deps.resolveTenant, pages, sessions: deps.sessions, edgeCacheSeconds }), siteStages),
+      ]),
     ),
   ]);
 

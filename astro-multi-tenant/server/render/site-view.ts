@@ -4,6 +4,9 @@ import type { SiteView } from './view.ts';
 
 export const CSS_PREFIX = '/_platform/css/';
 
+/** The only files served from the CSS folder: what css/build-css.ts writes (16 hex digits of sha256). */
+export const HASHED_STYLESHEET = /^site\.[0-9a-f]{16}\.css$/;
+
 /** What the Astro side gets to know about a site (render/view.ts); `origin` is scheme://primary-host. */
 export function siteView(site: Site, origin: string): SiteView {
   const c = site.config;

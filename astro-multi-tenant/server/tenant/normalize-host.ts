@@ -66,7 +66,8 @@ function parseHost(raw: string | undefined): NormalizedHost {
     }
   }
 
-  const port = portPart === undefined ? undefined : parsePort(portPart, raw);
+  // RFC 3986 §3.2.3: the port may be empty (`host:`), which means the scheme's default.
+  const port = portPart === undefined || portPart === '' ? undefined : parsePort(portPart, raw);
 
   if (hostPart.startsWith('[')) {
     const literal = hostPart.slice(1, -1).toLowerCase();

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Exchange, Stage } from '../context.ts';
 import { serveStaticFile } from '../../http/static-file.ts';
-import { isSafeSegment } from '../../http/request-path.ts';
+import { HASHED_STYLESHEET } from '../../render/site-view.ts';
 import { sendText } from '../../http/respond.ts';
 import { DEFAULT_FAVICON, DEFAULT_FAVICON_TYPE } from '../../http/default-favicon.ts';
 
@@ -18,7 +18,7 @@ export function platformAssetsStage(deps: { cssDir: string; staticMaxAgeSeconds:
     const url = req.url ?? '/';
     if (url.startsWith(BASE_CSS_PREFIX)) {
       const file = url.slice(BASE_CSS_PREFIX.length).split('?', 1)[0]!;
-      if (isSafeSegment(file) && (await serveStaticFile(req, res, join(deps.cssDir, '_base'), [file], { maxAgeSeconds: 0, immutable: true }))) return 'css';
+      if (HASHED_STYLESHEET.test(file) && (await serveStaticFile(req, res, join(deps.cssDir, '_base'), [file], { maxAgeSeconds: 0, immutable: true }))) return 'css';
       return undefined; // the tenant stages answer 404 in the site's own look, or the platform's
     }
     if (url === PLATFORM_FAVICON || url.startsWith(`${PLATFORM_FAVICON}?`)) {

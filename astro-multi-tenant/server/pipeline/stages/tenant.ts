@@ -4,28 +4,17 @@ import type { Sessions, Viewer } from '../../session/sessions.ts';
 import type { TenantResolution } from '../../tenant/tenant-resolver.ts';
 import { formatAuthority } from '../../tenant/normalize-host.ts';
 import { PLATFORM_PAGES, redirect, type PlatformPages } from '../../http/respond.ts';
-import type { PlatformHomeSite } from '../../render/view.ts';
 
 export interface TenantStageDeps {
   /** Host → the tenant serving it now (tenant/tenant-resolver.ts). */
   resolveTenant: (hostname: string) => Promise<TenantResolution>;
-  platformDomain: string;
   pages: PlatformPages;
-  /**
-   * Site ids the platform home page may list; undefined lists none. Only embedded mode lists them:
-   * on a shared deployment the bare platform domain must not be a directory of tenants.
-   */
-  listSites: (() => readonly string[]) | undefined;
   sessions: Sessions | undefined;
   edgeCacheSeconds: number;
 }
 
-/** How many sites the platform home page names before "and N more". */
-const HOME_LIST_LIMIT = 200;
-
 /**
- * Finds the tenant for the normalised host. Unknown hosts get the platform's 404 (the bare
- * PLATFORM_DOMAIN its home page), aliases a 301 to the site's primary domain, a site whose
+ * Finds the tenant for the normalised host. Unknown hosts get the platform's 404, aliases a 301 to the site's primary domain, a site whose
  * site.json is invalid a 503 (thrown: errors.ts maps it); a valid site continues with a context
  * whose `site` is always set.
  */
@@ -34,12 +23,6 @@ export function tenantStage(deps: TenantStageDeps): Refinement<HostedRequest, Si
     const { req, res, host, target } = ctx;
     const tenant = await deps.resolveTenant(host.hostname);
     if (tenant.kind === 'unknown') {
-      if (host.hostname === deps.platformDomain) {
-        const ids = deps.listSites?.();
-        const sites: PlatformHomeSite[] | undefined = ids?.slice(0, HOME_LIST_LIMIT).map((id) => ({ id, url: `${ctx.proto}://${formatAuthority(`${id}.${deps.platformDomain}`, host.port)}/` }));
-        await deps.pages.home(req, res, deps.platformDomain, sites, Math.max(0, (ids?.length ?? 0) - HOME_LIST_LIMIT));
-        return 'platform';
-      }
       await deps.pages.error(req, res, PLATFORM_PAGES.unknownHost);
       return 'unknown_host';
     }
