@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { copySites, get, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
+import { checkSite } from '../../astro-multi-tenant/server/sites/check.ts';
+import { closeMarkdownRenderer } from '../../astro-multi-tenant/server/sites/markdown.ts';
+
+/**
+ * A site owner's Markdown cannot stall a worker (docs/security.md). The trap pages are shapes the
+ * Markdown pipeline is slow or recursive on: 180 KB of `[a](b ` took 16.7 s on the event loop, with
+ * /_platform/healthz waiting behind it, and every request paid it again. Now the render runs on a
+ * render thread within its CPU budget, the page answers 503, the refusal is remembered, and
+ * nothing else waits.
+ */
+const HOST = 'acme.example';
+const TRAPS: Record<string, string> = {
+  'unclosed-links': '[a](b '.repeat(30_000),
+  'closing-brackets': 'a]'.repeat(20_000),
+  'nested-quotes': '>'.repeat(40_000) + ' a',
+};
+
+/** GET by Host without the shared helper's 10 s timeout: a refusal takes its whole CPU budget, and a loaded machine stretches that. */
+function slowGet(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.setTimeout(150_000, () => req.destroy(new Error(`timeout: ${host}${path}`)));
+    req.end();
+  });
+}
+
+let server: RunningServer;
+let sitesDir: string;
+let cacheDir: string;
+
+beforeAll(async () => {
+  sitesDir = await copySites();
+  cacheDir = await mkdtemp(join(tmpdir(), 'amt-md-bounds-'));
+  for (const [name, body] of Object.entries(TRAPS)) await writeFile(join(sitesDir, 'acme', 'pages', `${name}.md`), `---\ntitle: ${name}\n---\n${body}`);
+  server = await startServer(sitesDir, { MARKDOWN_CACHE_DIR: cacheDir });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await closeMarkdownRenderer();
+  await removeDir(sitesDir);
+  await rm(cacheDir, { recursive: true, force: true });
+});
+
+/** Requests `path` while asking healthz every 20 ms; each healthz answer's status and latency. */
+async function whileHealthzPolls(path: string) {
+  const health: Array<{ status: number; ms: number }> = [];
+  let done = false;
+  const poller = (async () => {
+    while (!done) {
+      const started = performance.now();
+      const res = await get(server.port, HOST, '/_platform/healthz');
+      health.push({ status: res.status, ms: performance.now() - started });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  const started = performance.now();
+  const page = await slowGet(server.port, HOST, path);
+  const pageMs = performance.now() - started;
+  done = true;
+  await poller;
+  return { page, pageMs, health };
+}
+
+describe('a page whose Markdown is hostile', { timeout: 300_000 }, () => {
+  for (const name of Object.keys(TRAPS)) {
+    it(`${name}: answers 503 after at most its CPU budget, while healthz keeps answering`, async () => {
+      const { page, pageMs, health } = await whileHealthzPolls(`/${name}`);
+      expect(page.status).toBe(503);
+      expect(page.body).toContain('Page unavailable');
+      expect(page.body).not.toContain(`${name}.md`);
+      expect(health.length).toBeGreaterThan(0);
+      expect(health.every((h) => h.status === 200)).toBe(true);
+      // Had the render run on the event loop, healthz would have waited for all of it.
+      const slowest = Math.max(...health.map((h) => h.ms));
+      expect(slowest).toBeLessThan(Math.max(500, pageMs / 2));
+      expect(server.logs.join('\n')).toContain(`sites/acme/pages/${name}.md`);
+    });
+  }
+
+  it('is refused at once the next time: the refusal is remembered, nothing renders again', async () => {
+    for (const name of Object.keys(TRAPS)) {
+      const { page, pageMs } = await whileHealthzPolls(`/${name}`);
+      expect(page.status).toBe(503);
+      // Each first answer took its CPU budget (seconds); a remembered refusal is a cache lookup.
+      expect(pageMs).toBeLessThan(1_000);
+    }
+  });
+
+  it('leaves other pages of the same site served', async () => {
+    const res = await get(server.port, HOST, '/about');
+    expect(res.status).toBe(200);
+  });
+
+  it('is listed in the sitemap, which is built from frontmatter and renders nothing', async () => {
+    const res = await get(server.port, HOST, '/sitemap.xml');
+    expect(res.status).toBe(200);
+    for (const name of Object.keys(TRAPS)) expect(res.body).toContain(`/${name}</loc>`);
+  });
+
+  it('is reported by sites check, naming the file, the body and why', async () => {
+    const report = await checkSite(sitesDir, 'acme');
+    for (const name of Object.keys(TRAPS)) {
+      expect(report.issues).toContainEqual({
+        file: `sites/acme/pages/${name}.md`,
+        field: 'body',
+        reason: expect.stringMatching(/^the Markdown (takes more than \d+ ms of CPU to render|is nested too deeply)/),
+      });
+    }
+  });
+});
