@@ -20,9 +20,9 @@ export function startRetryingLoad(options: { port: number; host: string; path?: 
   const result: RetryingLoadResult = { ok2xx: 0, non2xx: 0, failed: 0, retried: 0, errorMessages: [] };
   let running = true;
 
-  const once = () =>
+  const once = (fresh = false) =>
     new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: options.port, path: options.path ?? '/', headers: { host: options.host }, agent }, (res) => {
+      const req = request({ host: '127.0.0.1', port: options.port, path: options.path ?? '/', headers: { host: options.host }, agent: fresh ? false : agent }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
         res.on('error', reject);
@@ -46,7 +46,7 @@ export function startRetryingLoad(options: { port: number; host: string; path?: 
         }
         result.retried++;
         try {
-          status = await once();
+          status = await once(true);
         } catch (retryError) {
           result.failed++;
           result.errorMessages.push(`retry: ${(retryError as Error).message}`);
