@@ -5,6 +5,8 @@ import { hashPassword } from '../session/passwords.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { checkSites, formatReport, readHostOwners } from '../sites/check.ts';
+import { formatIssue } from '../errors.ts';
+import { terminalSafe } from './terminal-text.ts';
 import { createFolderSiteSource } from '../sites/site-source.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { normalizeHost } from '../tenant/normalize-host.ts';
@@ -77,10 +79,11 @@ async function main(): Promise<number> {
     }
     case 'list': {
       const reports = await checkSites(source);
+      // Ids, names and hosts come from site folders: printed through terminalSafe, like the check.
       for (const r of reports) {
         const hosts = r.config ? [...r.config.domains, `${r.id}.${config.platformDomain}`].join(', ') : '(invalid site.json)';
         const aliases = r.config?.aliases.length ? `  aliases: ${r.config.aliases.join(', ')}` : '';
-        console.log(`${r.id.padEnd(24)} ${r.config?.name ?? ''}\n${' '.repeat(25)}${hosts}${aliases}`);
+        console.log(`${terminalSafe(r.id).padEnd(24)} ${terminalSafe(r.config?.name ?? '')}\n${' '.repeat(25)}${terminalSafe(hosts + aliases)}`);
       }
       return 0;
     }
@@ -144,7 +147,7 @@ async function main(): Promise<number> {
         const parsed = parseMembersFile(existing, file);
         if (!parsed.ok) {
           // Never overwrite a file we cannot read: the members in it would be lost.
-          console.error(`sites add-member: ${file} is invalid; fix it first, nothing was changed:\n${parsed.error.message}`);
+          console.error(`sites add-member: ${file} is invalid; fix it first, nothing was changed:\n${parsed.error.issues.map((i) => terminalSafe(formatIssue(i))).join('\n')}`);
           return 1;
         }
         members = [...parsed.byEmail.values()].map((m) => ({ email: m.email, name: m.name, password: m.password }));

@@ -1,6 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIssue, type ContentIssue } from '../errors.ts';
+import { terminalSafe } from '../cli/terminal-text.ts';
 import { buildHostIndex } from '../tenant/host-index.ts';
 import { createFileClaimStore } from '../tenant/host-claims.ts';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
@@ -126,15 +127,21 @@ export function siteFolderProblem(sites: string | SiteSource, id: string): Promi
   return siteSourceOf(sites).siteProblem(id);
 }
 
+/**
+ * The report `sites check` prints. Everything in it that came from a site folder (folder and file
+ * names, field values, parser messages) goes through terminalSafe: one line per finding, and no
+ * tenant text can send escape sequences to the operator's terminal.
+ */
 export function formatReport(reports: SiteReport[]): string {
   const lines: string[] = [];
   for (const r of reports) {
-    if (r.issues.length === 0) lines.push(`ok    ${r.id} (${r.pages} page${r.pages === 1 ? '' : 's'})`);
+    const id = terminalSafe(r.id);
+    if (r.issues.length === 0) lines.push(`ok    ${id} (${r.pages} page${r.pages === 1 ? '' : 's'})`);
     else {
-      lines.push(`FAIL  ${r.id}`);
-      for (const issue of r.issues) lines.push(`      ${formatIssue(issue)}`);
+      lines.push(`FAIL  ${id}`);
+      for (const issue of r.issues) lines.push(`      ${terminalSafe(formatIssue(issue))}`);
     }
-    for (const warning of r.warnings) lines.push(`      warning: ${formatIssue(warning)}`);
+    for (const warning of r.warnings) lines.push(`      warning: ${terminalSafe(formatIssue(warning))}`);
   }
   return lines.join('\n');
 }
