@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { LatencySummary, LoadResult } from './load.ts';
 import type { BenchSettings } from './settings.ts';
 import { renderFlood, type UnknownFloodResult } from './unknown-flood.ts';
+import { renderNoisy, type NoisyNeighbourResult } from './noisy-neighbour.ts';
 
 export type ScenarioId = 'host-ssr' | 'host-ssr-v8-defaults' | 'astro-baseline' | 'raw-node' | 'host-render-cache' | 'nginx-micro-cache' | 'host-spread';
 export const SCENARIO_IDS: readonly ScenarioId[] = ['host-ssr', 'host-ssr-v8-defaults', 'astro-baseline', 'raw-node', 'host-render-cache', 'nginx-micro-cache', 'host-spread'];
@@ -88,6 +89,8 @@ export interface BenchResults {
   memory: MemoryResult;
   /** The known site alone and under an unknown-host flood, among BENCH_FLOOD_SITES folders (bench/unknown-flood.ts). */
   unknownFlood?: UnknownFloodResult;
+  /** Site B alone and while site A floods uncached renders, without and with plans (bench/noisy-neighbour.ts). */
+  noisyNeighbour?: NoisyNeighbourResult;
   targets: TargetResult[];
 }
 
@@ -238,6 +241,10 @@ ${results.unknownFlood ? `
 ## Unknown-host flood
 
 ${renderFlood(results.unknownFlood)}
+` : ''}${results.noisyNeighbour ? `
+## Noisy neighbour
+
+${renderNoisy(results.noisyNeighbour)}
 ` : ''}
 ## Machine
 

@@ -28,6 +28,7 @@ import {
 } from './report.ts';
 import { ROOT, WORK_ROOT, loadSettings, type BenchSettings } from './settings.ts';
 import { floodTarget, renderFlood, runUnknownFlood, type UnknownFloodResult } from './unknown-flood.ts';
+import { noisyTarget, renderNoisy, runNoisyNeighbour, type NoisyNeighbourResult } from './noisy-neighbour.ts';
 
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const MAIN = join(ROOT, 'astro-multi-tenant', 'server', 'main.ts');
@@ -231,7 +232,38 @@ async function main(): Promise<void> {
     checkLoad('flood: unknown hosts', result.flood);
     return result;
   };
+  /** The fairness issue's scenario: site B alone and while site A floods uncached renders, without and with plans. */
+  const noisy = async (): Promise<NoisyNeighbourResult> => {
+    const result = await runNoisyNeighbour({
+      work,
+      seconds: settings.seconds,
+      warmupSeconds: settings.warmupSeconds,
+      say,
+      async startHost(name, dir, env) {
+        const server = await startHost(work, name, settings, dir, env);
+        return { port: server.port, pid: server.child.pid!, stop: () => stopChild(server.child) };
+      },
+      async prime(port, host) {
+        const res = await get(port, host, '/');
+        if (res.status !== 200) throw new Error(`noisy neighbour: http://${host}/ answered ${res.status}`);
+      },
+    });
+    for (const phase of [result.unlimited, result.limited]) {
+      checkLoad('noisy neighbour: B alone', phase.alone);
+      checkLoad('noisy neighbour: B with A', phase.withNoisy);
+    }
+    return result;
+  };
   try {
+    if (settings.only === 'noisy-neighbour') {
+      const result = await noisy();
+      const target = noisyTarget(result);
+      await mkdir(settings.outDir, { recursive: true });
+      await writeFile(join(settings.outDir, 'noisy-neighbour.json'), `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), settings: { seconds: settings.seconds, warmupSeconds: settings.warmupSeconds }, noisyNeighbour: result, target }, null, 2)}\n`);
+      await writeFile(join(settings.outDir, 'noisy-neighbour.md'), `# Noisy neighbour\n\n${new Date().toISOString()} · ${settings.seconds} s after ${settings.warmupSeconds} s warm-up\n\n${renderNoisy(result)}\n\n${target.label}: ${target.measured}, goal ${target.threshold}: ${target.pass ? 'pass' : 'MISS'}\n`);
+      say(`${target.label}: ${target.measured} (goal ${target.threshold}) ${target.pass ? 'pass' : 'MISS'}; wrote ${join(settings.outDir, 'noisy-neighbour.json')}`);
+      return;
+    }
     if (settings.only === 'unknown-flood') {
       const result = await flood();
       const target = floodTarget(result);
@@ -509,6 +541,8 @@ async function main(): Promise<void> {
 
     // 5. Rule 12: the known site alone and during an unknown-host flood, among BENCH_FLOOD_SITES folders.
     const unknownFlood = settings.floodSites > 0 ? await flood() : undefined;
+    // 6. Fairness: site B alone and while site A floods uncached renders, without and with plans (not in the smoke run).
+    const noisyNeighbour = settings.smoke ? undefined : await noisy();
 
     for (const scenario of scenarios) if (scenario.load) scenario.notes.push(...latencyNotes(scenario.load, settings.connections));
     const results: BenchResults = {
@@ -533,7 +567,8 @@ async function main(): Promise<void> {
       hostNodeArgs: [...hostNodeArgs, ...nodeArgs],
       memory,
       unknownFlood,
-      targets: [...evaluateTargets(scenarios, memory, cold, settings.sites, coldFirst), ...(unknownFlood ? [floodTarget(unknownFlood)] : [])],
+      noisyNeighbour,
+      targets: [...evaluateTargets(scenarios, memory, cold, settings.sites, coldFirst), ...(unknownFlood ? [floodTarget(unknownFlood)] : []), ...(noisyNeighbour ? [noisyTarget(noisyNeighbour)] : [])],
     };
     const files = await writeResults(settings.outDir, results);
     console.log(`\n${renderMarkdown(results)}`);

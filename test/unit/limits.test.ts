@@ -86,6 +86,21 @@ describe('the render budget of a worker', () => {
     expect(shed).toEqual(['acme:render_cpu']);
   });
 
+  it('charges renders that run at once their share of the time, not each the whole of it', async () => {
+    let clock = 0;
+    const budget = createRenderBudget({ limiter: unlimited, now: () => clock, windowMs: 1000 });
+    const open = plan('open', {});
+    // acme and docs render side by side for 100 ms, then acme alone for 50 ms more.
+    const acme = await budget.admit('acme', open);
+    const docs = await budget.admit('docs', open);
+    clock = 100;
+    docs();
+    clock = 150;
+    acme();
+    expect(budget.usage('docs').renderMsPerSecond).toBe(50);
+    expect(budget.usage('acme').renderMsPerSecond).toBe(100);
+  });
+
   it('runs at most renderConcurrency renders of a site at once, queues a few, sheds the rest', async () => {
     const budget = createRenderBudget({ limiter: unlimited, queuePerSlot: 2 });
     const one = plan('one', { renderConcurrency: 1 });

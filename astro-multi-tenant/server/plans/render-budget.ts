@@ -8,7 +8,10 @@ import type { SiteLimiter } from './limits.ts';
  *
  * Three checks, cheapest first, before a render starts:
  * 1. render time: the milliseconds spent rendering the site's pages over the last `windowMs`
- *    (accounted when each render ends, wall clock from its start to its end), per second. A site
+ *    (accounted when each render ends), per second. Renders of a worker interleave on one event
+ *    loop, so a render's wall time counts its neighbours' work too: each render is charged its
+ *    share of the time instead (processor sharing: while N renders run, each is charged 1/N of
+ *    the elapsed time), so 64 renders at once cost what one core can do, not 64 times it. A site
  *    over its plan's renderCpuMsPerSecond has its renders shed (429) until the window forgets
  *    enough of them: it pays for its own load, first and alone;
  * 2. render concurrency: at most renderConcurrency renders of the site at once, with a short queue
@@ -70,6 +73,17 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
   const slotMs = windowMs / slots;
   const queuePerSlot = options.queuePerSlot ?? 4;
   const accounts = new Map<string, SiteAccount>();
+  // Processor-sharing clock: advances at 1/N of real time while N renders run in this worker; a
+  // render's share is the clock's advance between its start and its end.
+  let shared = 0;
+  let sharedAt = now();
+  let runningAll = 0;
+  const tick = () => {
+    const t = now();
+    if (runningAll > 0) shared += (t - sharedAt) / runningAll;
+    sharedAt = t;
+    return shared;
+  };
 
   function account(siteId: string): SiteAccount {
     let a = accounts.get(siteId);
@@ -142,12 +156,14 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
       if (entry.running >= limits.renderConcurrency) await new Promise<void>((resolve) => entry.waiters.push(resolve));
       else entry.running++;
       entry.reserved--;
-      const started = now();
+      const started = tick();
+      runningAll++;
       let done = false;
       return () => {
         if (done) return;
         done = true;
-        const ms = now() - started;
+        const ms = tick() - started;
+        runningAll--;
         record(entry, ms);
         options.onRender?.(siteId, ms);
         const next = entry.waiters.shift();
