@@ -1,6 +1,10 @@
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdir, mkdtemp, realpath, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ContentError } from '../../astro-multi-tenant/server/errors.ts';
-import { parseMembersFile, type MembersState } from '../../astro-multi-tenant/server/session/members.ts';
+import { createMembersLoader, MAX_MEMBERS_BYTES, parseMembersFile, type MembersState } from '../../astro-multi-tenant/server/session/members.ts';
+import { createContentCache } from '../../astro-multi-tenant/server/sites/content-cache.ts';
 import { hashPassword } from '../../astro-multi-tenant/server/session/passwords.ts';
 
 const FILE = 'sites/alpha/members.json';
@@ -107,5 +111,49 @@ describe('parseMembersFile', () => {
     );
     expect(error.issues.length).toBeGreaterThanOrEqual(5);
     expect(error.message.split('\n').every((line) => line.startsWith(`${FILE}:`))).toBe(true);
+  });
+});
+
+describe('createMembersLoader: members.json is read only from inside the site folder', () => {
+  let root: string;
+  let hash: string;
+  const loader = () => createMembersLoader(join(root, 'sites'), createContentCache({ maxEntries: 100, maxBytes: 10_000_000, checkIntervalMs: 0 }));
+
+  beforeAll(async () => {
+    hash = await hashPassword('pw', { N: 1024, r: 8, p: 1 });
+    root = await realpath(await mkdtemp(join(tmpdir(), 'amt-members-')));
+    const members = (email: string) => JSON.stringify({ members: [{ email, name: 'M', password: hash }] });
+    for (const id of ['own', 'other', 'linked', 'big', 'none']) await mkdir(join(root, 'sites', id), { recursive: true });
+    await writeFile(join(root, 'sites/own/members.json'), members('own@example.com'));
+    await writeFile(join(root, 'sites/other/members.json'), members('other@example.com'));
+    await symlink(join(root, 'sites/other/members.json'), join(root, 'sites/linked/members.json'));
+    await writeFile(join(root, 'sites/big/members.json'), '');
+    await truncate(join(root, 'sites/big/members.json'), MAX_MEMBERS_BYTES + 1);
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('reads a site\'s own members', async () => {
+    const state = await loader()('own');
+    expect(state?.ok && [...state.byEmail.keys()]).toEqual(['own@example.com']);
+  });
+
+  it('refuses a members.json that is a link to another site\'s file, naming the reason, so nobody signs in with it', async () => {
+    const state = await loader()('linked');
+    expect(state?.ok).toBe(false);
+    if (!state || state.ok) return;
+    expect(state.error.issues).toEqual([{ file: 'sites/linked/members.json', field: '', reason: expect.stringContaining('leads outside the site folder') }]);
+    expect(JSON.stringify(state)).not.toContain('other@example.com');
+  });
+
+  it('refuses a members.json over the size limit by its size, unread', async () => {
+    const state = await loader()('big');
+    expect(state?.ok === false && state.error.issues[0]?.reason).toBe(`is ${(MAX_MEMBERS_BYTES + 1).toLocaleString('en-US')} bytes, over the limit of 32 MiB (33,554,432 bytes)`);
+  });
+
+  it('answers null for a site without members.json', async () => {
+    expect(await loader()('none')).toBeNull();
   });
 });

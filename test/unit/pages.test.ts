@@ -1,5 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, mkdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, realpath, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createPageLoader, findShadowedPages, listPageRoutes, MAX_PAGE_BYTES, pageCandidates, parsePage } from '../../astro-multi-tenant/server/sites/pages.ts';
@@ -142,6 +144,32 @@ describe('loadPage', () => {
     const state = await loader()(site, ['leakdir']);
     expect(state).toEqual({ kind: 'outside' });
     expect(JSON.stringify(state)).not.toContain(SECRET);
+  });
+
+  it('refuses a 700 MB sparse page by its size before reading it, naming the file and the limit, and remembers that per file version', async () => {
+    const dir = await mkdtemp(join(root, 'huge-'));
+    await put(join(dir, 'pages', 'huge.md'), '');
+    await truncate(join(dir, 'pages', 'huge.md'), 700 * 1024 * 1024);
+    const cache = createContentCache({ maxEntries: 100, maxBytes: 10_000_000, checkIntervalMs: 0 });
+    const load = createPageLoader(cache);
+    const huge = { ...site, id: 'huge', dir };
+    const state = await load(huge, ['huge']);
+    expect(state?.kind === 'invalid' && state.error.issues).toEqual([{ file: 'sites/huge/pages/huge.md', field: '', reason: 'is 734,003,200 bytes, over the limit of 1 MiB (1,048,576 bytes)' }]);
+    // Asked again with the file unchanged: one stat, no reload (the refusal is cached by its version).
+    expect(await load(huge, ['huge'])).toBe(state);
+    expect(cache.stats).toMatchObject({ misses: 1, reloads: 0, revalidations: 1 });
+    // A new version of the file is looked at again.
+    await truncate(join(dir, 'pages', 'huge.md'), 0);
+    await writeFile(join(dir, 'pages', 'huge.md'), '---\ntitle: Small now\n---\n');
+    const small = await load(huge, ['huge']);
+    expect(small?.kind === 'page' && small.page.frontmatter.title).toBe('Small now');
+  });
+
+  it('treats a FIFO at a page name as no page, without blocking on it', async () => {
+    const dir = await mkdtemp(join(root, 'fifo-'));
+    await mkdir(join(dir, 'pages'), { recursive: true });
+    await promisify(execFile)('mkfifo', [join(dir, 'pages', 'pipe.md')]);
+    expect(await loader()({ ...site, id: 'fifo', dir }, ['pipe'])).toBeNull();
   });
 
   it('follows a symlink that stays inside the site folder', async () => {

@@ -39,12 +39,17 @@ beforeAll(async () => {
   await symlink(join(dir, 'outside'), join(root, 'dir-out'));
   await symlink(join(root, 'logo.svg'), join(root, 'link-in.svg'));
   await promisify(execFile)('mkfifo', [join(root, 'pipe.txt')]);
+  // A site folder whose public/ is itself a link out of the site (to the outside folder).
+  await mkdir(join(dir, 'site'));
+  await symlink(join(dir, 'outside'), join(dir, 'site', 'public'));
 
   server = createServer(async (req, res) => {
     const url = new URL(req.url!, 'http://test');
     const segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
-    const base = url.searchParams.get('root') === 'well-known' ? join(root, '.well-known') : root;
-    const options = url.searchParams.has('immutable') ? { maxAgeSeconds: 0, immutable: true } : { maxAgeSeconds: 300 };
+    const which = url.searchParams.get('root');
+    const base = which === 'well-known' ? join(root, '.well-known') : which === 'linked-public' ? join(dir, 'site', 'public') : root;
+    const within = url.searchParams.get('within') === 'site' ? join(dir, 'site') : undefined;
+    const options = { ...(url.searchParams.has('immutable') ? { maxAgeSeconds: 0, immutable: true } : { maxAgeSeconds: 300 }), ...(within ? { within } : {}) };
     try {
       outcome = await serveStaticFile(req, res, base, segments, options);
       if (!outcome) {
@@ -222,6 +227,14 @@ describe('serveStaticFile: what it refuses (returns false, writes nothing)', () 
     expect(res.body).not.toContain('SECRET');
     expect(res.headers['accept-ranges']).toBeUndefined();
     expect(res.headers.etag).toBeUndefined();
+  });
+
+  it('refuses every file of a public/ that is itself a link out of the site folder it must lie in', async () => {
+    const res = await fetchFile('/file.txt?root=linked-public&within=site');
+    expect(outcome).toBe(false);
+    expect(res.body).toBe('fell through');
+    // The same folder as a root of its own (no `within`) is served: the refusal is the site rule.
+    expect((await fetchFile('/file.txt?root=linked-public')).body).toBe('TOP SECRET TOO');
   });
 
   it('serves a symlink that stays inside the root', async () => {
