@@ -24,17 +24,18 @@ function once(options: LoadOptions, seconds: number, record: boolean): Promise<R
   let bytes = 0;
   const hosts = options.hosts;
   let next = 0;
+  const pickHost = hosts?.length ? (options.pick === 'zipf' ? zipfPicker(hosts, options.zipfS ?? 1) : () => hosts[next++ % hosts.length]!) : undefined;
   // Spread mode: one round-robin shared by all connections, so every host is asked in turn
   // (autocannon's own `requests` cycling restarts at the first entry on every connection).
-  const requests: autocannon.Request[] | undefined = hosts?.length
-    ? [{ method: 'GET', path: options.path, setupRequest: (req) => ({ ...req, headers: { ...req.headers, host: hosts[next++ % hosts.length]! } }) }]
+  const requests: autocannon.Request[] | undefined = pickHost
+    ? [{ method: 'GET', path: options.path, setupRequest: (req) => ({ ...req, headers: { ...req.headers, host: pickHost() } }) }]
     : undefined;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
         url: `http://127.0.0.1:${options.port}${options.path}`,
         connections: options.connections,
-        duration: seconds,
+        ...(options.amount !== undefined && record ? { amount: options.amount } : { duration: seconds }),
         headers: { host: options.host },
         timeout: 10,
         ...(requests ? { requests } : {}),
@@ -50,6 +51,34 @@ function once(options: LoadOptions, seconds: number, record: boolean): Promise<R
       instance.on('reqError', (error: Error) => errorMessages.add(error.message));
     }
   });
+}
+
+/**
+ * Zipf's law over `hosts` by rank (P(rank k) ∝ 1/k^s): a few sites get most requests and there is
+ * a long tail, like real traffic. Seeded (mulberry32) so every run asks the same sequence.
+ */
+function zipfPicker(hosts: readonly string[], s: number): () => string {
+  const cdf = new Float64Array(hosts.length);
+  let total = 0;
+  for (let k = 0; k < hosts.length; k++) cdf[k] = total += 1 / (k + 1) ** s;
+  let seed = 0x9e3779b9;
+  const random = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => {
+    const x = random() * total;
+    let lo = 0;
+    let hi = cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return hosts[lo]!;
+  };
 }
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
@@ -73,7 +102,7 @@ async function main() {
   const [optionsFile, resultFile] = process.argv.slice(2);
   if (!optionsFile || !resultFile) throw new Error('usage: load-worker.ts <options.json> <result.json>');
   const options = JSON.parse(await readFile(optionsFile, 'utf8')) as LoadOptions;
-  const warmup = options.warmupSeconds > 0 ? await once(options, options.warmupSeconds, false) : undefined;
+  const warmup = options.warmupSeconds > 0 && options.amount === undefined ? await once(options, options.warmupSeconds, false) : undefined;
   const pids = options.cpuPids ?? [];
   const cpuBefore = pids.length ? cpuSeconds(pids) : undefined;
   const run = await once(options, options.seconds, true);

@@ -11,6 +11,15 @@ export interface LoadOptions {
   host: string;
   /** Spread mode: requests cycle through these Host headers (one global round-robin). */
   hosts?: string[];
+  /**
+   * With `hosts`: `zipf` picks each request's host at random with probability ∝ 1 / rank^zipfS
+   * (rank = position in `hosts`, from a seeded generator, the same sequence every run) instead
+   * of the round-robin.
+   */
+  pick?: 'round-robin' | 'zipf';
+  zipfS?: number;
+  /** Exactly this many requests (no warm-up, no duration): e.g. one pass over `hosts`. */
+  amount?: number;
   connections: number;
   seconds: number;
   warmupSeconds: number;
@@ -76,7 +85,8 @@ export async function runLoad(workDir: string, name: string, options: LoadOption
     env: { ...process.env },
     logFile: join(workDir, 'logs', `load-${name}.log`),
   });
-  const limitMs = (options.seconds + options.warmupSeconds) * 1000 + 60_000;
+  // One pass of `amount` cold requests may take minutes on a busy machine.
+  const limitMs = (options.seconds + options.warmupSeconds) * 1000 + 60_000 + (options.amount ?? 0) * 100;
   const timer = setTimeout(() => child.process.kill('SIGKILL'), limitMs);
   const code = await child.exited;
   clearTimeout(timer);

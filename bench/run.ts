@@ -29,6 +29,8 @@ import {
 import { ROOT, WORK_ROOT, loadSettings, type BenchSettings } from './settings.ts';
 import { floodTarget, renderFlood, runUnknownFlood, type UnknownFloodResult } from './unknown-flood.ts';
 import { noisyTarget, renderNoisy, runNoisyNeighbour, type NoisyNeighbourResult } from './noisy-neighbour.ts';
+import { renderColdSpread, runColdSpread, writeColdSpread, type ColdSpreadResult } from './cold-spread.ts';
+import { buildPeer, startPeer, writePeerProject } from './compiled-in-peer.ts';
 
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const MAIN = join(ROOT, 'astro-multi-tenant', 'server', 'main.ts');
@@ -254,7 +256,43 @@ async function main(): Promise<void> {
     }
     return result;
   };
+  /** Issue 12: cold, warm and Zipf spreads of the host against the compiled-in peer, on their own site folders. */
+  const coldSpread = async (): Promise<ColdSpreadResult> => {
+    const sitesDir = join(work, 'cold-spread-sites');
+    await generateSites(sitesDir, settings.sites);
+    const peerDir = join(work, 'compiled-in-peer');
+    await writePeerProject(peerDir, sitesDir, await hostPageProps(join(sitesDir, siteId(0)), siteId(0), `http://${siteHost(0)}`));
+    let builds = 0;
+    return runColdSpread({
+      work,
+      sitesDir,
+      sites: settings.sites,
+      connections: settings.connections,
+      seconds: settings.seconds,
+      warmupSeconds: settings.warmupSeconds,
+      say,
+      async startHost(name, markdownCacheDir) {
+        const server = await startHost(work, name, settings, sitesDir, { MARKDOWN_CACHE_DIR: markdownCacheDir });
+        return { port: server.port, pid: server.child.pid, rss: () => rssBytes(server.child.pid), stop: () => stopChild(server.child) };
+      },
+      buildPeer: () => buildPeer(peerDir, join(work, 'logs', `peer-build-${++builds}.log`)),
+      async startPeer(build) {
+        const port = await freePort();
+        const child = startPeer(build, port, join(work, 'logs', 'compiled-in-peer.log'), cleanEnv(), nodeArgs);
+        await waitForHttp(child, port, siteHost(0), '/', 120_000);
+        return { port, pid: child.pid, rss: () => rssBytes(child.pid), stop: () => stopChild(child) };
+      },
+      get: (port, host) => get(port, host, '/', { timeoutMs: 60_000 }),
+    });
+  };
   try {
+    if (settings.only === 'cold-spread') {
+      const result = await coldSpread();
+      const md = await writeColdSpread(settings.outDir, result, machineInfo());
+      console.log(`\n${renderColdSpread(result)}`);
+      say(`wrote ${md}`);
+      return;
+    }
     if (settings.only === 'noisy-neighbour') {
       const result = await noisy();
       const target = noisyTarget(result);

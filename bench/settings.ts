@@ -32,7 +32,7 @@ export interface BenchSettings {
   /** Site folders of the unknown-host flood scenario (its own folder); 0 skips it. */
   floodSites: number;
   /** `unknown-flood`: run only that scenario and write unknown-flood.json / .md. */
-  only: 'unknown-flood' | 'noisy-neighbour' | undefined;
+  only: 'unknown-flood' | 'noisy-neighbour' | 'cold-spread' | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,8 +54,8 @@ const flag = (env: Env, name: string) => env[name] === '1' || env[name] === 'tru
 function onlyScenario(raw: string | undefined): BenchSettings['only'] {
   const value = raw?.trim();
   if (!value) return undefined;
-  if (value === 'unknown-flood' || value === 'noisy-neighbour') return value;
-  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood, noisy-neighbour)`);
+  if (value === 'unknown-flood' || value === 'noisy-neighbour' || value === 'cold-spread') return value;
+  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood, noisy-neighbour, cold-spread)`);
 }
 
 export function loadSettings(env: Env = process.env): BenchSettings {
