@@ -359,6 +359,24 @@ describe('methods', () => {
   });
 });
 
+describe('session endpoints', () => {
+  it.each([
+    ['POST', '/_platform/session/whoami', 'GET, HEAD'],
+    ['GET', '/_platform/session/sign-out', 'POST'],
+    ['GET', '/_platform/session/sign-out-everywhere', 'POST'],
+    ['HEAD', '/_platform/session/token', 'POST'],
+  ])('answers %s %s with 405 and the Allow header it takes', async (method, path, allow) => {
+    const res = await raw(server.port, `${method} ${path} HTTP/1.1\r\nHost: docs.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe(allow);
+  });
+
+  it.each(['/_platform/session/nothing', '/_platform/session/__proto__', '/_platform/session/constructor', '/_platform/session/toString'])('answers an unknown endpoint %s with 404, never a 500', async (path) => {
+    const res = await get(server.port, 'docs.example', path);
+    expect(res.status).toBe(404);
+  });
+});
+
 describe('the CSS folder', () => {
   it.each([
     ['acme.example', '/_platform/css/_base/manifest.json'],

@@ -46,6 +46,15 @@ export interface SessionsDeps {
 
 export type RenderSignIn = (status: number, form: SignInForm) => Promise<void>;
 
+/** The session endpoints and the methods each takes. */
+const ENDPOINT_METHODS: Readonly<Record<string, readonly string[]>> = {
+  whoami: ['GET', 'HEAD'],
+  'sign-in': ['GET', 'HEAD', 'POST'],
+  token: ['POST'],
+  'sign-out': ['POST'],
+  'sign-out-everywhere': ['POST'],
+};
+
 const GENERIC_FAILURE = 'The e-mail address or password is not correct.';
 const UNAVAILABLE = 'Sign-in is temporarily unavailable. Please try again in a minute.';
 
@@ -204,10 +213,16 @@ export function createSessions(deps: SessionsDeps) {
         await render(200, form);
         return 'session';
       }
-      if (req.method !== 'POST' || !['sign-in', 'token', 'sign-out', 'sign-out-everywhere'].includes(action)) {
-        res.setHeader('Cache-Control', 'no-store');
-        json(res, action === 'whoami' || action === 'sign-in' ? 405 : 404, { error: 'no such session endpoint' });
+      const allowed = Object.hasOwn(ENDPOINT_METHODS, action) ? ENDPOINT_METHODS[action] : undefined;
+      if (!allowed) {
+        json(res, 404, { error: 'no such session endpoint' });
         return 'platform';
+      }
+      if (!allowed.includes(req.method ?? '')) {
+        // RFC 9110 §15.5.6: a 405 names the methods the endpoint does take.
+        res.setHeader('Allow', allowed.join(', '));
+        json(res, 405, { error: `${req.method} is not allowed here; use ${allowed.join(' or ')}` });
+        return 'method_not_allowed';
       }
       const wantsJson = String(req.headers['content-type'] ?? '').startsWith('application/json');
       const body = await readFormBody(req);
