@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copySites, get, removeDir, startServer, type Response, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, ROOT, startServer, type Response, type RunningServer } from '../helpers/server.ts';
 
 /**
  * Rule 2 of the threat model (docs/security.md): no file outside a site's folder is ever read,
@@ -219,6 +219,20 @@ describe('members of another site cannot sign in through a linked members.json',
     expect(await signIn('docs.example')).toBe(303);
     expect(await signIn('acme.example')).toBe(401);
     expect(server.logs.some((l) => l.includes('sites/acme/members.json') && l.includes('outside the site folder'))).toBe(true);
+  });
+
+  it('`sites add-member` refuses to extend a members.json that links to docs\' file, leaving both files as they were', async () => {
+    const docsBefore = await readFile(join(sitesDir, 'docs/members.json'), 'utf8');
+    const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = execFile(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), 'add-member', 'acme', 'new@acme.example'], { cwd: ROOT, env: { ...process.env, SITES_DIR: sitesDir } }, (error, stdout, stderr) =>
+        resolve({ code: error ? (error.code as number) : 0, out: stdout + stderr }),
+      );
+      child.stdin!.end('a long enough password\n');
+    });
+    expect(code).toBe(1);
+    expect(out).toContain('sites/acme/members.json is a link that leads outside the site folder');
+    expect((await lstat(join(sitesDir, 'acme/members.json'))).isSymbolicLink()).toBe(true);
+    expect(await readFile(join(sitesDir, 'docs/members.json'), 'utf8')).toBe(docsBefore);
   });
 
   it('refuses them while acme\'s members.json is flipped between its own file and docs\' file', async () => {

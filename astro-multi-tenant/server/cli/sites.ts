@@ -1,6 +1,7 @@
-import { mkdir, writeFile, access, readFile, rename } from 'node:fs/promises';
+import { mkdir, writeFile, access, realpath, rename } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { MEMBERS_FILE, parseMembersFile } from '../session/members.ts';
+import { MAX_MEMBERS_BYTES, MEMBERS_FILE, parseMembersFile } from '../session/members.ts';
+import { readContainedText, refusalReason } from '../sites/contained-file.ts';
 import { hashPassword } from '../session/passwords.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
@@ -141,7 +142,14 @@ async function main(): Promise<number> {
       }
       const path = join(source.siteDir(id), MEMBERS_FILE);
       const file = `sites/${id}/${MEMBERS_FILE}`;
-      const existing = await readFile(path, 'utf8').catch(() => undefined);
+      // Read as the server reads it: a members.json that is a link out of the site folder (another
+      // site's members) or over the size limit is refused, never copied into this site's file.
+      const read = await readContainedText(path, await realpath(source.siteDir(id)), { maxBytes: MAX_MEMBERS_BYTES });
+      if (read.kind === 'refused') {
+        console.error(`sites add-member: ${file} ${refusalReason(read)}; nothing was changed`);
+        return 1;
+      }
+      const existing = read.kind === 'text' ? read.text : undefined;
       let members: Array<{ email: string; name: string; password: string }> = [];
       if (existing !== undefined) {
         const parsed = parseMembersFile(existing, file);
