@@ -192,6 +192,10 @@ describe('links out of a site folder are never followed', () => {
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.body).not.toContain(OUTSIDE);
     expect(server.logs.some((l) => l.includes('sites/borrowed/site.json') && l.includes('outside the site folder'))).toBe(true);
+    // The status page says why, too.
+    const status = JSON.parse((await get(server.port, 'localhost', '/_platform/status.json')).body) as { sites: Array<{ id: string; issues: Array<{ reason: string }> }> };
+    expect(status.sites.find((s) => s.id === 'borrowed')?.issues).toEqual([expect.objectContaining({ reason: expect.stringContaining('leads outside the site folder') })]);
+    expect(JSON.stringify(status)).not.toContain(OUTSIDE);
   });
 });
 

@@ -22,6 +22,11 @@ export async function checkSiteConfigs(sites: string | SiteSource, ids: string[]
           results.set(id, { ok: false, issues: [{ file, field: '', reason: 'missing: the site has no site.json (removed since the last scan?)' }] });
           continue;
         }
+        if (read.refused !== undefined) {
+          // Refused unread (a link out of the site folder, too large): say why, not "invalid JSON".
+          results.set(id, { ok: false, issues: [{ file, field: '', reason: read.refused }] });
+          continue;
+        }
         const parsed = parseSiteConfig(read.text, file);
         results.set(id, parsed.ok ? { ok: true, issues: [] } : { ok: false, issues: parsed.error.issues });
       } catch (error) {
