@@ -93,7 +93,7 @@ function proxyHeaders(files: boolean, indent = '        '): string {
     'proxy_http_version 1.1;',
     'proxy_set_header Connection "";',
     'proxy_set_header Host $host;',
-    'proxy_set_header X-Forwarded-Host $host;',
+    'proxy_set_header X-Forwarded-Host $host$amt_host_port;',
     'proxy_set_header X-Forwarded-Proto $scheme;',
     'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     'proxy_set_header X-Request-Id $amt_request_id;',
@@ -186,7 +186,7 @@ ${security}
 ${proxyHeaders(false)}
         proxy_pass http://amt_cluster;
         proxy_cache amt_cache;
-        proxy_cache_key "$scheme://$host$request_uri";
+        proxy_cache_key "$scheme://$host$amt_host_port$request_uri";
         proxy_cache_valid 200 365d;
         add_header X-Cache-Status $upstream_cache_status always;
 ${security}
@@ -272,7 +272,7 @@ ${proxyHeaders(true)}
         # entries. A session cookie bypasses the cache both ways, and nginx never stores a response
         # that sets a cookie.
         proxy_cache amt_cache;
-        proxy_cache_key "$scheme://$host$request_uri";
+        proxy_cache_key "$scheme://$host$amt_host_port$request_uri";
         proxy_cache_bypass $amt_has_session;
         proxy_no_cache $amt_has_session;
         # Only the app's explicit word stores anything: X-Accel-Expires, which it sends on
@@ -384,6 +384,15 @@ http {
     fastcgi_temp_path ${tempDir('fastcgi')};
     uwsgi_temp_path ${tempDir('uwsgi')};
     scgi_temp_path ${tempDir('scgi')};
+
+    # The port the browser named in Host (":8080", or "" for a default port): the app compares a
+    # sign-in Origin with scheme://host:port, and $host alone drops the port. Not $http_host: with an
+    # absolute-form request line nginx routes and caches by the request line's host, and the app
+    # must see that same host. Not $server_port: behind a port mapping it is not the browser's port.
+    map $http_host $amt_host_port {
+        default "";
+        "~(?<amt_port>:[0-9]{1,5})$" $amt_port;
+    }
 
     # Keep the visitor's request id, or make one, and hand it to the app and the logs.
     map $http_x_request_id $amt_request_id {

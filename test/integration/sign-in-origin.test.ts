@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copySites, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
 import { startNginx, type RunningNginx } from '../helpers/nginx.ts';
 import { DEMO, formHeaders, openForm, send, type Client } from '../helpers/sessions.ts';
 
@@ -71,6 +71,18 @@ describe('sign-in through real nginx on a non-default port', () => {
     await edge?.stop();
     await app?.stop();
     await removeDir(sitesDir);
+  });
+
+  it('never serves one visitor a cached page whose links name the port another visitor made up', async () => {
+    // The app writes the forwarded port into canonical links; the edge's cache key carries it too.
+    const poisoned = await get(edge.port, 'docs.example:9999', '/guide');
+    expect(poisoned.body).toContain('http://docs.example:9999/guide');
+    for (let i = 0; i < 3; i++) {
+      const res = await get(edge.port, `docs.example:${edge.port}`, '/guide');
+      expect(res.status).toBe(200);
+      expect(res.body).not.toContain(':9999');
+      expect(res.body).toContain(`http://docs.example:${edge.port}/guide`);
+    }
   });
 
   it("accepts the browser's real Origin (with the edge's port) and refuses a port-less one", async () => {

@@ -19,7 +19,7 @@ function block(text: string, start: string): string {
 describe('the generated nginx config', () => {
   it('keys the HTML cache by scheme, host and URI, so tenants never share entries', () => {
     const locations = render()['amt-locations.conf']!;
-    expect(locations).toContain('proxy_cache_key "$scheme://$host$request_uri";');
+    expect(locations).toContain('proxy_cache_key "$scheme://$host$amt_host_port$request_uri";');
     expect(locations).not.toContain('$proxy_host');
   });
 
@@ -47,7 +47,7 @@ describe('the generated nginx config', () => {
   it('passes Host, X-Forwarded-* and the request id to the app over keep-alive upstream connections', () => {
     const files = render({ NGINX_UPSTREAM: 'app:4321' });
     expect(files['nginx.conf']).toMatch(/upstream amt_cluster \{\s+server app:4321 max_fails=0;\s+keepalive 64;/);
-    for (const header of ['Host $host', 'X-Forwarded-Host $host', 'X-Forwarded-Proto $scheme', 'X-Forwarded-For $proxy_add_x_forwarded_for', 'X-Request-Id $amt_request_id']) {
+    for (const header of ['Host $host', 'X-Forwarded-Host $host$amt_host_port', 'X-Forwarded-Proto $scheme', 'X-Forwarded-For $proxy_add_x_forwarded_for', 'X-Request-Id $amt_request_id']) {
       expect(files['amt-locations.conf']).toContain(`proxy_set_header ${header};`);
     }
   });
