@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { renderMarkdown, splitFrontmatter } from '../../astro-multi-tenant/server/sites/markdown.ts';
+import { MAX_FRONTMATTER_CHARS, renderMarkdown, splitFrontmatter } from '../../astro-multi-tenant/server/sites/markdown.ts';
 
 describe('renderMarkdown: raw HTML is sanitised', () => {
   it('removes script elements and their content', async () => {
@@ -191,5 +191,39 @@ describe('splitFrontmatter', () => {
     const doc = splitFrontmatter('---\nx: !!js/function "function () { return 1 }"\n---\n');
     expect(doc.yamlError).toBeTypeOf('string');
     expect(doc.data).toEqual({});
+  });
+
+  // YAML is parsed on the event loop: its size is what bounds the time it takes.
+  /** Shapes js-yaml is slowest on, each cut to at most `size` characters (at a line end). */
+  const hostileBlocks = (size: number): Record<string, string> => {
+    const lines = (make: (i: number) => string, head = '') => {
+      let block = head;
+      for (let i = 0; block.length + make(i).length + 1 <= size; i++) block += (block ? '\n' : '') + make(i);
+      return block;
+    };
+    return {
+      'many aliases': lines((i) => `k${i}: *a`, 'a: &a [x]'),
+      'many keys': lines((i) => `k${i}: v`),
+      'a long escaped string': 'title: "' + 'a\\"'.repeat(Math.floor((size - 10) / 3)) + '"',
+      'deep flow nesting': '['.repeat(size),
+    };
+  };
+
+  it('refuses a frontmatter block over 16 KiB without parsing it, naming its size and the limit', () => {
+    for (const [shape, block] of Object.entries(hostileBlocks(64 * 1024))) {
+      const doc = splitFrontmatter(`---\n${block}\n---\nBody`);
+      expect(doc.yamlError, shape).toMatch(/^the frontmatter block is [\d,]+ characters, over the limit of 16 KiB \(16,384\)$/);
+      expect(doc.body).toBe('Body');
+    }
+  });
+
+  it('parses (or rejects) a hostile block just under the limit in bounded time', () => {
+    for (const [shape, block] of Object.entries(hostileBlocks(MAX_FRONTMATTER_CHARS - 64))) {
+      expect(block.length, shape).toBeLessThanOrEqual(MAX_FRONTMATTER_CHARS);
+      const started = performance.now();
+      splitFrontmatter(`---\n${block}\n---\nBody`);
+      // ~50 ms at worst on a loaded 2-core VM; a block of the page limit's size took seconds.
+      expect(performance.now() - started, shape).toBeLessThan(1_000);
+    }
   });
 });
