@@ -581,6 +581,9 @@ async function main(): Promise<void> {
     const unknownFlood = settings.floodSites > 0 ? await flood() : undefined;
     // 6. Fairness: site B alone and while site A floods uncached renders, without and with plans (not in the smoke run).
     const noisyNeighbour = settings.smoke ? undefined : await noisy();
+    // 7. Issue 12: cold, warm and Zipf spreads against the compiled-in peer (not in the smoke run:
+    // two Astro builds); written as cold-spread.json / .md next to latest.*.
+    if (!settings.smoke) say(`wrote ${await writeColdSpread(settings.outDir, await coldSpread(), machineInfo())}`);
 
     for (const scenario of scenarios) if (scenario.load) scenario.notes.push(...latencyNotes(scenario.load, settings.connections));
     const results: BenchResults = {
