@@ -11,7 +11,7 @@ import { createSiteLoader } from './sites/loader.ts';
 import { createFolderSiteSource } from './sites/site-source.ts';
 import { createPageLoader } from './sites/pages.ts';
 import { openMarkdownCache } from './sites/markdown-cache.ts';
-import { renderMarkdown, renderPipelineId } from './sites/markdown.ts';
+import { closeMarkdownRenderer, renderMarkdown, renderPipelineId } from './sites/markdown.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
 import { createFileClaimStore } from './tenant/host-claims.ts';
 import { loadAstroRenderer } from './render/astro-renderer.ts';
@@ -247,7 +247,7 @@ async function main() {
     drain,
     delayMs: config.shutdownDelayMs,
     deadlineMs: config.drainTimeoutMs,
-    close: [async () => registry.stop(), async () => peers?.close(), () => store.close()],
+    close: [async () => registry.stop(), async () => peers?.close(), () => store.close(), () => closeMarkdownRenderer()],
     logger,
     exit: (code) => process.exit(code),
   });

@@ -96,7 +96,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     platformPathsStage({ pages }),
     wellKnownStage(notFound),
     trailingSlashStage({ edgeCacheSeconds }),
-    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), loadPage: deps.loadPage, edgeCacheSeconds }),
+    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), edgeCacheSeconds }),
     staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies }),
     pageStage({
       loadPage: deps.loadPage,

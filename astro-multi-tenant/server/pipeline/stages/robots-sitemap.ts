@@ -13,8 +13,6 @@ export function robotsSitemapStage(
   deps: Pick<SitemapSources, 'listRoutes'> & {
     /** Frontmatter source; default readPageFrontmatter. The sitemap never renders a page. */
     readFrontmatter?: SitemapSources['readFrontmatter'];
-    /** Not used (the sitemap was built from rendered pages once); still accepted from the pipeline's wiring. */
-    loadPage?: unknown;
     edgeCacheSeconds: number;
   },
 ): Stage<SiteRequest> {
