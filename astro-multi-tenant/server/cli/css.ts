@@ -44,7 +44,7 @@ let failed = 0;
 for (const id of ids) {
   try {
     const pagesDir = join(source.siteDir(id), 'pages');
-    const result = await buildStylesheet(paths, id, pagesDir);
+    const result = await buildStylesheet(paths, id, { pagesDir, realSiteDir: await source.realSiteDir(id) });
     console.log(`css: ${id} → ${result.file} (${(result.bytes / 1024).toFixed(1)} KiB)`);
   } catch (error) {
     failed++;

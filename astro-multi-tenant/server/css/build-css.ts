@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { compile, optimize } from '@tailwindcss/node';
 import { Scanner } from '@tailwindcss/oxide';
+import { isWithin, readContainedText } from '../sites/contained-file.ts';
+import { MAX_PAGE_BYTES } from '../sites/pages.ts';
 
 export interface CssBuildPaths {
   /** Repository root: where `tailwindcss` resolves from. */
@@ -17,25 +19,63 @@ export interface CssBuildResult {
   bytes: number;
 }
 
+/** A site whose pages a stylesheet is built for: its pages folder, and the real site folder they must stay in. */
+export interface SitePages {
+  pagesDir: string;
+  realSiteDir: string;
+}
+
 /**
- * Tailwind input for one stylesheet. `source(none)` switches off automatic detection so a site's
- * build scans exactly the shared components plus that site's own pages: one tenant's class names
- * never leak into (or bloat) another's stylesheet.
+ * Tailwind input for one stylesheet. `source(none)` switches off automatic detection so a build
+ * scans exactly the shared components; a site's pages are not a Tailwind source at all (Tailwind
+ * would follow their symlinks anywhere) but are read by us, contained, and handed over as text
+ * (`sitePageTexts`): one tenant's class names never leak into another's stylesheet, and no file
+ * outside the site folder is ever read.
  */
-export function tailwindInput(paths: CssBuildPaths, sitePagesDir: string | undefined): string {
+export function tailwindInput(paths: CssBuildPaths): string {
   const q = (p: string) => JSON.stringify(p.replaceAll('\\', '/'));
   return [
     '@import "tailwindcss" source(none);',
     `@import ${q(join(paths.sharedComponentsDir, 'styles/theme.css'))};`,
     `@source ${q(paths.sharedComponentsDir)};`,
-    sitePagesDir ? `@source ${q(sitePagesDir)};` : '',
   ].join('\n');
 }
 
-async function compileCss(paths: CssBuildPaths, input: string): Promise<string> {
+/**
+ * The text of every `.md` page of a site, each read through a descriptor checked to be inside the
+ * real site folder (sites/contained-file.ts) and at most MAX_PAGE_BYTES; a link out of the site,
+ * a folder link out of it, or an oversized file is skipped. Bounded to `limit` files.
+ */
+export async function sitePageTexts(site: SitePages, limit = 50_000): Promise<string[]> {
+  const texts: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    let real: string;
+    try {
+      real = await realpath(dir);
+    } catch {
+      return;
+    }
+    if (!isWithin(site.realSiteDir, real)) return;
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      if (texts.length >= limit || entry.name.startsWith('.')) continue;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory() || (entry.isSymbolicLink() && !entry.name.endsWith('.md'))) await walk(path);
+      else if (entry.name.endsWith('.md')) {
+        const read = await readContainedText(path, site.realSiteDir, { maxBytes: MAX_PAGE_BYTES });
+        if (read.kind === 'text') texts.push(read.text);
+      }
+    }
+  }
+  await walk(site.pagesDir);
+  return texts;
+}
+
+async function compileCss(paths: CssBuildPaths, input: string, pageTexts: readonly string[]): Promise<string> {
   const compiler = await compile(input, { base: paths.root, onDependency: () => {} });
   const scanner = new Scanner({ sources: compiler.sources });
-  const css = compiler.build(scanner.scan());
+  const candidates = [...scanner.scan(), ...scanner.scanFiles(pageTexts.map((content) => ({ content, extension: 'md' })))];
+  const css = compiler.build(candidates);
   return optimize(css, { minify: true }).code;
 }
 
@@ -45,8 +85,8 @@ async function compileCss(paths: CssBuildPaths, input: string): Promise<string> 
  * atomically and written last, so a server never sees a name whose file is not complete; the
  * previous file is kept for pages still cached with its name.
  */
-export async function buildStylesheet(paths: CssBuildPaths, owner: string, sitePagesDir: string | undefined): Promise<CssBuildResult> {
-  const css = await compileCss(paths, tailwindInput(paths, sitePagesDir));
+export async function buildStylesheet(paths: CssBuildPaths, owner: string, site: SitePages | undefined): Promise<CssBuildResult> {
+  const css = await compileCss(paths, tailwindInput(paths), site ? await sitePageTexts(site) : []);
   const hash = createHash('sha256').update(css).digest('hex').slice(0, 16);
   const file = `site.${hash}.css`;
   const dir = join(paths.cssDir, owner);
