@@ -21,8 +21,8 @@ export interface Exchange {
   readonly res: ServerResponse;
   /** X-Request-Id: the client's when it is well-formed, otherwise a fresh UUID. */
   readonly id: string;
-  /** pino child carrying reqId, and site once the tenant is known. */
-  log: Logger;
+  /** pino child carrying reqId, and site once the tenant is known; made on first use. */
+  readonly log: Logger;
   /** The tenant, once known: for metrics and the access log even when a later stage throws. */
   siteId: string | undefined;
   /** The authority of a target sent in absolute form; it replaces the Host header (RFC 9112 §3.2.2). */

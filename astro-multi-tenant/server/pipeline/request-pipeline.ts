@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Exchange, HostedRequest, SiteRequest } from './context.ts';
 import { refine, sequence } from './compose.ts';
+import { createExchange } from './exchange.ts';
 import { answerError } from './error-response.ts';
 import { asPlatformError } from '../errors.ts';
 import { createPlatformPages } from '../http/respond.ts';
@@ -126,7 +127,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     const incoming = req.headers['x-request-id'];
     const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', id);
-    const ctx: Exchange = { req, res, id, log: logger.child({ reqId: id }), siteId: undefined };
+    const ctx = createExchange(req, res, id, logger);
     let route: RouteKind;
     try {
       route = (await handle(ctx)) ?? 'error';
@@ -140,8 +141,11 @@ export function createRequestPipeline(deps: PipelineDeps) {
     const status = res.statusCode;
     deps.metrics?.observeRequest({ method: req.method, status, route, site: ctx.siteId, seconds: ms / 1000 });
     if (ctx.siteId) deps.traffic?.record(ctx.siteId, status >= 500);
-    // Probes and scrapes every few seconds would drown the access log; they log at debug.
-    const level = route === 'health' || route === 'metrics' ? 'debug' : 'info';
-    if (ctx.log.isLevelEnabled(level)) ctx.log[level]({ method: req.method, path: req.url?.slice(0, 300), status, route, ms: Math.round(ms * 100) / 100 }, 'request');
+    // Probes and scrapes every few seconds would drown the access log, and so would a flood of
+    // junk Host values (each is counted in the metrics by route): they log at debug.
+    const level = route === 'health' || route === 'metrics' || route === 'unknown_host' ? 'debug' : 'info';
+    // The access line carries its bindings itself: no child logger is made for a request that
+    // logs nothing else (most of them).
+    if (logger.isLevelEnabled(level)) logger[level]({ reqId: id, site: ctx.siteId, method: req.method, path: req.url?.slice(0, 300), status, route, ms: Math.round(ms * 100) / 100 }, 'request');
   };
 }

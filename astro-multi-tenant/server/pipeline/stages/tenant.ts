@@ -27,7 +27,6 @@ export function tenantStage(deps: TenantStageDeps): Refinement<HostedRequest, Si
       return 'unknown_host';
     }
     ctx.siteId = tenant.siteId;
-    ctx.log = ctx.log.child({ site: tenant.siteId });
     if (tenant.kind === 'redirect') {
       redirect(res, 301, `${ctx.proto}://${formatAuthority(tenant.toHost, host.port)}${target.pathname}${target.search}`, { cache: 'public', edgeCacheSeconds: deps.edgeCacheSeconds });
       return 'redirect';
