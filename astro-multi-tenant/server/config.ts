@@ -7,6 +7,7 @@ import { parseOutboundAllowList, type OutboundAllowList } from './http/outbound-
 import { normalizeHost } from './tenant/normalize-host.ts';
 import { parseNodes, urlOptions, type RedisSettings } from './session/redis-client.ts';
 import { parseSessionKeys, type SessionKeys } from './session/session-token.ts';
+import { parseDnsServers } from './tenant/domain-dns.ts';
 
 /** The app folder (astro-multi-tenant/), so build outputs are found whatever the working directory. */
 export const APP_DIR = resolve(import.meta.dirname, '..');
@@ -59,6 +60,23 @@ export interface ServerConfig {
   stateDir: string;
   /** PLANS_FILE: the operator's plans and which site is on which (plans/plans-file.ts); undefined = every site on the built-in default. */
   plansFile: string | undefined;
+  /** DOMAIN_VERIFICATION and friends (tenant/domain-verifier.ts); undefined = off, every listed host is served. */
+  domainVerification: DomainVerificationConfig | undefined;
+}
+
+export interface DomainVerificationConfig {
+  /** DOMAIN_TOKEN_SECRET: the key each site's verification token is derived from. */
+  secret: string;
+  /** DNS_SERVERS: resolvers for the TXT checks (`ip` or `ip:port`); empty = the system's. */
+  dnsServers: string[];
+  /** DOMAIN_RECHECK_S in ms: how often a verified domain is checked again. */
+  recheckMs: number;
+  /** DOMAIN_RETRY_S in ms: how often a pending or failing domain is checked again. */
+  retryMs: number;
+  /** DOMAIN_GRACE_S in ms: how long a verified domain keeps serving after its checks fail. */
+  graceMs: number;
+  /** DOMAIN_TARGET: what operators point custom domains at (a host name for CNAME, or IP addresses for A/AAAA); undefined = `<id>.PLATFORM_DOMAIN`. */
+  target: string[] | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -134,6 +152,31 @@ function adminToken(raw: string | undefined): string | undefined {
   return token;
 }
 
+/** DOMAIN_VERIFICATION=off|dns and, with dns, the variables it needs. */
+function domainVerification(env: Env): DomainVerificationConfig | undefined {
+  const mode = env.DOMAIN_VERIFICATION?.trim().toLowerCase() || 'off';
+  if (mode !== 'off' && mode !== 'dns') throw new PlatformError('CONFIG_INVALID', `DOMAIN_VERIFICATION: "${env.DOMAIN_VERIFICATION}" is not one of off, dns`, env.DOMAIN_VERIFICATION);
+  if (mode === 'off') return undefined;
+  const secretValue = secret(env, 'DOMAIN_TOKEN_SECRET')?.trim();
+  // Tokens derived from a guessable key could be forged for any site: refuse it at start.
+  if (!secretValue) throw new PlatformError('CONFIG_INVALID', 'DOMAIN_TOKEN_SECRET: required when DOMAIN_VERIFICATION=dns (at least 32 random characters, e.g. openssl rand -base64 32)', undefined);
+  if (secretValue.length < 32) throw new PlatformError('CONFIG_INVALID', 'DOMAIN_TOKEN_SECRET: must be at least 32 characters', '(hidden)');
+  const target = env.DOMAIN_TARGET?.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  for (const item of target ?? []) {
+    if (!/^[0-9a-f:.]+$/.test(item) && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(item)) {
+      throw new PlatformError('CONFIG_INVALID', `DOMAIN_TARGET: "${item}" is neither a host name nor an IP address`, item);
+    }
+  }
+  return {
+    secret: secretValue,
+    dnsServers: parseDnsServers(env.DNS_SERVERS),
+    recheckMs: integer(env, 'DOMAIN_RECHECK_S', 3600, 1, 7 * 86_400) * 1000,
+    retryMs: integer(env, 'DOMAIN_RETRY_S', 60, 1, 86_400) * 1000,
+    graceMs: integer(env, 'DOMAIN_GRACE_S', 3 * 86_400, 0, 90 * 86_400) * 1000,
+    target: target && target.length > 0 ? target : undefined,
+  };
+}
+
 /** Reads and validates the environment once at start; every problem names the variable. */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerConfig {
   const platformRaw = env.PLATFORM_DOMAIN?.trim() || 'localhost';
@@ -188,5 +231,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     stateDir: env.STATE_DIR?.trim() ? resolve(cwd, env.STATE_DIR.trim()) : join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, 'state'),
     // Read and validated by main.ts (plans/plans-file.ts), which names the file and the field.
     plansFile: env.PLANS_FILE?.trim() ? resolve(cwd, env.PLANS_FILE.trim()) : undefined,
+    domainVerification: domainVerification(env),
   };
 }

@@ -14,6 +14,10 @@ import { openMarkdownCache } from './sites/markdown-cache.ts';
 import { closeMarkdownRenderer, renderMarkdown, renderPipelineId } from './sites/markdown.ts';
 import { createSiteRegistry } from './tenant/registry.ts';
 import { createFileClaimStore } from './tenant/host-claims.ts';
+import { createDomainVerifier } from './tenant/domain-verifier.ts';
+import { createFileDomainStateStore } from './tenant/domain-state-file.ts';
+import { createTxtLookup } from './tenant/domain-dns.ts';
+import { withDomainStatus } from './tenant/domain-status.ts';
 import { loadAstroRenderer } from './render/astro-renderer.ts';
 import { timedRenderer } from './render/timed-renderer.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -96,6 +100,28 @@ async function main() {
     process.exit(78);
   }
 
+  // DOMAIN_VERIFICATION=dns: custom hosts are served once their TXT record proves ownership; the
+  // records are shared by this machine's workers through STATE_DIR (tenant/domain-verifier.ts).
+  const dv = config.domainVerification;
+  const verifier = dv
+    ? createDomainVerifier({
+        store: createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
+        secret: dv.secret,
+        lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
+        // The site each custom host would be served for; platform subdomains need no check.
+        hosts: () => [...registry.index.entries].filter(([host, e]) => host !== `${e.siteId}.${config.platformDomain}`).map(([host, e]) => [host, e.siteId] as const),
+        recheckMs: dv.recheckMs,
+        retryMs: dv.retryMs,
+        graceMs: dv.graceMs,
+        onChange: (domain, site, from, to, detail) => logger[to === 'verified' ? 'info' : 'warn']({ domain, site, from, to, detail }, `custom domain ${domain} of site ${site}: ${to}`),
+        onError: (error) => logger.error({ err: error }, 'domain verification: cannot read or write the domain state'),
+      })
+    : undefined;
+  if (verifier) {
+    await verifier.tick().catch((error) => logger.error({ err: error }, 'domain verification: first check failed'));
+    verifier.start(Math.min(dv!.retryMs, 30_000));
+  }
+
   // Sessions: Redis when configured; otherwise the embedded in-memory store, which only makes
   // sense for a single process (a second worker would not know the first one's sessions).
   const problem = clusterProblem(process.env, config.redis !== undefined, config.sessionKeys !== undefined);
@@ -172,14 +198,14 @@ async function main() {
     admin,
     isDraining: () => drain.draining,
     metrics: createClusterMetrics({ peerDir: () => peerDir, ownMetrics: () => metrics.toJson(), timeoutMs: PEER_TIMEOUT_MS }),
-    status: withFairness(createClusterStatus({
+    status: withDomainStatus(withFairness(createClusterStatus({
       peerDir: () => peerDir,
       ownStatus,
       platformDomain: config.platformDomain,
       known: () => registry.sites,
       check: async (ids) => contentLimitChecks(await checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT)),
       timeoutMs: PEER_TIMEOUT_MS,
-    }), (id) => fairness.plans().planFor(id)),
+    }), (id) => fairness.plans().planFor(id)), verifier),
   });
 
   const markdownCache = config.markdownCacheDir
@@ -197,6 +223,7 @@ async function main() {
     resolveTenant: createTenantResolver({
       registry,
       loadSite: createSiteLoader({ sitesDir: config.sitesDir, source: siteSource, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
+      verifier,
     }),
     platformDomain: config.platformDomain,
     // Embedded mode serves one operator's own sites: its platform home page may list them.
@@ -247,7 +274,7 @@ async function main() {
     drain,
     delayMs: config.shutdownDelayMs,
     deadlineMs: config.drainTimeoutMs,
-    close: [async () => registry.stop(), async () => peers?.close(), () => store.close(), () => closeMarkdownRenderer()],
+    close: [async () => registry.stop(), async () => verifier?.stop(), async () => peers?.close(), () => store.close(), () => closeMarkdownRenderer()],
     logger,
     exit: (code) => process.exit(code),
   });

@@ -8,6 +8,26 @@ const renderFairness = (model: NonNullable<StatusModel['fairness']>) => renderFa
 const escape = (value: string) =>
   value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
+/** DOMAIN_VERIFICATION=dns: each custom domain's check state and the TXT record it needs, not-served ones first. */
+function renderDomains(domains: NonNullable<StatusModel['domains']>, generatedAt: string): string {
+  const now = Date.parse(generatedAt);
+  const order = { failed: 0, pending: 1, failing: 2, verified: 3 } as const;
+  const rows = [...domains]
+    .sort((a, b) => order[a.state] - order[b.state] || (a.domain < b.domain ? -1 : 1))
+    .map((d) => {
+      const cls = d.state === 'verified' ? 'good' : d.state === 'failing' ? 'bad' : d.state === 'failed' ? 'bad' : 'muted';
+      const grace = d.state === 'failing' && d.graceEndsAt ? ` · served until ${escape(new Date(d.graceEndsAt).toISOString())}` : '';
+      const checked = d.checkedAt ? `${Math.max(0, Math.round((now - d.checkedAt) / 1000))} s ago` : 'never';
+      return `<tr><td>${escape(d.site)}</td><td>${escape(d.domain)}</td><td class="${cls}">${escape(d.state)}${grace}</td><td><code>${escape(d.txtName)}</code> TXT <code>${escape(d.token)}</code></td><td>${checked}${d.detail ? `<div class="muted">${escape(d.detail)}</div>` : ''}</td></tr>`;
+    })
+    .join('\n');
+  return `<h2>Custom domains</h2>
+<table><thead><tr><th>Site</th><th>Domain</th><th>State</th><th>DNS record to create</th><th>Last check</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>`;
+}
+
 const BYTE_UNITS = ['KiB', 'MiB', 'GiB'] as const;
 
 /**
@@ -123,6 +143,7 @@ ${unreachable}
 ${workerRows}
 </tbody></table>
 ${model.fairness ? renderFairness(model.fairness) : ''}
+${model.domains ? renderDomains(model.domains, model.generatedAt) : ''}
 <h2>Sites</h2>
 <form method="get"><input name="q" value="${escape(filter)}" placeholder="filter by id or domain"> <button>Filter</button></form>
 <table><thead><tr><th>Site</th><th>Domains (aliases →)</th><th>Config</th><th>Memory</th><th class="num">Rate (1 min)</th><th class="num">5xx (5 min)</th><th class="num">Requests (5 min)</th></tr></thead>

@@ -5,6 +5,7 @@ import { SITE_CACHE_PREFIX, type SiteState } from '../sites/loader.ts';
 import type { SiteTraffic, SiteTrafficSnapshot } from './site-traffic.ts';
 import type { FairnessSnapshot } from '../plans/fairness.ts';
 import type { FairnessModel } from '../plans/usage.ts';
+import type { DomainStatus } from '../tenant/domain-verifier.ts';
 
 /** What one worker tells the status page about itself. */
 export interface WorkerStatus {
@@ -71,6 +72,8 @@ export interface StatusModel {
   sites: SiteStatusRow[];
   /** Each site's plan, its usage against the plan's limits, and who is throttled now (plans/usage.ts). */
   fairness?: FairnessModel;
+  /** DOMAIN_VERIFICATION=dns: each custom domain and alias with its ownership check (tenant/domain-status.ts). */
+  domains?: DomainStatus[];
 }
 
 export interface StatusInput {

@@ -15,6 +15,11 @@ export interface TenantResolverDeps {
   registry: Pick<SiteRegistry, 'resolve' | 'observe' | 'platformDomain'>;
   /** Loads a site through the content cache (its config re-stat'ed at most every CONTENT_CHECK_MS). */
   loadSite: SiteLoader;
+  /**
+   * DOMAIN_VERIFICATION=dns: whether a site may be served on a custom host (a memory lookup,
+   * tenant/domain-verifier.ts). Absent = every listed host is trusted as written.
+   */
+  verifier?: { allows(siteId: string, host: string): boolean };
 }
 
 /** How many index candidates one request may try before answering unknown (each costs a site load). */
@@ -35,9 +40,12 @@ const MAX_CANDIDATES = 3;
  *   (which fixes that site's entries in place) and the index is asked again, so a domain that moved
  *   to another site is answered by that site, and a removed one by a 404.
  * A host the index does not know asks the registry for a rescan (rate-limited, see registry.ts).
+ * With a `verifier`, a custom domain or alias not (yet) verified for the site answers like an
+ * unknown host (404: it says nothing about which site lists it), and aliases redirect to the
+ * first verified domain, else to the platform subdomain, which needs no check.
  */
 export function createTenantResolver(deps: TenantResolverDeps): (hostname: string) => Promise<TenantResolution> {
-  const { registry, loadSite } = deps;
+  const { registry, loadSite, verifier } = deps;
   // `<id>.<platformDomain>` serves site `id`; also where an alias of a site without domains points.
   const suffix = `.${registry.platformDomain}`;
 
@@ -70,9 +78,11 @@ export function createTenantResolver(deps: TenantResolverDeps): (hostname: strin
   };
 
   function decide(hostname: string, siteId: string, domains: readonly string[], aliases: readonly string[]): 'site' | TenantResolution | undefined {
-    if (domains.includes(hostname)) return 'site';
     const platformHost = `${siteId}${suffix}`;
-    const primary = domains[0] ?? platformHost;
+    const listed = domains.includes(hostname) || aliases.includes(hostname);
+    if (verifier && listed && hostname !== platformHost && !verifier.allows(siteId, hostname)) return { kind: 'unknown' };
+    if (domains.includes(hostname)) return 'site';
+    const primary = (verifier ? domains.find((d) => d === platformHost || verifier.allows(siteId, d)) : domains[0]) ?? platformHost;
     if (aliases.includes(hostname) && primary !== hostname) return { kind: 'redirect', siteId, toHost: primary };
     if (hostname === platformHost) return 'site';
     return undefined;
