@@ -11,16 +11,17 @@ const SESSION_KEYS = 'k1:plans-limits-signing-secret-0123456789abcdef';
 /**
  * The operator's plans for this test: acme on 5 req/s with a burst of 10 (a 2 s window); blog and
  * bakery on 1 req/s with a burst of 10 (a 10 s window, so every count below lands in one window);
- * heavy renders 2 pages per second, one at a time, and may have 10 pages (it has 21); docs is not
- * listed: the generous default.
+ * heavy renders 2 pages per second, one at a time; crowded may have 3 pages (it has 5); docs is
+ * not listed: the generous default.
  */
 const PLANS = {
   plans: {
     small: { requestsPerSecond: 5, burst: 10 },
     tiny: { requestsPerSecond: 1, burst: 10 },
-    renders: { rendersPerSecond: 2, renderConcurrency: 1, maxPages: 10 },
+    renders: { rendersPerSecond: 2, renderConcurrency: 1 },
+    few: { maxPages: 3 },
   },
-  sites: { acme: 'small', blog: 'tiny', bakery: 'tiny', heavy: 'renders' },
+  sites: { acme: 'small', blog: 'tiny', bakery: 'tiny', heavy: 'renders', crowded: 'few' },
 };
 
 const statuses = (responses: Response[]) => responses.map((r) => r.status);
@@ -51,6 +52,11 @@ describe('per-site plans with limits shared through a real Redis by two server p
     await writeFile(join(heavy, 'site.json'), JSON.stringify({ name: 'Heavy', description: '', domains: [], aliases: [], locale: 'en', layout: 'page', nav: [{ label: 'Home', href: '/' }] }));
     await writeFile(join(heavy, 'pages', 'index.md'), '---\ntitle: Heavy\n---\n\nHome.\n');
     for (let i = 0; i < 20; i++) await writeFile(join(heavy, 'pages', `p${i}.md`), `---\ntitle: Page ${i}\n---\n\nPage ${i}.\n`);
+    // A site with more pages than its plan allows, for the reports.
+    const crowded = join(sitesDir, 'crowded');
+    await mkdir(join(crowded, 'pages'), { recursive: true });
+    await writeFile(join(crowded, 'site.json'), JSON.stringify({ name: 'Crowded', description: '', domains: [], aliases: [], locale: 'en', layout: 'page', nav: [{ label: 'Home', href: '/' }] }));
+    for (const name of ['index', 'a', 'b', 'c', 'd']) await writeFile(join(crowded, 'pages', `${name}.md`), `---\ntitle: ${name}\n---\n\n${name}.\n`);
     plansFile = join(sitesDir, '..', `plans-${process.pid}-${Date.now()}.json`);
     await writeFile(plansFile, JSON.stringify(PLANS));
     // A slow command counts as Redis failing (per-process limits for 2 s): on a loaded test machine
@@ -128,9 +134,9 @@ describe('per-site plans with limits shared through a real Redis by two server p
     expect(metrics).toMatch(/amt_throttled_requests_total\{site="acme",reason="requests",plan="small"\} [1-9]/);
     expect(metrics).toMatch(/amt_throttled_requests_total\{site="heavy",reason="(renders|render_concurrency)",plan="renders"\} [1-9]/);
     // A folder over its plan's page count is reported like a validation error.
-    const heavy = status.sites.find((s: { id: string }) => s.id === 'heavy');
-    expect(heavy.health).toBe('invalid');
-    expect(heavy.issues).toContainEqual({ file: 'sites/heavy/pages', field: 'plan.maxPages', reason: '21 pages, over the limit of 10 (plan "renders")' });
+    const crowded = status.sites.find((s: { id: string }) => s.id === 'crowded');
+    expect(crowded.health).toBe('invalid');
+    expect(crowded.issues).toContainEqual({ file: 'sites/crowded/pages', field: 'plan.maxPages', reason: '5 pages, over the limit of 3 (plan "few")' });
     const html = (await get(one.port, '127.0.0.1', '/_platform/status')).body;
     expect(html).toContain('<h2>Plans and limits</h2>');
     expect(html).toMatch(/<tr><td>acme<\/td><td>small<\/td>.*requests \d+/);
@@ -143,8 +149,14 @@ describe('per-site plans with limits shared through a real Redis by two server p
     });
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('site heavy: plan "renders"');
-    expect(run.stdout).toContain('21 / 10 pages');
-    expect(run.stdout).toContain('OVER      sites/heavy/pages: plan.maxPages: 21 pages, over the limit of 10 (plan "renders")');
+    expect(run.stdout).toContain('21 / 10000 pages');
+    const over = spawnSync(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), 'usage', 'crowded'], {
+      env: { ...process.env, SITES_DIR: sitesDir, PLANS_FILE: plansFile, PORT: String(one.port) },
+      encoding: 'utf8',
+    });
+    expect(over.stdout).toContain('site crowded: plan "few"');
+    expect(over.stdout).toContain('5 / 3 pages');
+    expect(over.stdout).toContain('OVER      sites/crowded/pages: plan.maxPages: 5 pages, over the limit of 3 (plan "few")');
     expect(run.stdout).toMatch(/throttled [1-9]\d* \((renders|render_concurrency) \d+.*\) in the last 60 s, 1 worker\(s\)/);
   });
 

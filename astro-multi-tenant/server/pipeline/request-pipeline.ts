@@ -98,12 +98,12 @@ export function createRequestPipeline(deps: PipelineDeps) {
     wellKnownStage(notFound),
     trailingSlashStage({ edgeCacheSeconds }),
     robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), edgeCacheSeconds }),
-    staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies }),
+    staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     pageStage({
       loadPage: deps.loadPage,
-      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate }),
+      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate, checkPage: fairness.content.checkPage }),
     }),
-    staticFilesStage({ staticMaxAgeSeconds, withExtension: false, trustedProxies: deps.trustedProxies }),
+    staticFilesStage({ staticMaxAgeSeconds, withExtension: false, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     faviconStage({ staticMaxAgeSeconds }),
     notFoundStage(notFound),
   ]);

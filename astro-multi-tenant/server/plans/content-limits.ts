@@ -15,6 +15,12 @@ export interface ContentUsage {
   publicBytes: number;
   /** The walk stopped early: the counts are at least these. */
   truncated: boolean;
+  /**
+   * With `maxPages` given and more pages than that: the last page file (relative to pages/) that
+   * is within the count, in path order (JavaScript string order, as `listPageRoutes` sorts). Pages
+   * whose path sorts after it are beyond the plan's count.
+   */
+  lastPageWithin?: string;
 }
 
 /** Entries looked at per folder walk at most, so a pathological tree cannot stall the caller. */
@@ -42,20 +48,24 @@ async function walk(dir: string, visit: (path: string, relative: string, bytes: 
 
 /**
  * Measures a site folder (pages/ and public/) with stat only, never reading a file. Bounded by
- * WALK_LIMIT entries per folder.
+ * WALK_LIMIT entries per folder. With `maxPages`, also finds `lastPageWithin` (the page names are
+ * held only for the duration of the walk).
  */
-export async function measureContent(siteDir: string, maxPageBytes: number): Promise<ContentUsage> {
+export async function measureContent(siteDir: string, maxPageBytes: number, maxPages?: number): Promise<ContentUsage> {
   const usage: ContentUsage = { pages: 0, largestPage: undefined, pagesOverLimit: [], publicBytes: 0, truncated: false };
+  const names: string[] = [];
   const pagesBudget = { left: WALK_LIMIT };
   await walk(join(siteDir, 'pages'), (_path, file, bytes) => {
     if (!file.endsWith('.md')) return;
     usage.pages++;
+    if (maxPages !== undefined) names.push(file);
     if (!usage.largestPage || bytes > usage.largestPage.bytes) usage.largestPage = { file, bytes };
     if (bytes > maxPageBytes) usage.pagesOverLimit.push({ file, bytes });
   }, pagesBudget);
   const publicBudget = { left: WALK_LIMIT };
   await walk(join(siteDir, 'public'), (_path, _file, bytes) => (usage.publicBytes += bytes), publicBudget);
   usage.truncated = pagesBudget.left < 0 || publicBudget.left < 0;
+  if (maxPages !== undefined && names.length > maxPages) usage.lastPageWithin = names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[maxPages - 1];
   return usage;
 }
 

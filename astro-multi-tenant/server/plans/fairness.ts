@@ -3,6 +3,7 @@ import type { ThrottleReason } from '../errors.ts';
 import { defaultPlanBook, type PlanBook, type PlansSource } from './plans-file.ts';
 import { createSiteLimiter, type SiteLimiter } from './limits.ts';
 import { createRenderBudget, type RenderBudget, type RenderUsage } from './render-budget.ts';
+import { createContentGate, type ContentGate } from './content-gate.ts';
 import { createThrottleRecord, type ThrottleCounts, type ThrottleRecord } from './throttle-record.ts';
 
 /**
@@ -18,6 +19,8 @@ export interface Fairness {
   throttles: ThrottleRecord;
   /** Counts a throttled request (status record and the metrics callback). */
   onThrottle(siteId: string, reason: ThrottleReason, plan: string): void;
+  /** Size and count limits when serving: page-response checks pages, the static-files stage public/ (content-gate.ts). */
+  content: ContentGate;
   /** page-response's render gate: the site's render budget under its plan. */
   renderGate(siteId: string): Promise<() => void>;
   snapshot(): FairnessSnapshot;
@@ -41,6 +44,8 @@ export interface FairnessOptions {
   onRender?: (siteId: string, ms: number) => void;
   /** Render-time account window (ms); tests shorten it. */
   renderWindowMs?: number;
+  /** How long one walk of a site folder counts for the size and count limits (ms); default 60 s. */
+  contentWalkMs?: number;
 }
 
 export function createFairness(options: FairnessOptions = {}): Fairness {
@@ -59,6 +64,7 @@ export function createFairness(options: FairnessOptions = {}): Fairness {
     budget,
     throttles,
     onThrottle,
+    content: createContentGate({ planFor: (id) => plans().planFor(id), ttlMs: options.contentWalkMs }),
     renderGate: (siteId) => budget.admit(siteId, plans().planFor(siteId)),
     snapshot: () => ({ shared: limiter.shared, renders: budget.snapshot(), throttled: throttles.snapshot(), throttleWindowSeconds: throttles.windowSeconds }),
   };

@@ -27,6 +27,12 @@ export interface PageResponseDeps {
    * ThrottledError (429) when the site's plan sheds it (plans/render-budget.ts). Undefined: no gate.
    */
   renderGate?: (siteId: string) => Promise<() => void>;
+  /**
+   * Asked first, for every answer of a page (304s and render-cache hits too): throws a
+   * ContentError (503) when the page is over its plan's size or beyond its page count
+   * (plans/content-gate.ts). Undefined: no plan limits.
+   */
+  checkPage?: (site: Site, page: Page) => void;
 }
 
 /**
@@ -50,6 +56,7 @@ export function createPageResponse(deps: PageResponseDeps) {
   return async function respondWithPage(ctx: SiteRequest, page: Page): Promise<RouteKind> {
     const { req, res, site, siteOrigin, target } = ctx;
     const { frontmatter, html, layout } = page;
+    deps.checkPage?.(site, page);
     let viewer: SiteView['viewer'];
     if (frontmatter.access === 'members') {
       res.setHeader('Cache-Control', 'private, no-store');

@@ -12,6 +12,10 @@ import type { Site } from './loader.ts';
 export interface Page {
   /** Path of the source file relative to the site folder, for messages. */
   file: string;
+  /** Path of the source file relative to pages/ (`a/b.md`), for the plan's page count (plans/content-gate.ts). */
+  path: string;
+  /** Size of the source file, bytes (the descriptor's fstat when served), for the plan's page size. */
+  bytes: number;
   frontmatter: Frontmatter;
   layout: LayoutName;
   /** Sanitised HTML of the Markdown body. */
@@ -62,7 +66,7 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const frontmatter = result.data;
   const body = await renderPageBody(render, doc.body, file);
   if ('error' in body) return { kind: 'invalid', error: body.error };
-  return { kind: 'page', page: { file, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: body.html, version: '', modifiedMs: 0 } };
+  return { kind: 'page', page: { file, path: file.replace(/^sites\/[^/]+\/pages\//, ''), bytes, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: body.html, version: '', modifiedMs: 0 } };
 }
 
 export interface PageLoaderOptions {
@@ -106,6 +110,8 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
           // before the open: if they differ, the next check reloads once and the ETag follows.
           state.page.version = `${found}|${statsFingerprint(stats)}|${site.config.layout}`;
           state.page.modifiedMs = stats.mtimeMs;
+          state.page.path = found!;
+          state.page.bytes = stats.size;
         }
         const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
         return { value: state, bytes };

@@ -4,6 +4,7 @@ import { cacheControlFor, locateStaticFile, serveStaticFile } from '../../http/s
 import { accelRedirectUri, edgeFilesPrefix, sendAccelRedirect } from '../../http/accel-redirect.ts';
 import { contentTypeFor } from '../../http/mime.ts';
 import type { TrustedProxies } from '../../tenant/trusted-proxies.ts';
+import type { Site } from '../../sites/loader.ts';
 
 const HAS_EXTENSION = /\.[A-Za-z0-9]{1,10}$/;
 
@@ -12,6 +13,11 @@ export interface StaticFilesDeps {
   withExtension: boolean;
   /** Who may offer X-Accel-Redirect (the nginx edge); undefined = always send files ourselves. */
   trustedProxies?: TrustedProxies;
+  /**
+   * The refusal (503) of the site's public files while its public/ is over its plan's total
+   * (plans/content-gate.ts), or undefined. Undefined: no plan limit.
+   */
+  publicRefusal?: (site: Site) => Error | undefined;
 }
 
 /**
@@ -32,6 +38,12 @@ export function staticFilesStage(deps: StaticFilesDeps): Stage<SiteRequest> {
     const { segments } = target;
     if (segments.length === 0 || HAS_EXTENSION.test(segments.at(-1)!) !== deps.withExtension) return undefined;
     const root = join(site.dir, 'public');
+    const refusal = deps.publicRefusal?.(site);
+    if (refusal) {
+      // Only a file that is there is refused: a missing one stays a 404 (or a page's URL).
+      if (await locateStaticFile(root, segments, site.dir)) throw refusal;
+      return undefined;
+    }
     const options = { maxAgeSeconds: deps.staticMaxAgeSeconds, within: site.dir };
     const prefix = deps.trustedProxies ? edgeFilesPrefix(req, deps.trustedProxies) : undefined;
     if (prefix !== undefined) {
