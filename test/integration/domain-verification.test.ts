@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
+import { createTxtLookup } from '../../astro-multi-tenant/server/tenant/domain-dns.ts';
+import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
+
+const SECRET = 'integration-secret-0123456789-abcdefghij';
+const PLATFORM = 'sites.test';
+
+let dns: TestDns;
+let sitesDir: string;
+let stateRoot: string;
+let one: RunningServer;
+const started: RunningServer[] = [];
+
+const env = (dnsServers: string) => ({
+  PLATFORM_DOMAIN: PLATFORM,
+  DOMAIN_VERIFICATION: 'dns',
+  DOMAIN_TOKEN_SECRET: SECRET,
+  DNS_SERVERS: dnsServers,
+  DOMAIN_RETRY_S: '1',
+  STATE_DIR: join(stateRoot, 'state'),
+  MARKDOWN_CACHE_DIR: 'off',
+});
+
+beforeAll(async () => {
+  dns = await startTestDns();
+  sitesDir = await copySites();
+  stateRoot = await mkdtemp(join(tmpdir(), 'amt-dv-state-'));
+  one = await startServer(sitesDir, env(dns.address));
+  started.push(one);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(started.map((s) => s.stop()));
+  await dns?.stop();
+  await removeDir(sitesDir);
+  await removeDir(stateRoot);
+}, 60_000);
+
+describe('custom domains with DOMAIN_VERIFICATION=dns, over a real DNS server', () => {
+  it('the test DNS server answers TXT lookups through DNS_SERVERS', async () => {
+    await dns.setTxt('_amt-verify.probe.test', 'hello');
+    expect(await createTxtLookup({ servers: [dns.address] })('_amt-verify.probe.test')).toEqual(['hello']);
+  });
+
+  it('does not serve pending domains or aliases (404 like an unknown host), but serves the platform subdomain', async () => {
+    for (const host of ['acme.example', 'www.acme.example', 'acme-tools.example', 'bakery.example']) {
+      const res = await get(one.port, host);
+      expect(res.status, host).toBe(404);
+      expect(res.body, host).not.toContain('Acme Tools');
+    }
+    for (const site of ['acme', 'blog', 'bakery']) expect((await get(one.port, `${site}.${PLATFORM}`)).status, site).toBe(200);
+  });
+
+  it('a wrong token keeps the domain pending', async () => {
+    await dns.setTxt('_amt-verify.acme-tools.example', verificationToken(SECRET, 'blog', 'acme-tools.example'));
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await get(one.port, 'acme-tools.example')).status).toBe(404);
+  });
+
+  it('serves a domain within seconds of its TXT record carrying the site token, and an alias redirects to it', async () => {
+    await dns.setTxt('_amt-verify.acme.example', verificationToken(SECRET, 'acme', 'acme.example'));
+    const tookMs = await waitFor(async () => (await get(one.port, 'acme.example')).status === 200, 10_000, 100);
+    expect(tookMs).toBeLessThan(10_000);
+    expect((await get(one.port, 'acme.example')).body).toContain('Acme Tools');
+    expect((await get(one.port, 'www.acme.example')).status).toBe(404);
+    await dns.setTxt('_amt-verify.www.acme.example', verificationToken(SECRET, 'acme', 'www.acme.example'));
+    await waitFor(async () => (await get(one.port, 'www.acme.example')).status === 301, 10_000, 100);
+    expect((await get(one.port, 'www.acme.example')).headers.location).toMatch(/^https?:\/\/acme\.example\//);
+    // Another domain's record proves nothing for its neighbours.
+    expect((await get(one.port, 'acme-tools.example')).status).toBe(404);
+  }, 30_000);
+
+  it('a second server process that cannot reach any DNS server agrees, from the shared state file', async () => {
+    // 127.0.0.1:9 (discard) answers no DNS: whatever it serves, it learnt from STATE_DIR.
+    const two = await startServer(sitesDir, env('127.0.0.1:9'));
+    started.push(two);
+    expect((await get(two.port, 'acme.example')).status).toBe(200);
+    expect((await get(two.port, 'www.acme.example')).status).toBe(301);
+    expect((await get(two.port, 'acme-tools.example')).status).toBe(404);
+    expect((await get(two.port, 'bakery.example')).status).toBe(404);
+  }, 30_000);
+});
