@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { request } from 'node:http';
 import { join } from 'node:path';
-import { copySites, get, removeDir, ROOT, startServer, type Response, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, ROOT, startServer, type RunningServer } from '../helpers/server.ts';
+import { DEMO, signIn } from '../helpers/sessions.ts';
 import { startRedis, type RunningRedis } from '../helpers/redis.ts';
 
 /**
@@ -54,40 +54,12 @@ describe('a cluster of more than one worker', () => {
   });
 });
 
-function post(port: number, host: string, path: string, body: string, headers: Record<string, string>): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { host, 'content-length': Buffer.byteLength(body), ...headers }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** The Cookie header a browser would send back after these responses. */
-function cookieJar(...responses: Response[]): string {
-  const jar = new Map<string, string>();
-  for (const res of responses) {
-    for (const line of res.headers['set-cookie'] ?? []) {
-      const [pair] = line.split(';');
-      const eq = pair!.indexOf('=');
-      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-  }
-  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-}
-
-/** Signs the docs demo member in the way a browser does: load the form, post it back with its cookies. */
-async function signIn(port: number): Promise<string> {
-  const form = await get(port, 'docs.example', '/_platform/session/sign-in?next=/members');
-  const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)?.[1];
-  expect(csrf, 'a CSRF field on the sign-in form').toBeTruthy();
-  const body = new URLSearchParams({ csrf: csrf!, email: 'demo@docs.example', password: 'docs-demo-password', next: '/members' }).toString();
-  const res = await post(port, 'docs.example', '/_platform/session/sign-in', body, { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieJar(form), origin: 'http://docs.example' });
+/** The docs demo member, signed in the way a browser does; returns the Cookie header that carries the session. */
+async function signInDemo(port: number): Promise<string> {
+  const { res, session } = await signIn({ port, host: 'docs.example' }, DEMO.email, DEMO.password);
   expect(res.status, res.body.slice(0, 300)).toBe(303);
-  return cookieJar(form, res);
+  expect(session, 'a session cookie').toBeTruthy();
+  return `amt_session=${session}`;
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
@@ -106,7 +78,7 @@ describe('a Redis that accepts connections and never answers', () => {
     redis = await startRedis();
     sitesDir = await copySites();
     server = await startServer(sitesDir, { REDIS_URL: redis.url, SESSION_KEYS, REDIS_TIMEOUT_MS: String(REDIS_TIMEOUT_MS) });
-    cookie = await signIn(server.port);
+    cookie = await signInDemo(server.port);
     expect((await get(server.port, 'docs.example', '/members', { cookie })).status).toBe(200);
     // Stopped, not killed: the kernel still accepts connections and buffers commands, nothing answers.
     process.kill(redis.pid!, 'SIGSTOP');
@@ -139,10 +111,8 @@ describe('a Redis that accepts connections and never answers', () => {
     const who = await timed(() => get(server.port, 'docs.example', '/_platform/session/whoami', { cookie }));
     expect(who.value.status).toBe(503);
     expect(who.ms, `whoami took ${who.ms.toFixed(0)} ms`).toBeLessThan(BOUND_MS);
-    const form = await get(server.port, 'docs.example', '/_platform/session/sign-in');
-    const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)?.[1] ?? '';
-    const body = new URLSearchParams({ csrf, email: 'demo@docs.example', password: 'wrong-password', next: '/' }).toString();
-    const attempt = await timed(() => post(server.port, 'docs.example', '/_platform/session/sign-in', body, { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieJar(form), origin: 'http://docs.example' }));
+    const docs = { port: server.port, host: 'docs.example' };
+    const attempt = await timed(() => signIn(docs, DEMO.email, 'wrong-password').then((r) => r.res));
     expect(attempt.value.status).toBe(503);
     expect(attempt.ms, `sign-in took ${attempt.ms.toFixed(0)} ms`).toBeLessThan(BOUND_MS);
   });
