@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { PlatformError } from './errors.ts';
@@ -62,6 +63,8 @@ export interface ServerConfig {
   plansFile: string | undefined;
   /** DOMAIN_VERIFICATION and friends (tenant/domain-verifier.ts); undefined = off, every listed host is served. */
   domainVerification: DomainVerificationConfig | undefined;
+  /** DOMAIN_TARGET: what operators point custom domains at (a host name for a CNAME, or IP addresses for A/AAAA); undefined = `<id>.PLATFORM_DOMAIN`. */
+  domainTarget: string[] | undefined;
 }
 
 export interface DomainVerificationConfig {
@@ -75,8 +78,6 @@ export interface DomainVerificationConfig {
   retryMs: number;
   /** DOMAIN_GRACE_S in ms: how long a verified domain keeps serving after its checks fail. */
   graceMs: number;
-  /** DOMAIN_TARGET: what operators point custom domains at (a host name for CNAME, or IP addresses for A/AAAA); undefined = `<id>.PLATFORM_DOMAIN`. */
-  target: string[] | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -161,20 +162,26 @@ function domainVerification(env: Env): DomainVerificationConfig | undefined {
   // Tokens derived from a guessable key could be forged for any site: refuse it at start.
   if (!secretValue) throw new PlatformError('CONFIG_INVALID', 'DOMAIN_TOKEN_SECRET: required when DOMAIN_VERIFICATION=dns (at least 32 random characters, e.g. openssl rand -base64 32)', undefined);
   if (secretValue.length < 32) throw new PlatformError('CONFIG_INVALID', 'DOMAIN_TOKEN_SECRET: must be at least 32 characters', '(hidden)');
-  const target = env.DOMAIN_TARGET?.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  for (const item of target ?? []) {
-    if (!/^[0-9a-f:.]+$/.test(item) && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(item)) {
-      throw new PlatformError('CONFIG_INVALID', `DOMAIN_TARGET: "${item}" is neither a host name nor an IP address`, item);
-    }
-  }
   return {
     secret: secretValue,
     dnsServers: parseDnsServers(env.DNS_SERVERS),
     recheckMs: integer(env, 'DOMAIN_RECHECK_S', 3600, 1, 7 * 86_400) * 1000,
     retryMs: integer(env, 'DOMAIN_RETRY_S', 60, 1, 86_400) * 1000,
     graceMs: integer(env, 'DOMAIN_GRACE_S', 3 * 86_400, 0, 90 * 86_400) * 1000,
-    target: target && target.length > 0 ? target : undefined,
   };
+}
+
+/** DOMAIN_TARGET: IP addresses (A/AAAA) or one host name (CNAME) that custom domains should point at. */
+function domainTarget(env: Env): string[] | undefined {
+  const target = env.DOMAIN_TARGET?.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) ?? [];
+  for (const item of target) {
+    if (isIP(item) === 0 && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(item)) {
+      throw new PlatformError('CONFIG_INVALID', `DOMAIN_TARGET: "${item}" is neither a host name nor an IP address`, item);
+    }
+  }
+  const names = target.filter((t) => isIP(t) === 0);
+  if (names.length > 0 && target.length > 1) throw new PlatformError('CONFIG_INVALID', 'DOMAIN_TARGET: give one host name (for a CNAME) or IP addresses (for A/AAAA), not both or several names', env.DOMAIN_TARGET);
+  return target.length > 0 ? target : undefined;
 }
 
 /** Reads and validates the environment once at start; every problem names the variable. */
@@ -232,5 +239,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     // Read and validated by main.ts (plans/plans-file.ts), which names the file and the field.
     plansFile: env.PLANS_FILE?.trim() ? resolve(cwd, env.PLANS_FILE.trim()) : undefined,
     domainVerification: domainVerification(env),
+    domainTarget: domainTarget(env),
   };
 }

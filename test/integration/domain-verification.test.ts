@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { ROOT, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { createTxtLookup } from '../../astro-multi-tenant/server/tenant/domain-dns.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
@@ -26,6 +27,22 @@ const env = (dnsServers: string) => ({
   MARKDOWN_CACHE_DIR: 'off',
 });
 
+/** `npm run sites -- <args>` against the test's sites and state, through the given DNS server. */
+function sitesCli(args: string[], dnsServers: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, SITES_DIR: sitesDir, REDIS_URL: '', ...env(dnsServers) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => resolveRun({ code, out }));
+  });
+}
+
 beforeAll(async () => {
   dns = await startTestDns();
   sitesDir = await copySites();
@@ -48,7 +65,7 @@ describe('custom domains with DOMAIN_VERIFICATION=dns, over a real DNS server', 
   });
 
   it('does not serve pending domains or aliases (404 like an unknown host), but serves the platform subdomain', async () => {
-    for (const host of ['acme.example', 'www.acme.example', 'acme-tools.example', 'bakery.example']) {
+    for (const host of ['acme.example', 'www.acme.example', 'acme-tools.example', 'sweet-crumbs.example']) {
       const res = await get(one.port, host);
       expect(res.status, host).toBe(404);
       expect(res.body, host).not.toContain('Acme Tools');
@@ -75,13 +92,31 @@ describe('custom domains with DOMAIN_VERIFICATION=dns, over a real DNS server', 
     expect((await get(one.port, 'acme-tools.example')).status).toBe(404);
   }, 30_000);
 
+  it('npm run sites -- domains <id> prints each domain\'s state and the exact records to create, and its check is what the servers use', async () => {
+    const { code, out } = await sitesCli(['domains', 'acme'], dns.address);
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/^acme\.example \(domain\): verified$/m);
+    expect(out).toMatch(/^www\.acme\.example \(alias\): verified$/m);
+    expect(out).toMatch(/^acme-tools\.example \(alias\): pending$/m);
+    expect(out).toContain("does not carry this site's token");
+    for (const host of ['acme.example', 'www.acme.example', 'acme-tools.example']) {
+      expect(out).toContain(`_amt-verify.${host}.`.padEnd(40) + ` TXT   "${verificationToken(SECRET, 'acme', host)}"`);
+      expect(out).toContain(`${host}.`.padEnd(40) + ` CNAME acme.${PLATFORM}.`);
+    }
+    // The operator fixes the record and runs the command: it checks now, and the servers follow.
+    await dns.setTxt('_amt-verify.acme-tools.example', verificationToken(SECRET, 'acme', 'acme-tools.example'));
+    expect((await sitesCli(['domains', 'acme'], dns.address)).out).toMatch(/^acme-tools\.example \(alias\): verified$/m);
+    await waitFor(async () => (await get(one.port, 'acme-tools.example')).status === 301, 10_000, 100);
+    expect((await sitesCli(['domains', 'nope'], dns.address)).code).toBe(2);
+  }, 30_000);
+
   it('a second server process that cannot reach any DNS server agrees, from the shared state file', async () => {
     // 127.0.0.1:9 (discard) answers no DNS: whatever it serves, it learnt from STATE_DIR.
     const two = await startServer(sitesDir, env('127.0.0.1:9'));
     started.push(two);
     expect((await get(two.port, 'acme.example')).status).toBe(200);
     expect((await get(two.port, 'www.acme.example')).status).toBe(301);
-    expect((await get(two.port, 'acme-tools.example')).status).toBe(404);
-    expect((await get(two.port, 'bakery.example')).status).toBe(404);
+    expect((await get(two.port, 'acme-tools.example')).status).toBe(301);
+    expect((await get(two.port, 'sweet-crumbs.example')).status).toBe(404);
   }, 30_000);
 });

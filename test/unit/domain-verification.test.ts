@@ -8,6 +8,7 @@ import { createMemoryDomainStateStore, type DomainStateStore } from '../../astro
 import { createFileDomainStateStore } from '../../astro-multi-tenant/server/tenant/domain-state-file.ts';
 import { parseDnsServers } from '../../astro-multi-tenant/server/tenant/domain-dns.ts';
 import { loadConfig } from '../../astro-multi-tenant/server/config.ts';
+import { formatDomainReport, trafficRecords } from '../../astro-multi-tenant/server/tenant/domain-report.ts';
 
 const SECRET = 'test-secret-of-at-least-32-characters!!';
 const MINUTE = 60_000;
@@ -217,7 +218,10 @@ describe('domain verification settings', () => {
   it('are off by default, and on with dns and a secret, with defaults for the intervals', () => {
     expect(loadConfig({}).domainVerification).toBeUndefined();
     expect(loadConfig({ DOMAIN_VERIFICATION: 'off' }).domainVerification).toBeUndefined();
-    expect(loadConfig(base).domainVerification).toMatchObject({ secret: SECRET, dnsServers: [], recheckMs: 3_600_000, retryMs: 60_000, graceMs: 259_200_000, target: undefined });
+    expect(loadConfig(base).domainVerification).toEqual({ secret: SECRET, dnsServers: [], recheckMs: 3_600_000, retryMs: 60_000, graceMs: 259_200_000 });
+    expect(loadConfig({}).domainTarget).toBeUndefined();
+    expect(loadConfig({ DOMAIN_TARGET: '203.0.113.7, 2001:db8::7' }).domainTarget).toEqual(['203.0.113.7', '2001:db8::7']);
+    expect(loadConfig({ DOMAIN_TARGET: 'Edge.Example.net' }).domainTarget).toEqual(['edge.example.net']);
   });
 
   for (const [env, message] of [
@@ -227,7 +231,8 @@ describe('domain verification settings', () => {
     [{ ...base, DNS_SERVERS: 'dns.example:53' }, /DNS_SERVERS: "dns.example:53"/],
     [{ ...base, DNS_SERVERS: '127.0.0.1:99999' }, /DNS_SERVERS: "127.0.0.1:99999"/],
     [{ ...base, DOMAIN_RETRY_S: '0' }, /DOMAIN_RETRY_S: 0 is outside/],
-    [{ ...base, DOMAIN_TARGET: 'not a host' }, /DOMAIN_TARGET: "not a host"/],
+    [{ DOMAIN_TARGET: 'not a host' }, /DOMAIN_TARGET: "not a host"/],
+    [{ DOMAIN_TARGET: 'a.example,b.example' }, /DOMAIN_TARGET: give one host name/],
   ] as const) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
       expect(() => loadConfig(env)).toThrow(message);
@@ -237,5 +242,33 @@ describe('domain verification settings', () => {
   it('accepts resolver addresses with and without ports, IPv4 and IPv6', () => {
     expect(parseDnsServers('127.0.0.1:5353, 10.0.0.2 ,[::1]:53,::1')).toEqual(['127.0.0.1:5353', '10.0.0.2', '[::1]:53', '::1']);
     expect(parseDnsServers(undefined)).toEqual([]);
+  });
+});
+
+describe('the DNS records an operator is told to create', () => {
+  it('point traffic at DOMAIN_TARGET: A/AAAA for addresses, a CNAME for a name, by default a CNAME to the site\'s platform address', () => {
+    expect(trafficRecords('shop.example', 'acme', 'sites.test', undefined)).toEqual([{ name: 'shop.example', type: 'CNAME', value: 'acme.sites.test.' }]);
+    expect(trafficRecords('shop.example', 'acme', 'sites.test', ['edge.example.net'])).toEqual([{ name: 'shop.example', type: 'CNAME', value: 'edge.example.net.' }]);
+    expect(trafficRecords('shop.example', 'acme', 'sites.test', ['203.0.113.7', '2001:db8::7'])).toEqual([
+      { name: 'shop.example', type: 'A', value: '203.0.113.7' },
+      { name: 'shop.example', type: 'AAAA', value: '2001:db8::7' },
+    ]);
+  });
+
+  it('list the TXT record with the token for every custom domain and alias, not for the platform address', () => {
+    const statuses = ['shop.example', 'www.shop.example'].map((domain) => ({ domain, site: 'acme', state: 'pending' as const, txtName: `_amt-verify.${domain}`, token: verificationToken(SECRET, 'acme', domain) }));
+    const text = formatDomainReport({ site: 'acme', platformDomain: 'sites.test', domains: ['shop.example'], aliases: ['www.shop.example', 'acme.sites.test'], statuses, target: ['203.0.113.7'], now: 0 });
+    expect(text).toContain(`_amt-verify.shop.example.`.padEnd(40) + ` TXT   "${verificationToken(SECRET, 'acme', 'shop.example')}"`);
+    expect(text).toContain(`_amt-verify.www.shop.example.`.padEnd(40) + ' TXT');
+    expect(text).toContain(`${'shop.example.'.padEnd(40)} A     203.0.113.7`);
+    expect(text).not.toContain('_amt-verify.acme.sites.test');
+    expect(text).toMatch(/^www\.shop\.example \(alias\): pending$/m);
+  });
+
+  it('say so when verification is off, with only the traffic records', () => {
+    const text = formatDomainReport({ site: 'acme', platformDomain: 'sites.test', domains: ['shop.example'], aliases: [], statuses: undefined, target: undefined, now: 0 });
+    expect(text).toContain('DOMAIN_VERIFICATION is off');
+    expect(text).not.toContain('TXT');
+    expect(text).toContain('CNAME acme.sites.test.');
   });
 });

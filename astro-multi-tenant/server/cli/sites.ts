@@ -14,6 +14,11 @@ import { normalizeHost } from '../tenant/normalize-host.ts';
 import { loadPlansSource } from '../plans/plans-file.ts';
 import { contentLimitIssues, measureContent } from '../plans/content-limits.ts';
 import { formatUsageReport, runningWorkers } from '../plans/usage-report.ts';
+import { checkSite } from '../sites/check.ts';
+import { createDomainVerifier } from '../tenant/domain-verifier.ts';
+import { createFileDomainStateStore } from '../tenant/domain-state-file.ts';
+import { createTxtLookup } from '../tenant/domain-dns.ts';
+import { formatDomainReport } from '../tenant/domain-report.ts';
 
 const USAGE = `usage: npm run sites -- <command>
 
@@ -21,6 +26,9 @@ const USAGE = `usage: npm run sites -- <command>
   usage <id>            the site's plan (PLANS_FILE), its folder against the plan's size limits, and
                         its live usage and throttles from the server running on this machine
   list                  list sites with their domains and aliases
+  domains <id>          each custom domain and alias of the site: its ownership check (checked now
+                        through DNS_SERVERS and recorded, with DOMAIN_VERIFICATION=dns) and the DNS
+                        records to create
   new <id> [--domain d] scaffold sites/<id>/ (site.json, pages/index.md, public/)
   add-member <id> <email> [--name "Full Name"]
                         add or update a member in sites/<id>/members.json; the password is read
@@ -86,6 +94,39 @@ async function main(): Promise<number> {
         const aliases = r.config?.aliases.length ? `  aliases: ${r.config.aliases.join(', ')}` : '';
         console.log(`${terminalSafe(r.id).padEnd(24)} ${terminalSafe(r.config?.name ?? '')}\n${' '.repeat(25)}${terminalSafe(hosts + aliases)}`);
       }
+      return 0;
+    }
+    case 'domains': {
+      const id = args[0];
+      if (!id || !isValidSiteId(id) || (await source.siteProblem(id)) !== undefined) {
+        console.error(`sites domains: "${id ?? ''}" is not a site in ${config.sitesDir}`);
+        return 2;
+      }
+      const report = await checkSite(source, id);
+      if (!report.config) {
+        console.error(`sites domains: sites/${id}/site.json is invalid; run npm run sites -- check`);
+        return 1;
+      }
+      const { domains, aliases } = report.config;
+      const dv = config.domainVerification;
+      let statuses;
+      if (dv) {
+        // The same checks and the same shared records as the servers: a domain verified here is
+        // served by every worker at its next tick.
+        const verifier = createDomainVerifier({
+          store: createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
+          secret: dv.secret,
+          lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
+          hosts: () => [...domains, ...aliases].filter((h) => h !== `${id}.${config.platformDomain}`).map((h) => [h, id] as const),
+          recheckMs: 0,
+          retryMs: 0,
+          graceMs: dv.graceMs,
+        });
+        await verifier.tick();
+        statuses = verifier.describe(id, [...domains, ...aliases]);
+      }
+      const text = formatDomainReport({ site: id, platformDomain: config.platformDomain, domains, aliases, statuses, target: config.domainTarget, now: Date.now() });
+      console.log(text.split('\n').map(terminalSafe).join('\n'));
       return 0;
     }
     case 'new': {
