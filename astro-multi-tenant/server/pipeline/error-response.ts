@@ -24,12 +24,11 @@ export async function answerError(ctx: Exchange, error: PlatformError, pages: Pl
     if (answer.kind === 'internal') log.error({ err: error.cause ?? error, code: error.code }, 'request failed');
     else log.error({ code: error.code, input: error.input, ...(error instanceof ContentError ? { issues: error.issues } : { err: error.message }) }, `${SUMMARY[error.code] ?? error.code}; answering ${status}`);
   } else if (error instanceof ThrottledError) {
-    // A flood of these is what a limit is for: the access log line (status 429) is enough.
-    log.debug({ code: error.code, reason: error.reason, plan: error.plan }, 'request throttled');
+    return answerThrottled(ctx, error);
   } else {
     log.info({ code: error.code, input: error.input?.slice(0, 200), reason: error.message }, 'request refused');
   }
-  const route: RouteKind = status >= 500 ? (answer.kind === 'internal' ? 'error' : 'unavailable') : error instanceof ThrottledError ? 'throttled' : 'bad_request';
+  const route: RouteKind = status >= 500 ? (answer.kind === 'internal' ? 'error' : 'unavailable') : 'bad_request';
   if (res.headersSent) {
     res.destroy();
     return route;
@@ -37,7 +36,7 @@ export async function answerError(ctx: Exchange, error: PlatformError, pages: Pl
   for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
   res.setHeader('Cache-Control', 'no-store');
   if (answer.kind === 'text') {
-    sendText(res, status, `${reasonPhrase(status)}: ${error.message}\n`, error instanceof ThrottledError ? { headers: { 'Retry-After': String(error.retryAfterSeconds) } } : undefined);
+    sendText(res, status, `${reasonPhrase(status)}: ${error.message}\n`);
   } else if (answer.kind === 'page') {
     const retryAfter = 'retryAfterSeconds' in answer ? { 'Retry-After': String(answer.retryAfterSeconds) } : undefined;
     try {
@@ -52,4 +51,26 @@ export async function answerError(ctx: Exchange, error: PlatformError, pages: Pl
     sendText(res, 500, 'Internal Server Error\n');
   }
   return route;
+}
+
+/**
+ * Answers a request refused by a limit of its site's plan: 429 (errors.ts SITE_RATE_LIMITED) with
+ * Retry-After in whole seconds (RFC 9110 §10.2.3), `no-store`, and the error's words as short plain
+ * text, with any header an earlier stage set dropped. For a ThrottledError thrown by any stage (via
+ * answerError) and called directly by the request-limit stage, which makes its error without a
+ * stack (plans/throttled.ts) and answers without throwing: a flood of refusals costs no stack
+ * capture and no rejection through the stages. Logged at debug only: a flood of these is what a
+ * limit is for, and the access log line (status 429) says enough. Returns the route kind.
+ */
+export function answerThrottled(ctx: Exchange, error: ThrottledError): RouteKind {
+  const { res } = ctx;
+  ctx.log.debug({ code: error.code, reason: error.reason, plan: error.plan }, 'request throttled');
+  if (res.headersSent) {
+    res.destroy();
+    return 'throttled';
+  }
+  for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
+  const status = ERRORS[error.code].status;
+  sendText(res, status, `${reasonPhrase(status)}: ${error.message}\n`, { headers: { 'Cache-Control': 'no-store', 'Retry-After': String(error.retryAfterSeconds) } });
+  return 'throttled';
 }

@@ -1,4 +1,5 @@
-import { ThrottledError, type ThrottleReason } from '../errors.ts';
+import type { ThrottleReason } from '../errors.ts';
+import { throttledError } from './throttled.ts';
 import type { NamedPlan } from './plans-file.ts';
 import type { SiteLimiter } from './limits.ts';
 
@@ -121,7 +122,8 @@ export function createRenderBudget(options: RenderBudgetOptions): RenderBudget {
 
   function shed(siteId: string, reason: ThrottleReason, plan: NamedPlan, retryAfterSeconds: number): never {
     options.onThrottle?.(siteId, reason, plan.name);
-    throw new ThrottledError(siteId, reason, plan.name, retryAfterSeconds);
+    // No stack trace (throttled.ts): shed renders are what a flood of uncached pages produces.
+    throw throttledError(siteId, reason, plan.name, retryAfterSeconds);
   }
 
   function usageOf(siteId: string, a: SiteAccount | undefined): RenderUsage {
