@@ -16,6 +16,7 @@ import { createSiteRegistry } from './tenant/registry.ts';
 import { createFileClaimStore } from './tenant/host-claims.ts';
 import { createDomainVerifier } from './tenant/domain-verifier.ts';
 import { createFileDomainStateStore } from './tenant/domain-state-file.ts';
+import { createRedisDomainStateStore } from './tenant/domain-state-redis.ts';
 import { createTxtLookup } from './tenant/domain-dns.ts';
 import { withDomainStatus } from './tenant/domain-status.ts';
 import { loadAstroRenderer } from './render/astro-renderer.ts';
@@ -100,28 +101,6 @@ async function main() {
     process.exit(78);
   }
 
-  // DOMAIN_VERIFICATION=dns: custom hosts are served once their TXT record proves ownership; the
-  // records are shared by this machine's workers through STATE_DIR (tenant/domain-verifier.ts).
-  const dv = config.domainVerification;
-  const verifier = dv
-    ? createDomainVerifier({
-        store: createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
-        secret: dv.secret,
-        lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
-        // The site each custom host would be served for; platform subdomains need no check.
-        hosts: () => [...registry.index.entries].filter(([host, e]) => host !== `${e.siteId}.${config.platformDomain}`).map(([host, e]) => [host, e.siteId] as const),
-        recheckMs: dv.recheckMs,
-        retryMs: dv.retryMs,
-        graceMs: dv.graceMs,
-        onChange: (domain, site, from, to, detail) => logger[to === 'verified' ? 'info' : 'warn']({ domain, site, from, to, detail }, `custom domain ${domain} of site ${site}: ${to}`),
-        onError: (error) => logger.error({ err: error }, 'domain verification: cannot read or write the domain state'),
-      })
-    : undefined;
-  if (verifier) {
-    await verifier.tick().catch((error) => logger.error({ err: error }, 'domain verification: first check failed'));
-    verifier.start(Math.min(dv!.retryMs, 30_000));
-  }
-
   // Sessions: Redis when configured; otherwise the embedded in-memory store, which only makes
   // sense for a single process (a second worker would not know the first one's sessions).
   const problem = clusterProblem(process.env, config.redis !== undefined, config.sessionKeys !== undefined);
@@ -137,6 +116,29 @@ async function main() {
   if (!redisClient) logger.warn('REDIS_URL is not set: sessions are kept in this process only (embedded mode, one worker)');
   const sessionKeys = config.sessionKeys ?? parseSessionKeys(`embedded:${randomBytes(32).toString('base64url')}`);
   if (!config.sessionKeys) logger.warn('SESSION_KEYS is not set: session cookies are signed with a random key and end when this process restarts');
+
+  // DOMAIN_VERIFICATION=dns: custom hosts are served once their TXT record proves ownership; the
+  // records are shared through Redis when configured, else by this machine's workers through a
+  // private file in STATE_DIR (tenant/domain-verifier.ts).
+  const dv = config.domainVerification;
+  const verifier = dv
+    ? createDomainVerifier({
+        store: redisClient ? createRedisDomainStateStore(redisClient) : createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
+        secret: dv.secret,
+        lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
+        // The site each custom host would be served for; platform subdomains need no check.
+        hosts: () => [...registry.index.entries].filter(([host, e]) => host !== `${e.siteId}.${config.platformDomain}`).map(([host, e]) => [host, e.siteId] as const),
+        recheckMs: dv.recheckMs,
+        retryMs: dv.retryMs,
+        graceMs: dv.graceMs,
+        onChange: (domain, site, from, to, detail) => logger[to === 'verified' ? 'info' : 'warn']({ domain, site, from, to, detail }, `custom domain ${domain} of site ${site}: ${to}`),
+        onError: (error) => logger.error({ err: error }, 'domain verification: cannot read or write the domain state'),
+      })
+    : undefined;
+  if (verifier) {
+    await verifier.tick().catch((error) => logger.error({ err: error }, 'domain verification: first check failed'));
+    verifier.start(Math.min(dv!.retryMs, 30_000));
+  }
   const sessions = createSessions({
     store,
     keys: sessionKeys,

@@ -19,6 +19,8 @@ import { createDomainVerifier } from '../tenant/domain-verifier.ts';
 import { createFileDomainStateStore } from '../tenant/domain-state-file.ts';
 import { createTxtLookup } from '../tenant/domain-dns.ts';
 import { formatDomainReport } from '../tenant/domain-report.ts';
+import { createRedisDomainStateStore } from '../tenant/domain-state-redis.ts';
+import { createRedisClient } from '../session/redis-client.ts';
 
 const USAGE = `usage: npm run sites -- <command>
 
@@ -111,10 +113,11 @@ async function main(): Promise<number> {
       const dv = config.domainVerification;
       let statuses;
       if (dv) {
-        // The same checks and the same shared records as the servers: a domain verified here is
-        // served by every worker at its next tick.
+        // The same checks and the same shared records as the servers (Redis when configured, else
+        // STATE_DIR): a domain verified here is served by every worker at its next tick.
+        const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
         const verifier = createDomainVerifier({
-          store: createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
+          store: redis ? createRedisDomainStateStore(redis) : createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
           secret: dv.secret,
           lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
           hosts: () => [...domains, ...aliases].filter((h) => h !== `${id}.${config.platformDomain}`).map((h) => [h, id] as const),
@@ -122,7 +125,11 @@ async function main(): Promise<number> {
           retryMs: 0,
           graceMs: dv.graceMs,
         });
-        await verifier.tick();
+        try {
+          await verifier.tick();
+        } finally {
+          redis?.disconnect();
+        }
         statuses = verifier.describe(id, [...domains, ...aliases]);
       }
       const text = formatDomainReport({ site: id, platformDomain: config.platformDomain, domains, aliases, statuses, target: config.domainTarget, now: Date.now() });
