@@ -119,4 +119,28 @@ describe('custom domains with DOMAIN_VERIFICATION=dns, over a real DNS server', 
     expect((await get(two.port, 'acme-tools.example')).status).toBe(301);
     expect((await get(two.port, 'sweet-crumbs.example')).status).toBe(404);
   }, 30_000);
+
+  it('the status page lists each custom domain with its state and TXT record', async () => {
+    const res = await get(one.port, `acme.${PLATFORM}`, '/_platform/status.json');
+    expect(res.status).toBe(200);
+    const domains = (JSON.parse(res.body) as { domains: Array<{ domain: string; site: string; state: string; txtName: string; token: string }> }).domains;
+    expect(domains.find((d) => d.domain === 'acme.example')).toMatchObject({ site: 'acme', state: 'verified', txtName: '_amt-verify.acme.example', token: verificationToken(SECRET, 'acme', 'acme.example') });
+    expect(domains.find((d) => d.domain === 'sweet-crumbs.example')).toMatchObject({ site: 'bakery', state: 'pending' });
+  });
+
+  it('when the record goes away, a verified domain keeps serving through the grace period (failing), then stops on every server', async () => {
+    const three = await startServer(sitesDir, { ...env(dns.address), DOMAIN_RECHECK_S: '1', DOMAIN_GRACE_S: '4' });
+    started.push(three);
+    await dns.clearTxt('_amt-verify.acme.example');
+    const state = async () => (JSON.parse((await get(three.port, `acme.${PLATFORM}`, '/_platform/status.json')).body) as { domains: Array<{ domain: string; state: string }> }).domains.find((d) => d.domain === 'acme.example')?.state;
+    await waitFor(async () => (await state()) === 'failing', 10_000, 100);
+    expect((await get(three.port, 'acme.example')).status).toBe(200);
+    expect((await get(one.port, 'acme.example')).status).toBe(200);
+    await waitFor(async () => (await get(three.port, 'acme.example')).status === 404, 15_000, 200);
+    expect(await state()).toBe('failed');
+    // The first server never re-checked (DOMAIN_RECHECK_S is an hour there): it follows the shared record.
+    await waitFor(async () => (await get(one.port, 'acme.example')).status === 404, 10_000, 200);
+    // The other hosts of the site are untouched.
+    expect((await get(one.port, 'www.acme.example')).status).toBe(301);
+  }, 45_000);
 });
