@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { once } from 'node:events';
 import { access, constants } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,7 +137,11 @@ async function main() {
       })
     : undefined;
   if (verifier) {
-    await verifier.tick().catch((error) => logger.error({ err: error }, 'domain verification: first check failed'));
+    // Serve verified domains from the first request: read the shared records before listening
+    // (waiting up to 5 s for Redis to connect: its client has no offline queue); checks follow in
+    // the background.
+    if (redisClient && redisClient.status !== 'ready') await Promise.race([once(redisClient, 'ready').catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
+    await verifier.refresh().catch((error) => logger.error({ err: error }, 'domain verification: cannot read the domain state; custom domains answer 404 until it can'));
     verifier.start(Math.min(dv!.retryMs, 30_000));
   }
   const sessions = createSessions({

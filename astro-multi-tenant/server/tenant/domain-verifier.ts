@@ -45,6 +45,8 @@ export interface DomainVerifier {
   allows(site: string, domain: string): boolean;
   /** Loads the shared records, checks the domains that are due, writes the results. */
   tick(): Promise<void>;
+  /** Loads the shared records only (no DNS): what a process does before serving, so a restart never forgets verified domains. */
+  refresh(): Promise<void>;
   /** The status of each of these domains of `site` (from the last loaded records). */
   describe(site: string, domains: readonly string[]): DomainStatus[];
   /** Ticks every `intervalMs` until stop(); unref'd, so it never keeps a process alive. */
@@ -128,6 +130,9 @@ export function createDomainVerifier(options: DomainVerifierOptions): DomainVeri
         setImmediate(() => void verifier.tick().catch((error) => options.onError?.(error)).finally(() => (soon = false)));
       }
       return isServed(effectiveState(record, site, now(), options.graceMs));
+    },
+    async refresh() {
+      records = await options.store.load();
     },
     tick() {
       // One tick at a time per process: a slow DNS server never stacks lookups.
