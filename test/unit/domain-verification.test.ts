@@ -157,6 +157,23 @@ describe('the domain lifecycle', () => {
     expect(v.describe('acme', ['shop.example'])[0]).toMatchObject({ state: 'verified', failingSince: undefined });
   });
 
+  it('checks a domain first seen on a request at once, in the background, without waiting for the next interval', async () => {
+    const w = world();
+    const hosts: Array<[string, string]> = [];
+    const v = verifier(w, hosts);
+    v.start(3_600_000);
+    await v.tick();
+    hosts.push(['new.example', 'acme']);
+    w.txt.set('_amt-verify.new.example', [verificationToken(SECRET, 'acme', 'new.example')]);
+    // The request itself is answered from memory: not served yet.
+    expect(v.allows('acme', 'new.example')).toBe(false);
+    const started = Date.now();
+    while (!v.allows('acme', 'new.example') && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 5));
+    v.stop();
+    expect(v.allows('acme', 'new.example')).toBe(true);
+    expect(w.lookups).toEqual(['_amt-verify.new.example']);
+  });
+
   it('spreads a backlog over ticks: at most maxChecksPerTick lookups each', async () => {
     const w = world();
     const hosts = Array.from({ length: 25 }, (_, i) => [`d${i}.example`, `s${i}`] as [string, string]);
