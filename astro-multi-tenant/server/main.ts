@@ -236,7 +236,7 @@ async function main() {
     // Embedded mode serves one operator's own sites: its platform home page may list them.
     listSites: redisClient ? undefined : () => registry.siteIds,
     isAdmin: (req) => admin(req.headers, req.socket.remoteAddress).ok,
-    loadPage: createPageLoader(cache, { renderMarkdown: markdownCache?.render }),
+    loadPage: createPageLoader(cache, { renderMarkdown: markdownCache?.render, pageSizeLimit: fairness.content.pageSizeLimit }),
     renderer,
     trustedProxies: config.trustedProxies,
     cssDir: config.cssDir,

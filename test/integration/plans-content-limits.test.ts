@@ -25,6 +25,9 @@ async function makeSite(sitesDir: string, id: string, pages: Record<string, stri
   for (const [file, bytes] of Object.entries(publicFiles)) await writeFile(join(dir, 'public', file), Buffer.alloc(bytes, 0x61));
 }
 
+/** A 427-byte page whose frontmatter is not YAML. */
+const broken = `---\ntitle: [unclosed\n---\n\n${'y'.repeat(400)}\n`;
+
 /** The content issues logged with 503 answers so far. */
 function loggedIssues(server: RunningServer): Array<{ file: string; field: string; reason: string }> {
   return server.logs.flatMap((line) => {
@@ -34,6 +37,13 @@ function loggedIssues(server: RunningServer): Array<{ file: string; field: strin
       return [];
     }
   });
+}
+
+/** Waits (up to 2 s: the server's log reaches this process through a pipe, after its answer) for an issue to be logged. */
+async function expectLogged(server: RunningServer, issue: { file: string; field: string; reason: string }) {
+  const same = (i: { file: string; field: string; reason: string }) => i.file === issue.file && i.field === issue.field && i.reason === issue.reason;
+  await waitFor(async () => loggedIssues(server).some(same), 2000).catch(() => undefined);
+  expect(loggedIssues(server)).toContainEqual(issue);
 }
 
 /** A refusal by a plan limit: 503, never stored, and the log names the file, the field and the numbers. */
@@ -53,7 +63,8 @@ describe('size and count limits of a plan, enforced when serving', () => {
     sitesDir = await copySites();
     // Path order: a.md, b.md, c.md, d.md, index.md; "few" serves the first three.
     await makeSite(sitesDir, 'crowded', { ...pagesOf(4), 'index.md': page('Home') });
-    await makeSite(sitesDir, 'bulky', { 'index.md': page('Home'), 'big.md': page('Big', 160) }, { 'logo.png': 1200, 'notes.txt': 800, README: 10 });
+    // broken.md is over the size and its frontmatter is not YAML: refused unread, only the size is reported.
+    await makeSite(sitesDir, 'bulky', { 'index.md': page('Home'), 'big.md': page('Big', 160), 'broken.md': broken }, { 'logo.png': 1200, 'notes.txt': 800, README: 10 });
     await makeSite(sitesDir, 'roomy', { 'index.md': page('Home'), 'a.md': page('A') }, { 'logo.png': 500, README: 10 });
     await makeSite(sitesDir, 'twin', { ...pagesOf(4), 'index.md': page('Home'), 'big.md': page('Big', 160) }, { 'logo.png': 1200, 'notes.txt': 800 });
     plansFile = join(sitesDir, '..', `plans-content-${process.pid}-${Date.now()}.json`);
@@ -72,12 +83,24 @@ describe('size and count limits of a plan, enforced when serving', () => {
     expectRefused(big);
     expect(big.body).toContain('Page unavailable');
     expect(big.body).not.toContain('big.md');
-    expect(loggedIssues(server)).toContainEqual({ file: 'sites/bulky/pages/big.md', field: 'plan.maxPageBytes', reason: 'is 345 bytes, over the limit of 300 bytes (300 bytes) of plan "few"' });
+    await expectLogged(server, { file: 'sites/bulky/pages/big.md', field: 'plan.maxPageBytes', reason: 'is 345 bytes, over the limit of 300 bytes (300 bytes) of plan "few"' });
     // Its other pages, and the same page on a plan that allows it, are served.
     expect((await get(server.port, 'bulky.localhost', '/')).status).toBe(200);
     expect((await get(server.port, 'twin.localhost', '/big')).status).toBe(200);
     // A revalidation of the refused page is refused too (the check comes before the ETag).
     expectRefused(await get(server.port, 'bulky.localhost', '/big', { 'If-None-Match': '*' }));
+  });
+
+  it('refuses a page over its plan\'s size before reading it: what is wrong inside is never parsed', async () => {
+    expectRefused(await get(server.port, 'bulky.localhost', '/broken'));
+    await expectLogged(server, { file: 'sites/bulky/pages/broken.md', field: 'plan.maxPageBytes', reason: `is ${Buffer.byteLength(broken)} bytes, over the limit of 300 bytes (300 bytes) of plan "few"` });
+    const issues = loggedIssues(server).filter((i) => i.file === 'sites/bulky/pages/broken.md');
+    expect(issues.filter((i) => i.field.startsWith('frontmatter'))).toEqual([]);
+    // On a plan that allows its size, the same file is read, and its frontmatter refused.
+    await writeFile(join(sitesDir, 'twin', 'pages', 'broken.md'), broken);
+    expectRefused(await get(server.port, 'twin.localhost', '/broken'));
+    await waitFor(async () => loggedIssues(server).some((i) => i.file === 'sites/twin/pages/broken.md'), 2000);
+    expect(loggedIssues(server).filter((i) => i.file === 'sites/twin/pages/broken.md').map((i) => i.field)).toEqual(['frontmatter']);
   });
 
   it('serves the first pages of a site in path order up to its plan\'s count and answers the others 503', async () => {
@@ -86,7 +109,7 @@ describe('size and count limits of a plan, enforced when serving', () => {
     await waitFor(async () => (await get(server.port, 'crowded.localhost', '/d')).status === 503, 5000);
     for (const path of ['/a', '/b', '/c']) expect((await get(server.port, 'crowded.localhost', path)).status, path).toBe(200);
     for (const path of ['/d', '/']) expectRefused(await get(server.port, 'crowded.localhost', path));
-    expect(loggedIssues(server)).toContainEqual({ file: 'sites/crowded/pages/index.md', field: 'plan.maxPages', reason: 'is not among the first 3 pages (in path order) that plan "few" allows; the site has 5 pages' });
+    await expectLogged(server, { file: 'sites/crowded/pages/index.md', field: 'plan.maxPages', reason: 'is not among the first 3 pages (in path order) that plan "few" allows; the site has 5 pages' });
     // The same five pages on the default plan are all served.
     await get(server.port, 'twin.localhost', '/a');
     await new Promise((r) => setTimeout(r, 300));
@@ -99,7 +122,7 @@ describe('size and count limits of a plan, enforced when serving', () => {
     await get(server.port, 'bulky.localhost', '/');
     await waitFor(async () => (await get(server.port, 'bulky.localhost', '/logo.png')).status === 503, 5000);
     for (const path of ['/logo.png', '/notes.txt', '/README']) expectRefused(await get(server.port, 'bulky.localhost', path));
-    expect(loggedIssues(server)).toContainEqual({ file: 'sites/bulky/public', field: 'plan.maxPublicBytes', reason: 'holds 2,010 bytes, over the limit of 1000 bytes (1,000 bytes) of plan "few"; its files are not served until it is back under' });
+    await expectLogged(server, { file: 'sites/bulky/public', field: 'plan.maxPublicBytes', reason: 'holds 2,010 bytes, over the limit of 1000 bytes (1,000 bytes) of plan "few"; its files are not served until it is back under' });
     expect((await get(server.port, 'bulky.localhost', '/')).status).toBe(200);
     expect((await get(server.port, 'bulky.localhost', '/missing.png')).status).toBe(404);
     // Within the plan (roomy) or on the default plan (twin), the files are served.

@@ -57,6 +57,10 @@ describe('the content gate', () => {
     }
     expect(walks).toEqual([]);
     expect(refusal(() => gate.checkPage(site, { path: 'ok.md', bytes: 1000 }))).toBeUndefined();
+    // The page loader's own limit (refused before reading) is the plan's, with the same words.
+    const limit = gate.pageSizeLimit(site);
+    expect(limit.bytes).toBe(1000);
+    expect(limit.refuse('big.md', 5000).issues).toEqual(refusal(() => gate.checkPage(site, { path: 'big.md', bytes: 5000 }))!.issues);
   });
 
   it('passes everything until the first walk is done, then refuses pages beyond the count and public files over the total', async () => {

@@ -30,6 +30,11 @@ export interface ContentGate {
   checkPage(site: { id: string; dir: string }, page: { path: string; bytes: number }): void;
   /** A ContentError PAGE_INVALID to answer a public file with while the site's public/ is over its plan's total; else undefined. */
   publicRefusal(site: { id: string; dir: string }): ContentError | undefined;
+  /**
+   * The site's plan's page size as the page loader's own limit (sites/pages.ts `pageSizeLimit`),
+   * so a page over it is refused before it is read, with the same words as `checkPage`.
+   */
+  pageSizeLimit(site: { id: string }): { bytes: number; refuse(path: string, size: number): ContentError };
   /** Resolves when every walk started so far has finished (tests). */
   settled(): Promise<void>;
 }
@@ -150,6 +155,10 @@ export function createContentGate(options: ContentGateOptions): ContentGate {
       const entry = measured.get(site.id);
       refresh(site, plan, entry);
       return entry && entry.publicBytes > plan.limits.maxPublicBytes ? new ContentError('PAGE_INVALID', [publicOverPlanSize(site.id, entry.publicBytes, plan)]) : undefined;
+    },
+    pageSizeLimit(site) {
+      const plan = options.planFor(site.id);
+      return { bytes: plan.limits.maxPageBytes, refuse: (path, bytes) => new ContentError('PAGE_INVALID', [pageOverPlanSize(site.id, { path, bytes }, plan)]) };
     },
     async settled() {
       while (walking.size > 0) await Promise.all(walking.values());

@@ -69,15 +69,31 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   return { kind: 'page', page: { file, path: file.replace(/^sites\/[^/]+\/pages\//, ''), bytes, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: body.html, version: '', modifiedMs: 0 } };
 }
 
+/** A site's own page size limit (its plan's maxPageBytes) and the refusal that names it. */
+export interface PageSizeLimit {
+  /** Bytes; only a limit under MAX_PAGE_BYTES changes anything. */
+  bytes: number;
+  /** The refusal of a page file over `bytes` (`path` relative to pages/, `size` from fstat). */
+  refuse(path: string, size: number): ContentError;
+}
+
 export interface PageLoaderOptions {
   /** Markdown → sanitised HTML; the on-disk cache (markdown-cache.ts) in the server. */
   renderMarkdown?: (markdown: string) => Promise<string>;
+  /**
+   * A site's own, smaller page size limit (plans/content-gate.ts), checked like MAX_PAGE_BYTES on
+   * the open descriptor before a byte is read, so an oversized page costs its site no parse and no
+   * Markdown render. Part of the cache fingerprint, so a plan change applies at the next check.
+   */
+  pageSizeLimit?: (site: Site) => PageSizeLimit | undefined;
 }
 
 export function createPageLoader(cache: ContentCache, options: PageLoaderOptions = {}) {
   const render = options.renderMarkdown ?? renderMarkdown;
   return async function loadPage(site: Site, segments: readonly string[]): Promise<PageState | null> {
     let found: string | undefined;
+    const own = options.pageSizeLimit?.(site);
+    const limit = own && own.bytes < MAX_PAGE_BYTES ? own : undefined;
     return cache.get<PageState>(`page\0${site.id}\0${segments.join('/')}`, {
       // Candidates and paths only when the disk is consulted; a cache hit skips all of it.
       async fingerprint() {
@@ -85,7 +101,7 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
           const file = await fileIdentity(join(site.dir, 'pages', candidate));
           if (file !== null) {
             found = candidate;
-            return `${candidate}|${file.fingerprint}|${site.config.layout}`;
+            return `${candidate}|${file.fingerprint}|${site.config.layout}${limit ? `|${limit.bytes}` : ''}`;
           }
         }
         return null;
@@ -97,10 +113,14 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
         // or at any folder on the way, is never read, and neither is a page over the size limit.
         // Every refusal is kept in the content cache under this fingerprint, so asking again
         // costs one stat until the file changes.
-        const read = await readContainedText(join(site.dir, 'pages', found!), site.dir, { maxBytes: MAX_PAGE_BYTES });
+        const read = await readContainedText(join(site.dir, 'pages', found!), site.dir, { maxBytes: limit?.bytes ?? MAX_PAGE_BYTES });
         if (read.kind === 'missing') return { value: { kind: 'missing' }, bytes: 64 };
         if (read.kind === 'refused') {
-          if (read.reason === 'too-large') return { value: { kind: 'invalid', error: pageTooLarge(file, read.size) }, bytes: 512 };
+          if (read.reason === 'too-large') {
+            // Over the global limit, the global refusal; under it, the site's own (its plan's).
+            const error = limit && read.size <= MAX_PAGE_BYTES ? limit.refuse(found!, read.size) : pageTooLarge(file, read.size);
+            return { value: { kind: 'invalid', error }, bytes: 512 };
+          }
           return { value: { kind: read.reason === 'outside' ? 'outside' : 'missing' }, bytes: 64 };
         }
         const { text, stats } = read;
