@@ -142,8 +142,9 @@ export function createRequestPipeline(deps: PipelineDeps) {
     deps.metrics?.observeRequest({ method: req.method, status, route, site: ctx.siteId, seconds: ms / 1000 });
     if (ctx.siteId) deps.traffic?.record(ctx.siteId, status >= 500);
     // Probes and scrapes every few seconds would drown the access log, and so would a flood of
-    // junk Host values (each is counted in the metrics by route): they log at debug.
-    const level = route === 'health' || route === 'metrics' || route === 'unknown_host' ? 'debug' : 'info';
+    // junk Host values or of refused requests over a site's plan (each is counted in the metrics by
+    // route, throttles also by reason and plan): they log at debug.
+    const level = route === 'health' || route === 'metrics' || route === 'unknown_host' || route === 'throttled' ? 'debug' : 'info';
     // The access line carries its bindings itself: no child logger is made for a request that
     // logs nothing else (most of them).
     if (logger.isLevelEnabled(level)) logger[level]({ reqId: id, site: ctx.siteId, method: req.method, path: req.url?.slice(0, 300), status, route, ms: Math.round(ms * 100) / 100 }, 'request');
