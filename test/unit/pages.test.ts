@@ -52,6 +52,9 @@ beforeAll(async () => {
   await symlink(join(root, 'outside', 'nested'), join(pages, 'leakdir'));
   // A symlink that stays inside the site folder is fine.
   await symlink(join(pages, 'about.md'), join(pages, 'about-us.md'));
+  // A folder link inside the site, and one to an ancestor (a loop).
+  await symlink(join(pages, 'blog'), join(pages, 'news'));
+  await symlink(pages, join(pages, 'blog', 'loop'));
   site = { id: 'demo', dir: await realpath(dir), config: config({ name: 'Demo', layout: 'article' }), cssFile: undefined, cssProblem: undefined, version: 'v1' };
 });
 
@@ -230,6 +233,7 @@ describe('listPageRoutes', () => {
   it('lists every Markdown page with its route, sorted by file', async () => {
     const routes = await listPageRoutes(site);
     expect(routes).toEqual([
+      { segments: ['about-us'], file: 'about-us.md' },
       { segments: ['about'], file: 'about.md' },
       { segments: ['blog', 'first-post'], file: 'blog/first-post.md' },
       { segments: ['blog'], file: 'blog/index.md' },
@@ -241,13 +245,20 @@ describe('listPageRoutes', () => {
     ]);
   });
 
-  it('skips hidden files, non-Markdown files and every symlink', async () => {
+  it('skips hidden files, non-Markdown files and symlinks that lead out of the site, as the server does', async () => {
     const files = (await listPageRoutes(site)).map((r) => r.file);
     expect(files).not.toContain('.hidden.md');
     expect(files).not.toContain('notes.txt');
     expect(files).not.toContain('leak.md');
-    expect(files).not.toContain('about-us.md');
     expect(files.some((f) => f.startsWith('leakdir'))).toBe(false);
+  });
+
+  it('lists a page link and a folder link that stay inside the site (served there), and walks each real folder once', async () => {
+    const files = (await listPageRoutes(site)).map((r) => r.file);
+    expect(files).toContain('about-us.md');
+    // `news` and `blog` are one real folder: it is listed once, under the name met first.
+    expect(files.filter((f) => f.endsWith('first-post.md'))).toHaveLength(1);
+    expect(files.some((f) => f.includes('loop/'))).toBe(false);
   });
 
   it('stops at the given limit', async () => {

@@ -1,11 +1,11 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContentError } from '../errors.ts';
 import { frontmatterSchema, toContentIssues, type Frontmatter, type LayoutName } from './schema.ts';
 import { renderMarkdown, splitFrontmatter } from './markdown.ts';
 import { renderPageBody } from './markdown-renderer.ts';
 import { fileIdentity, statsFingerprint } from './fs-fingerprint.ts';
-import { readContainedText, refusalReason } from './contained-file.ts';
+import { isWithin, readContainedText, refusalReason } from './contained-file.ts';
 import type { ContentCache } from './content-cache.ts';
 import type { Site } from './loader.ts';
 
@@ -152,17 +152,33 @@ export interface PageRoute {
 /** Every page file of a site with its route, for the sitemap and `sites check`. Bounded so a huge tree cannot stall a worker. */
 export async function listPageRoutes(site: Site, limit = 50_000): Promise<PageRoute[]> {
   const routes: PageRoute[] = [];
+  // Symlinks are listed as the server serves them: a link (to a page or a folder) that stays inside
+  // the site folder is a page like any other; one that leads out is not. Each real folder is
+  // walked once, so a link to an ancestor cannot loop.
+  const visited = new Set<string>();
+  const inside = async (path: string) => {
+    const real = await realpath(path).catch(() => undefined);
+    return real !== undefined && isWithin(site.dir, real) ? real : undefined;
+  };
   async function walk(dir: string, prefix: string[]): Promise<void> {
+    const real = await inside(dir);
+    if (real === undefined || visited.has(real)) return;
+    visited.add(real);
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch {
       return;
     }
+    // In name order, so which name a folder linked twice is listed under never depends on the
+    // file system's directory order.
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       if (routes.length >= limit || entry.name.startsWith('.')) continue;
-      if (entry.isDirectory()) await walk(join(dir, entry.name), [...prefix, entry.name]);
-      else if (entry.isFile() && entry.name.endsWith('.md')) {
+      const path = join(dir, entry.name);
+      const link = entry.isSymbolicLink();
+      if (entry.isDirectory() || (link && !entry.name.endsWith('.md'))) await walk(path, [...prefix, entry.name]);
+      else if ((entry.isFile() || (link && (await inside(path)) !== undefined)) && entry.name.endsWith('.md')) {
         const name = entry.name.slice(0, -3);
         routes.push({ segments: name === 'index' ? prefix : [...prefix, name], file: [...prefix, entry.name].join('/') });
       }
