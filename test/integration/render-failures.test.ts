@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { copySites, get, removeDir, ROOT, startServer, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, ROOT, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startNginx, type RunningNginx } from '../helpers/nginx.ts';
 import { eventually } from '../helpers/eventually.ts';
 
@@ -109,7 +109,8 @@ describe('validation accepts only locales that render', () => {
     const res = await get(server.port, 'badlocale.localhost', '/');
     expect(res.status).toBe(503);
     expect(res.headers['cache-control']).toBe('no-store');
-    expect(server.logs.some((l) => l.includes('sites/badlocale/site.json') && l.includes('locale'))).toBe(true);
+    // The log line travels through a pipe: it may arrive a moment after the answer.
+    await waitFor(async () => server.logs.some((l) => l.includes('sites/badlocale/site.json') && l.includes('locale')), 3000);
   });
 
   it('fails the same site in `sites check`, naming the file and the field', async () => {

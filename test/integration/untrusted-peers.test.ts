@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copySites, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
+import { copySites, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startRedis, type RunningRedis } from '../helpers/redis.ts';
 import { freePort } from '../helpers/cluster.ts';
 import { startAll } from '../helpers/processes.ts';
@@ -178,7 +178,8 @@ describe('a peer folder another local user could write to (PEER_DIR)', () => {
     await new Promise<void>((resolve) => fake.listen(join(dir, '999999.sock'), resolve));
     const [server] = await startAll([startServer(sitesDir, { PEER_DIR: dir, SESSION_KEYS })]);
     try {
-      expect(server.logs.some((l) => l.includes('cannot open the peer socket') && l.includes(`PEER_DIR: ${dir} is writable by group and others`))).toBe(true);
+      // The log line travels through a pipe: it may arrive a moment after the answer.
+      await waitFor(async () => server.logs.some((l) => l.includes('cannot open the peer socket') && l.includes(`PEER_DIR: ${dir} is writable by group and others`)), 3000);
       const status = await send({ port: server.port, host: 'localhost', from: '127.0.0.1' }, 'GET', '/_platform/status.json');
       expect(status.status).toBe(200);
       expect(JSON.parse(status.body).workers).toHaveLength(1);
