@@ -134,6 +134,29 @@ export async function readContainedText(path: string, realRoot: string, options:
   }
 }
 
+/**
+ * `openContained`, then at most the first `prefixBytes` of the file as UTF-8 text (a character cut
+ * at the end is replaced): for reading a page's frontmatter without reading its body. The size
+ * limit (`maxBytes`) is still checked on the whole file first.
+ */
+export async function readContainedPrefix(path: string, realRoot: string, options: { maxBytes: number; prefixBytes: number }): Promise<ContainedText> {
+  const opened = await openContained(path, realRoot, options);
+  if (opened.kind !== 'open') return opened;
+  const { handle, stats } = opened.file;
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(stats.size, options.prefixBytes));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return { kind: 'text', text: buffer.toString('utf8', 0, filled), stats };
+  } finally {
+    await opened.file.close();
+  }
+}
+
 /** Bytes in the units a site owner reads: "700 MiB", "1 MiB", "512 KiB", "12 bytes". */
 export function formatSize(bytes: number): string {
   const units: Array<[number, string]> = [

@@ -149,7 +149,7 @@ export interface PageRoute {
   file: string;
 }
 
-/** Every page file of a site with its route, for the sitemap and `sites check`. Bounded so a huge tree cannot stall a worker. */
+/** Every page file of a site with its route, for the sitemap and `sites check`. Bounded (`limit` files, and as many folders) so a huge tree cannot stall a worker. */
 export async function listPageRoutes(site: Site, limit = 50_000): Promise<PageRoute[]> {
   const routes: PageRoute[] = [];
   // Symlinks are listed as the server serves them: a link (to a page or a folder) that stays inside
@@ -161,6 +161,8 @@ export async function listPageRoutes(site: Site, limit = 50_000): Promise<PageRo
     return real !== undefined && isWithin(site.dir, real) ? real : undefined;
   };
   async function walk(dir: string, prefix: string[]): Promise<void> {
+    // Folders count against the bound too: a tree of empty folders is walked no further.
+    if (visited.size >= limit) return;
     const real = await inside(dir);
     if (real === undefined || visited.has(real)) return;
     visited.add(real);
