@@ -24,7 +24,7 @@ export interface MarkdownCache {
    * Renders through the cache: a hit reads a file, a miss renders and writes it in the background.
    * Rejects with MarkdownRefused for a text whose render was refused, now or remembered on disk.
    */
-  render(markdown: string): Promise<string>;
+  render(markdown: string, owner?: string): Promise<string>;
   /** Waits for background writes and pruning (tests, shutdown). */
   settle(): Promise<void>;
   /** `refusals`: hits that were a remembered refusal (counted in `hits` too). */
@@ -35,7 +35,8 @@ export interface MarkdownCacheOptions {
   dir: string;
   /** Upper bound of the files' total size; the oldest-written files go first past it. */
   maxBytes: number;
-  render: (markdown: string) => Promise<string>;
+  /** `owner` (a site id) is passed through: the renderer takes owners in turn. */
+  render: (markdown: string, owner?: string) => Promise<string>;
   /** Identity of the renderer (code + dependency versions): part of every key. */
   pipelineId: string;
   onWarning?: (message: string, details: Record<string, unknown>) => void;
@@ -184,8 +185,8 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
   }
 
   return {
-    async render(markdown) {
-      if (disabled) return options.render(markdown);
+    async render(markdown, owner) {
+      if (disabled) return options.render(markdown, owner);
       const key = markdownCacheKey(options.pipelineId, markdown);
       let cached: string | undefined;
       try {
@@ -205,7 +206,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       stats.misses++;
       let html: string;
       try {
-        html = await options.render(markdown);
+        html = await options.render(markdown, owner);
       } catch (error) {
         // A text refused for what it is (markdown-renderer.ts) is refused again by every worker
         // and after a restart at the cost of one read, never rendered again.

@@ -79,8 +79,11 @@ export class MarkdownRefused extends Error {
 }
 
 export interface MarkdownRenderer {
-  /** Sanitised HTML of `markdown`; rejects with MarkdownRefused when the render is cut off or fails. */
-  render(markdown: string): Promise<string>;
+  /**
+   * Sanitised HTML of `markdown`; rejects with MarkdownRefused when the render is cut off or fails.
+   * `owner` (a site id) decides whose turn it is when renders wait for a thread.
+   */
+  render(markdown: string, owner?: string): Promise<string>;
   /** Stops every thread; renders in flight are refused (not lasting). */
   close(): Promise<void>;
   readonly stats: Readonly<{ renders: number; refused: number; remembered: number; threadsStarted: number; threads: number }>;
@@ -93,6 +96,8 @@ export function cpuBudgetMs(options: Pick<MarkdownRendererOptions, 'cpuBaseMs' |
 
 interface Job {
   id: number;
+  /** Whose page this is (a site id): the queue takes owners in turn. */
+  owner: string;
   markdown: string;
   hash: string;
   budgetMs: number;
@@ -118,7 +123,36 @@ const textHash = (markdown: string) => createHash('sha256').update(markdown).dig
 export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOptions> = {}): MarkdownRenderer {
   const options = { ...DEFAULT_RENDERER_OPTIONS, ...overrides };
   const slots = new Set<Slot>();
-  const queue: Job[] = [];
+  // Waiting renders by owner (a site), in turn: the owner served last goes to the back, and an
+  // owner with a render already running waits while any other owner has work. So one site's burst
+  // of expensive pages takes at most one thread while others are waiting, never all of them.
+  const queues = new Map<string, Job[]>();
+  let queued = 0;
+  function enqueue(job: Job): void {
+    const waiting = queues.get(job.owner);
+    if (waiting) waiting.push(job);
+    else queues.set(job.owner, [job]);
+    queued++;
+  }
+  function takeNext(): Job | undefined {
+    const running = new Set<string>();
+    for (const slot of slots) if (slot.job) running.add(slot.job.owner);
+    let pick: string | undefined;
+    for (const owner of queues.keys()) {
+      if (!running.has(owner)) {
+        pick = owner;
+        break;
+      }
+    }
+    pick ??= queues.keys().next().value;
+    if (pick === undefined) return undefined;
+    const waiting = queues.get(pick)!;
+    const job = waiting.shift()!;
+    queued--;
+    queues.delete(pick);
+    if (waiting.length > 0) queues.set(pick, waiting);
+    return job;
+  }
   // Insertion-ordered: re-inserting on a hit keeps the most recent refusals.
   const refusals = new Map<string, string>();
   const stats = { renders: 0, refused: 0, remembered: 0, threadsStarted: 0, threads: 0 };
@@ -188,13 +222,13 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
 
   function dispatch(): void {
     for (const slot of slots) {
-      if (queue.length === 0) break;
-      if (slot.ready && slot.job === undefined) start(slot, queue.shift()!);
+      if (queued === 0) break;
+      if (slot.ready && slot.job === undefined) start(slot, takeNext()!);
     }
     // Threads still loading will take the head of the queue when ready; start another only for
     // work beyond them.
     let loading = [...slots].filter((s) => !s.ready).length;
-    while (queue.length > loading && slots.size < options.maxThreads && !closed) {
+    while (queued > loading && slots.size < options.maxThreads && !closed) {
       spawn();
       loading++;
     }
@@ -259,7 +293,7 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
   }
 
   return {
-    render(markdown) {
+    render(markdown, owner = '') {
       if (closed) return Promise.reject(new MarkdownRefused('could not be rendered (the server is stopping)', false));
       const hash = textHash(markdown);
       const known = refusals.get(hash);
@@ -269,13 +303,16 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
         return Promise.reject(new MarkdownRefused(known, true));
       }
       return new Promise<string>((resolve, reject) => {
-        queue.push({ id: nextId++, markdown, hash, budgetMs: cpuBudgetMs(options, markdown), resolve, reject });
+        enqueue({ id: nextId++, owner, markdown, hash, budgetMs: cpuBudgetMs(options, markdown), resolve, reject });
         dispatch();
       });
     },
     async close() {
       closed = true;
-      for (const job of queue.splice(0)) job.reject(new MarkdownRefused('could not be rendered (the server is stopping)', false));
+      const waiting = [...queues.values()].flat();
+      queues.clear();
+      queued = 0;
+      for (const job of waiting) job.reject(new MarkdownRefused('could not be rendered (the server is stopping)', false));
       const stopping = [...slots].map((slot) => {
         const job = slot.job;
         retire(slot);

@@ -23,8 +23,8 @@ let shared: MarkdownRenderer | undefined;
  * Rejects with MarkdownRefused (the reason, and whether the text itself is the cause) when the
  * render is cut off or fails; such a text is then refused again at the cost of a hash.
  */
-export function renderMarkdown(markdown: string): Promise<string> {
-  return (shared ??= createMarkdownRenderer()).render(markdown);
+export function renderMarkdown(markdown: string, owner?: string): Promise<string> {
+  return (shared ??= createMarkdownRenderer()).render(markdown, owner);
 }
 
 /** Stops the shared render threads (shutdown, tests); the next render starts them again. */

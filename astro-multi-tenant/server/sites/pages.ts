@@ -78,8 +78,8 @@ export interface PageSizeLimit {
 }
 
 export interface PageLoaderOptions {
-  /** Markdown → sanitised HTML; the on-disk cache (markdown-cache.ts) in the server. */
-  renderMarkdown?: (markdown: string) => Promise<string>;
+  /** Markdown → sanitised HTML; the on-disk cache (markdown-cache.ts) in the server. `owner` is the site id. */
+  renderMarkdown?: (markdown: string, owner?: string) => Promise<string>;
   /**
    * A site's own, smaller page size limit (plans/content-gate.ts), checked like MAX_PAGE_BYTES on
    * the open descriptor before a byte is read, so an oversized page costs its site no parse and no
@@ -124,7 +124,8 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
           return { value: { kind: read.reason === 'outside' ? 'outside' : 'missing' }, bytes: 64 };
         }
         const { text, stats } = read;
-        const state = await parsePage(text, file, site.config.layout, render);
+        // Rendered in the site's turn: one site's expensive pages never hold every render thread.
+        const state = await parsePage(text, file, site.config.layout, (markdown) => render(markdown, site.id));
         if (state.kind === 'page') {
           // The version of what was read (the descriptor's stat), not of what the name showed
           // before the open: if they differ, the next check reloads once and the ETag follows.
