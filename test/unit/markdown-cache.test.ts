@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { createMarkdownCache, markdownCacheKey, markdownCachePath, prepareMarkdownCacheDir } from '../../astro-multi-tenant/server/sites/markdown-cache.ts';
 import { renderMarkdown, renderPipelineId } from '../../astro-multi-tenant/server/sites/markdown.ts';
 import { MarkdownRefused } from '../../astro-multi-tenant/server/sites/markdown-renderer.ts';
@@ -41,6 +42,41 @@ describe('Markdown cache on disk', () => {
       expect(refusing.calls).toBe(before);
       expect(b.stats.refusals).toBe(1);
     }
+  });
+
+  it('refuses, from then on, a text whose render took its process down (a journal left by a pid that is gone)', async () => {
+    const counting = countingRenderer();
+    const text = '*crash* '.repeat(100);
+    // What a process that died mid-render leaves: the render's journal with its pid.
+    const deadPid = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, ['-e', '0']);
+      child.once('exit', () => resolve(child.pid!));
+    });
+    const path = markdownCachePath(dir, markdownCacheKey('p1', text));
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(`${path}.rendering`, String(deadPid));
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
+    const refused = await cache.render(text).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ lasting: true, reason: expect.stringContaining('run out of memory') });
+    await cache.settle();
+    // Another worker, or the restarted one, refuses it from the cache without rendering.
+    const again = await createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' }).render(text).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(MarkdownRefused);
+    expect(counting.calls).toEqual([]);
+  });
+
+  it('renders a text whose journal belongs to a live process (another worker rendering it now), and leaves no journal behind', async () => {
+    const counting = countingRenderer();
+    const text = 'Two *workers*';
+    const path = markdownCachePath(dir, markdownCacheKey('p1', text));
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(`${path}.rendering`, String(process.ppid));
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
+    expect(await cache.render(text)).toBe('<p>Two <em>workers</em></p>');
+    const other = 'One *worker*';
+    expect(await cache.render(other)).toBe('<p>One <em>worker</em></p>');
+    await cache.settle();
+    await expect(stat(`${markdownCachePath(dir, markdownCacheKey('p1', other))}.rendering`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('does not remember a passing refusal (a busy machine, a stopping server): the next request renders', async () => {

@@ -47,6 +47,28 @@ export function markdownCacheKey(pipelineId: string, markdown: string): string {
 }
 
 /** Keys are hex: the first two characters fan files out over 256 folders. */
+/**
+ * True when `journal` names a render whose process is gone: it stopped mid-render. A journal of a
+ * live process (another worker rendering the same text now) or of this one is no evidence.
+ */
+export async function crashedWhileRendering(journal: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = await readFile(journal, 'utf8');
+  } catch {
+    return false;
+  }
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 export function markdownCachePath(dir: string, key: string): string {
   return join(dir, key.slice(0, 2), `${key}.html`);
 }
@@ -157,10 +179,19 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
     return true;
   }
 
+  /** Writes this process's pid into a render's journal; false when it cannot (the render still runs). */
+  async function journalRender(journal: string): Promise<boolean> {
+    if (disabled || !(await ensureFolder(dirname(journal)))) return false;
+    return writeFile(journal, String(process.pid), { mode: 0o600 }).then(
+      () => true,
+      () => false,
+    );
+  }
+
   async function write(key: string, html: string): Promise<void> {
     const path = markdownCachePath(dir, key);
     const folder = dirname(path);
-    if (!(await ensureFolder(folder))) return;
+    if (disabled || !(await ensureFolder(folder))) return;
     // Write-then-rename: a reader sees the whole file or none, even with several workers writing
     // the same key at once.
     const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -184,6 +215,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
     if (knownBytes === undefined || knownBytes > maxBytes) void prune().catch(() => {});
   }
 
+
   return {
     async render(markdown, owner) {
       if (disabled) return options.render(markdown, owner);
@@ -204,6 +236,19 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
         return cached;
       }
       stats.misses++;
+      // A render thread that reaches its heap limit is normally stopped, but V8 can abort the whole
+      // process instead. So a render in flight is journalled (`<key>.rendering` holds the pid): a
+      // journal whose process is gone means this text took a process down, and it is refused from
+      // then on, like any text refused for what it is, instead of crashing every worker in turn.
+      const journal = `${markdownCachePath(dir, key)}.rendering`;
+      if (writable && (await crashedWhileRendering(journal))) {
+        const reason = 'made a render thread run out of memory and stop its server process';
+        track(write(key, REFUSED_MARK + reason).catch(() => stats.writeErrors++));
+        await unlink(journal).catch(() => {});
+        stats.refusals++;
+        throw new MarkdownRefused(reason, true);
+      }
+      const journalled = writable ? await journalRender(journal) : false;
       let html: string;
       try {
         html = await options.render(markdown, owner);
@@ -212,6 +257,8 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
         // and after a restart at the cost of one read, never rendered again.
         if (error instanceof MarkdownRefused && error.lasting && writable) track(write(key, REFUSED_MARK + error.reason).catch(() => stats.writeErrors++));
         throw error;
+      } finally {
+        if (journalled) await unlink(journal).catch(() => {});
       }
       if (writable) {
         track(
