@@ -117,21 +117,7 @@ async function pathOfSameFile(path: string, held: Stats): Promise<string | undef
  * the change). Memory used is bounded by `maxBytes`.
  */
 export async function readContainedText(path: string, realRoot: string, options: { maxBytes: number }): Promise<ContainedText> {
-  const opened = await openContained(path, realRoot, options);
-  if (opened.kind !== 'open') return opened;
-  const { handle, stats } = opened.file;
-  try {
-    const buffer = Buffer.allocUnsafe(stats.size);
-    let filled = 0;
-    while (filled < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return { kind: 'text', text: buffer.toString('utf8', 0, filled), stats };
-  } finally {
-    await opened.file.close();
-  }
+  return readContainedPrefix(path, realRoot, { maxBytes: options.maxBytes, prefixBytes: Infinity });
 }
 
 /**
