@@ -6,7 +6,7 @@ import { copySites, get, removeDir, startServer, waitFor, type Response, type Ru
 import { startRedis, type RunningRedis } from '../helpers/redis.ts';
 import { startAll } from '../helpers/processes.ts';
 import { request } from 'node:http';
-import { openForm as openFormAs, signIn as signInAs } from '../helpers/sessions.ts';
+import { cookiesFrom, openForm as openFormAs, signIn as signInAs } from '../helpers/sessions.ts';
 
 const SESSION_KEYS = 'k2:second-signing-secret-for-tests-0123456789,k1:first-signing-secret-for-tests-0123456789';
 const KEY = (kid: 'k1' | 'k2') => new TextEncoder().encode(SESSION_KEYS.split(',').find((e) => e.startsWith(`${kid}:`))!.slice(3));
@@ -22,17 +22,6 @@ function post(port: number, host: string, path: string, body: string, headers: R
     req.on('error', reject);
     req.end(body);
   });
-}
-
-/** name=value pairs from Set-Cookie headers. */
-function cookiesFrom(res: Response): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of res.headers['set-cookie'] ?? []) {
-    const [pair] = line.split(';');
-    const eq = pair!.indexOf('=');
-    out[pair!.slice(0, eq)] = pair!.slice(eq + 1);
-  }
-  return out;
 }
 
 /**
