@@ -118,6 +118,16 @@ describe('size and count limits of a plan, enforced when serving', () => {
     expect((await get(server.port, 'crowded.localhost', '/nothing-here')).status).toBe(404);
   });
 
+  it('lists in the sitemap only the pages its plan\'s count serves, and every page on a roomier plan', async () => {
+    await get(server.port, 'crowded.localhost', '/a');
+    await waitFor(async () => (await get(server.port, 'crowded.localhost', '/d')).status === 503, 5000);
+    // The sitemap of a site is rebuilt at most every 500 ms: wait until it reflects the walk.
+    const locs = async (host: string) => [...(await get(server.port, host, '/sitemap.xml')).body.matchAll(/<loc>http:\/\/[^/]+([^<]*)<\/loc>/g)].map((m) => m[1]).sort();
+    await waitFor(async () => (await locs('crowded.localhost')).length === 3, 3000);
+    expect(await locs('crowded.localhost')).toEqual(['/a', '/b', '/c']);
+    expect(await locs('twin.localhost')).toEqual(expect.arrayContaining(['/', '/a', '/b', '/c', '/d']));
+  });
+
   it('answers public files 503 while the site\'s public/ is over its plan\'s total, and keeps its pages and 404s', async () => {
     await get(server.port, 'bulky.localhost', '/');
     await waitFor(async () => (await get(server.port, 'bulky.localhost', '/logo.png')).status === 503, 5000);

@@ -84,6 +84,21 @@ describe('the content gate', () => {
     expect(gate.publicRefusal({ id: 'docs', dir: '/sites/docs' })).toBeUndefined();
   });
 
+  it('tells the sitemap which pages are beyond the count by the same rule that refuses them, and none before the first walk', async () => {
+    const gate = createContentGate({
+      planFor: () => plan('few', { maxPages: 2 }),
+      measure: async () => usage({ pages: 4, lastPageWithin: 'b.md' }),
+    });
+    expect(['a.md', 'c.md', 'index.md'].map((path) => gate.beyondPageCount(site, path))).toEqual([false, false, false]);
+    await gate.settled();
+    for (const path of ['a.md', 'b.md', 'about/index.md', 'c.md', 'index.md', 'zz/deep.md']) {
+      const refused = refusal(() => gate.checkPage(site, { path, bytes: 10 })) !== undefined;
+      expect(gate.beyondPageCount(site, path), path).toBe(refused);
+    }
+    expect(gate.beyondPageCount(site, 'index.md')).toBe(true);
+    expect(gate.beyondPageCount(site, 'a.md')).toBe(false);
+  });
+
   it('walks a site at most once per ttl, one walk at a time per site, and again when its plan\'s count changes', async () => {
     let clock = 0;
     let maxPages = 2;

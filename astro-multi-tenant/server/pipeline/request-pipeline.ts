@@ -97,7 +97,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     platformPathsStage({ pages }),
     wellKnownStage(notFound),
     trailingSlashStage({ edgeCacheSeconds }),
-    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), edgeCacheSeconds }),
+    robotsSitemapStage({ listRoutes: (site) => listPageRoutes(site), served: (site, route) => !fairness.content.beyondPageCount(site, route.file), edgeCacheSeconds }),
     staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     pageStage({
       loadPage: deps.loadPage,

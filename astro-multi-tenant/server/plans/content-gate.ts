@@ -28,6 +28,12 @@ import type { NamedPlan } from './plans-file.ts';
 export interface ContentGate {
   /** @throws ContentError PAGE_INVALID when the page is over its plan's size, or beyond its count. */
   checkPage(site: { id: string; dir: string }, page: { path: string; bytes: number }): void;
+  /**
+   * Whether the site's last walk puts the page (path relative to pages/) beyond its plan's count,
+   * the rule `checkPage` refuses it by: the sitemap leaves such pages out, so it lists only what is
+   * served. False before the site's first walk, like `checkPage`.
+   */
+  beyondPageCount(site: { id: string; dir: string }, path: string): boolean;
   /** A ContentError PAGE_INVALID to answer a public file with while the site's public/ is over its plan's total; else undefined. */
   publicRefusal(site: { id: string; dir: string }): ContentError | undefined;
   /**
@@ -149,6 +155,12 @@ export function createContentGate(options: ContentGateOptions): ContentGate {
       if (entry && entry.maxPages === plan.limits.maxPages && isBeyondPageCount(page.path, entry.lastPageWithin)) {
         throw new ContentError('PAGE_INVALID', [pageBeyondPlanCount(site.id, page.path, entry.pages, plan)]);
       }
+    },
+    beyondPageCount(site, path) {
+      const plan = options.planFor(site.id);
+      const entry = measured.get(site.id);
+      refresh(site, plan, entry);
+      return entry !== undefined && entry.maxPages === plan.limits.maxPages && isBeyondPageCount(path, entry.lastPageWithin);
     },
     publicRefusal(site) {
       const plan = options.planFor(site.id);

@@ -14,13 +14,19 @@ export interface SitemapSources {
   listRoutes: (site: Site) => Promise<PageRoute[]>;
   /** One page file's frontmatter (page-frontmatter.ts readPageFrontmatter): never its rendered body. */
   readFrontmatter: FrontmatterReader;
+  /**
+   * Whether a page file is served at all; default: every one. The plan's page count
+   * (plans/content-gate.ts beyondPageCount) answers 503 for pages beyond it, so they are left out.
+   */
+  served?: (site: Site, route: PageRoute) => boolean;
 }
 
 /**
  * The pages a site's sitemap lists, in route order. Left out: everything when site.json says
  * `robots.index: false`; drafts; pages whose frontmatter does not validate; members pages (a
  * crawler cannot read them); paths under a `robots.disallow` prefix; and the second file of a
- * route (`a.md` and `a/index.md` are both pages but only the first is served at /a, pageCandidates).
+ * route (`a.md` and `a/index.md` are both pages but only the first is served at /a, pageCandidates);
+ * and pages `sources.served` says are not served (beyond the plan's page count).
  * `lastmod` is the page's `date` frontmatter, else its file's modification time: search engines
  * use it to schedule crawls.
  *
@@ -45,6 +51,7 @@ export async function sitemapEntries(site: Site, sources: SitemapSources): Promi
     if (disallowed(path)) continue;
     // Only the file the route serves: the first candidate that exists.
     if (pageCandidates(route.segments).find((candidate) => filesByPath.get(path)!.has(candidate)) !== route.file) continue;
+    if (sources.served && !sources.served(site, route)) continue;
     const read = await sources.readFrontmatter(site, route);
     if (read === null) continue;
     const { frontmatter, modifiedMs } = read;

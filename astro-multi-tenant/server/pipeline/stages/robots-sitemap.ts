@@ -14,13 +14,13 @@ const SITEMAP_REUSE_ENTRIES = 1000;
  * them for EDGE_CACHE_S, browsers for five minutes.
  */
 export function robotsSitemapStage(
-  deps: Pick<SitemapSources, 'listRoutes'> & {
+  deps: Pick<SitemapSources, 'listRoutes' | 'served'> & {
     /** Frontmatter source; default readPageFrontmatter. The sitemap never renders a page. */
     readFrontmatter?: SitemapSources['readFrontmatter'];
     edgeCacheSeconds: number;
   },
 ): Stage<SiteRequest> {
-  const sources: SitemapSources = { listRoutes: deps.listRoutes, readFrontmatter: deps.readFrontmatter ?? readPageFrontmatter };
+  const sources: SitemapSources = { listRoutes: deps.listRoutes, readFrontmatter: deps.readFrontmatter ?? readPageFrontmatter, served: deps.served };
   // One build per site and origin at a time, kept for SITEMAP_REUSE_MS: a sitemap reads every
   // page's frontmatter, so a burst of requests (or a visitor hammering it) shares one pass instead
   // of multiplying it. Short enough that an edit still shows within a second.
