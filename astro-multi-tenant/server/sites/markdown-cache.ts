@@ -312,12 +312,12 @@ export async function prepareMarkdownCacheDir(dir: string): Promise<{ ok: true }
 }
 
 /**
- * The renderer's identity: this pipeline's source (markdown.ts) and the installed version of every
+ * The renderer's identity: the pipeline's source modules and the installed version of every
  * package in it. A deploy that changes either renders afresh instead of serving old HTML.
  */
-export function markdownPipelineId(markdownModuleUrl: string, packages: readonly string[]): string {
+export function markdownPipelineId(moduleUrls: string | readonly string[], packages: readonly string[]): string {
   const hash = createHash('sha256');
-  hash.update(readFileSync(fileURLToPath(markdownModuleUrl)));
+  for (const url of typeof moduleUrls === 'string' ? [moduleUrls] : moduleUrls) hash.update(readFileSync(fileURLToPath(url)));
   for (const name of packages) hash.update(`\0${name}@${installedVersion(name)}`);
   return hash.digest('hex').slice(0, 32);
 }

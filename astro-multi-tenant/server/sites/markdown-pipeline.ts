@@ -5,12 +5,14 @@ import remarkRehype from 'remark-rehype';
 import rehypeRaw from 'rehype-raw';
 import rehypeSanitize, { defaultSchema } from 'rehype-sanitize';
 import rehypeSlug from 'rehype-slug';
-import rehypeStringify from 'rehype-stringify';
+import { bodySegments, CALL_MARKER, remarkComponentDirectives, remarkMarkComponentCalls, type ComponentCallData, type HastNode } from './markdown-directives.ts';
+import { encodeBody } from './page-body.ts';
 
 /*
- * The Markdown pipeline itself, alone in this module so that the render thread
- * (markdown-thread.ts) loads only what it runs. Its source is part of the pipeline's identity
- * (markdown.ts renderPipelineId): editing this file gives the Markdown cache a new key space.
+ * The Markdown pipeline itself, alone in this module (with the component directives it uses,
+ * markdown-directives.ts) so that the render thread (markdown-thread.ts) loads only what it runs.
+ * Both sources are part of the pipeline's identity (markdown.ts renderPipelineId): editing either
+ * gives the Markdown cache a new key space.
  */
 
 type AttributeList = NonNullable<NonNullable<typeof defaultSchema.attributes>[string]>;
@@ -45,6 +47,9 @@ const schema = {
   attributes: {
     ...withoutTagClassRules(defaultSchema.attributes ?? {}),
     '*': [...(defaultSchema.attributes?.['*'] ?? []), 'className'],
+    // A component call's marker (markdown-directives.ts): kept so the call survives the sanitiser
+    // with sanitised children; a forged one lacks the render's nonce and is dropped afterwards.
+    div: [...withoutTagClassRules(defaultSchema.attributes ?? {}).div ?? [], CALL_MARKER],
   },
   strip: STRIPPED_WITH_CONTENT,
 };
@@ -71,19 +76,12 @@ function rehypeFootnoteHrefs() {
   };
 }
 
-interface HastNode {
-  type: string;
-  tagName?: string;
-  properties?: Record<string, unknown>;
-  children?: HastNode[];
-}
-
 function visitElements(node: HastNode, visit: (element: HastNode & { tagName: string }) => void): void {
   if (node.type === 'element' && node.tagName !== undefined) visit(node as HastNode & { tagName: string });
   for (const child of node.children ?? []) visitElements(child, visit);
 }
 
-type HtmlProcessor = Processor<any, any, any, any, string>;
+type HtmlProcessor = Processor<any, any, any, any, undefined>;
 let withRawHtml: HtmlProcessor | undefined;
 let markdownOnly: HtmlProcessor | undefined;
 
@@ -95,9 +93,14 @@ let markdownOnly: HtmlProcessor | undefined;
  */
 function getProcessor(rawHtml: boolean): HtmlProcessor {
   const build = (raw: boolean) => {
-    let chain = unified().use(remarkParse).use(remarkGfm).use(remarkRehype, { allowDangerousHtml: raw, clobberPrefix: '' });
+    let chain = unified()
+      .use(remarkParse)
+      .use(remarkComponentDirectives as never)
+      .use(remarkGfm)
+      .use(remarkMarkComponentCalls as never)
+      .use(remarkRehype, { allowDangerousHtml: raw, clobberPrefix: '' });
     if (raw) chain = chain.use(rehypeRaw) as unknown as typeof chain;
-    return chain.use(rehypeSanitize, schema).use(rehypeFootnoteHrefs).use(rehypeSlug).use(rehypeStringify) as unknown as HtmlProcessor;
+    return chain.use(rehypeSanitize, schema).use(rehypeFootnoteHrefs).use(rehypeSlug) as unknown as HtmlProcessor;
   };
   if (rawHtml) return (withRawHtml ??= build(true));
   return (markdownOnly ??= build(false));
@@ -106,9 +109,19 @@ function getProcessor(rawHtml: boolean): HtmlProcessor {
 
 /**
  * Markdown → sanitised HTML on the calling thread, with no bound at all: the pipeline is not
- * linear on hostile input (markdown-renderer.ts). Only the render thread calls this.
+ * linear on hostile input (markdown-renderer.ts). Only the render thread calls this. A body that
+ * calls site components comes back in page-body.ts's segment encoding; any other body is HTML,
+ * serialised as rehype-stringify does.
+ *
+ * @throws ComponentCallError for a component call that does not parse (markdown-directives.ts).
  */
 export async function renderMarkdownHere(markdown: string): Promise<string> {
-  const file = await getProcessor(markdown.includes('<')).process(markdown);
-  return String(file.value);
+  const processor = getProcessor(markdown.includes('<'));
+  const { tree, data } = await new Promise<{ tree: HastNode; data: ComponentCallData }>((resolve, reject) => {
+    processor.run(processor.parse(markdown), markdown, (error, tree, file) => {
+      if (error || !tree || !file) reject(error ?? new Error('the Markdown pipeline gave no tree'));
+      else resolve({ tree: tree as HastNode, data: file.data as ComponentCallData });
+    });
+  });
+  return encodeBody(bodySegments(tree, data));
 }

@@ -8,17 +8,24 @@ import { createMarkdownRenderer, type MarkdownRenderer } from './markdown-render
  * markdown-pipeline.ts imports, listed here so that the event-loop thread never loads the
  * pipeline itself (it runs only on render threads).
  */
-const PIPELINE_PACKAGES = ['unified', 'remark-parse', 'remark-gfm', 'remark-rehype', 'rehype-raw', 'rehype-sanitize', 'hast-util-sanitize', 'rehype-slug', 'rehype-stringify', 'micromark', 'mdast-util-to-hast', 'hast-util-to-html'];
+const PIPELINE_PACKAGES = ['unified', 'remark-parse', 'remark-gfm', 'remark-directive', 'micromark-extension-directive', 'mdast-util-directive', 'remark-rehype', 'rehype-raw', 'rehype-sanitize', 'hast-util-sanitize', 'rehype-slug', 'rehype-stringify', 'micromark', 'mdast-util-to-hast', 'hast-util-to-html'];
 
-/** Identity of the Markdown pipeline (markdown-pipeline.ts and its package versions), for keys of rendered Markdown kept on disk. */
+/** The pipeline's own modules: the chain, its component directives and the body encoding it writes. */
+const PIPELINE_MODULES = ['./markdown-pipeline.ts', './markdown-directives.ts', './page-body.ts'];
+
+/** Identity of the Markdown pipeline (its modules and their package versions), for keys of rendered Markdown kept on disk. */
 export function renderPipelineId(): string {
-  return markdownPipelineId(new URL('./markdown-pipeline.ts', import.meta.url).href, PIPELINE_PACKAGES);
+  return markdownPipelineId(
+    PIPELINE_MODULES.map((module) => new URL(module, import.meta.url).href),
+    PIPELINE_PACKAGES,
+  );
 }
 
 let shared: MarkdownRenderer | undefined;
 
 /**
- * Markdown → sanitised HTML (docs/site-format.md), rendered on a render thread of this process
+ * Markdown → sanitised HTML (docs/site-format.md), or page-body.ts's encoding of HTML segments
+ * and component calls for a body that calls site components, rendered on a render thread of this process
  * within a CPU budget (markdown-renderer.ts, DEFAULT_RENDERER_OPTIONS): never on the event loop.
  * Rejects with MarkdownRefused (the reason, and whether the text itself is the cause) when the
  * render is cut off or fails; such a text is then refused again at the cost of a hash.

@@ -8,6 +8,7 @@ import { fileIdentity, statsFingerprint } from './fs-fingerprint.ts';
 import { isWithin, readContainedText, refusalReason } from './contained-file.ts';
 import type { ContentCache } from './content-cache.ts';
 import type { Site } from './loader.ts';
+import { calledComponents, decodeBody, plainHtml, type BodySegment } from './page-body.ts';
 
 export interface Page {
   /** Path of the source file relative to the site folder, for messages. */
@@ -18,8 +19,12 @@ export interface Page {
   bytes: number;
   frontmatter: Frontmatter;
   layout: LayoutName;
-  /** Sanitised HTML of the Markdown body. */
+  /** Sanitised HTML of the Markdown body; '' when the body calls site components (then see `segments`). */
   html: string;
+  /** The body as HTML segments and component calls (page-body.ts); one HTML segment (or none) for a page without calls. */
+  segments: BodySegment[];
+  /** The site components the body calls, sorted, each once (none for most pages). */
+  components: string[];
   /** Identity of the source file (stat fingerprint): changes whenever the page's input changes. */
   version: string;
   /** When the source file was last modified (ms since the epoch): the sitemap's fallback lastmod. */
@@ -66,7 +71,9 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const frontmatter = result.data;
   const body = await renderPageBody(render, doc.body, file);
   if ('error' in body) return { kind: 'invalid', error: body.error };
-  return { kind: 'page', page: { file, path: file.replace(/^sites\/[^/]+\/pages\//, ''), bytes, frontmatter, layout: frontmatter.layout ?? defaultLayout, html: body.html, version: '', modifiedMs: 0 } };
+  const segments = decodeBody(body.html);
+  const html = plainHtml(segments) ?? '';
+  return { kind: 'page', page: { file, path: file.replace(/^sites\/[^/]+\/pages\//, ''), bytes, frontmatter, layout: frontmatter.layout ?? defaultLayout, html, segments, components: calledComponents(segments), version: '', modifiedMs: 0 } };
 }
 
 /** A site's own page size limit (its plan's maxPageBytes) and the refusal that names it. */
@@ -134,7 +141,7 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
           state.page.path = found!;
           state.page.bytes = stats.size;
         }
-        const bytes = state.kind === 'page' ? 512 + (text.length + state.page.html.length) * 2 : 512 + text.length;
+        const bytes = state.kind === 'page' ? 512 + (text.length + (state.page.html.length || JSON.stringify(state.page.segments).length)) * 2 : 512 + text.length;
         return { value: state, bytes };
       },
     });
