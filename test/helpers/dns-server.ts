@@ -13,12 +13,14 @@ export interface TestDns {
 /**
  * A real DNS server for tests: Debian's `pebble-challtestsrv` (package `pebble`), answering on
  * 127.0.0.1 only, its TXT records set over its management HTTP API (`/set-txt`, `/clear-txt`).
- * Its HTTP-01/TLS-ALPN-01 listeners are turned off.
+ * Its HTTP-01/TLS-ALPN-01 listeners are turned off. Every name resolves to 127.0.0.1 (its default A answer)
+ * and to no IPv6 address: pebble's HTTP-01 validation dials the first address it gets and does not
+ * fall back, and the servers under test listen on 127.0.0.1 only.
  */
 export async function startTestDns(): Promise<TestDns> {
   const dnsPort = await freePort();
   const managementPort = await freePort();
-  const child = spawn('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${managementPort}`, '-http01', '', '-https01', '', '-tlsalpn01', ''], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${managementPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv6', ''], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   child.stdout!.on('data', (c: Buffer) => logs.push(c.toString()));
   child.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
