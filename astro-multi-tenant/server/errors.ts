@@ -40,6 +40,15 @@ export const ERRORS = {
     status: 503,
     answer: { kind: 'page', title: 'Page unavailable', message: 'This page is temporarily unavailable. Please try again later.', retryAfterSeconds: 30 },
   },
+  /**
+   * A site's own Astro component or layout (components/) that cannot be used: a compile error, a
+   * forbidden import, a missing import. The pages using it answer 503; the file, line and column
+   * are in the log, the status page and `sites check`.
+   */
+  COMPONENT_INVALID: {
+    status: 503,
+    answer: { kind: 'page', title: 'Page unavailable', message: 'This page is temporarily unavailable. Please try again later.', retryAfterSeconds: 30 },
+  },
   SESSION_STORE_UNAVAILABLE: {
     status: 503,
     answer: {

@@ -20,11 +20,21 @@ export interface Loaded<T> {
   value: T;
   /** Approximate bytes held, for the byte bound. */
   bytes: number;
+  /**
+   * The identity the value was actually built from, when the load knows it better than the
+   * fingerprint taken before it (a component's imports are known only once it is read); kept in
+   * place of that fingerprint, so the next check compares like with like.
+   */
+  fingerprint?: string;
 }
 
 export interface CacheSource<T> {
-  /** A cheap identity of the inputs (stat results). `null` means the thing no longer exists. */
-  fingerprint(): Promise<string | null>;
+  /**
+   * A cheap identity of the inputs (stat results). `null` means the thing no longer exists.
+   * `previous` is the value held, if any: a value built from several files (a component and the
+   * components it imports) says which files its identity is made of.
+   */
+  fingerprint(previous?: T): Promise<string | null>;
   load(fingerprint: string): Promise<Loaded<T>>;
 }
 
@@ -68,7 +78,7 @@ export function createContentCache(options: ContentCacheOptions): ContentCache {
   const inflight = new Map<string, Promise<unknown>>();
 
   async function refresh<T>(key: string, source: CacheSource<T>, previous: Entry | undefined): Promise<T | null> {
-    const fingerprint = await source.fingerprint();
+    const fingerprint = await source.fingerprint(previous?.value as T | undefined);
     if (fingerprint === null) {
       lru.delete(key);
       return null;
@@ -82,7 +92,7 @@ export function createContentCache(options: ContentCacheOptions): ContentCache {
     const loaded = await source.load(fingerprint);
     // An entry larger than the whole budget is served but not kept.
     if (loaded.bytes <= options.maxBytes) {
-      lru.set(key, { value: loaded.value, fingerprint, checkedAt: now(), bytes: loaded.bytes });
+      lru.set(key, { value: loaded.value, fingerprint: loaded.fingerprint ?? fingerprint, checkedAt: now(), bytes: loaded.bytes });
     } else {
       lru.delete(key);
     }

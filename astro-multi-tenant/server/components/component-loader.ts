@@ -1,0 +1,327 @@
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Stats } from 'node:fs';
+import type { ContentCache } from '../sites/content-cache.ts';
+import { readContainedText, refusalReason } from '../sites/contained-file.ts';
+import { statsFingerprint } from '../sites/fs-fingerprint.ts';
+import type { LayoutName } from '../sites/schema.ts';
+import { ComponentError } from './component-error.ts';
+import {
+  COMPONENT_NAME,
+  diskPath,
+  displayPath,
+  fileKey,
+  isComponentName,
+  isLayoutName,
+  LAYOUT_NAMES,
+  siteComponentFile,
+  siteLayoutFile,
+  type ComponentFile,
+} from './component-file.ts';
+import { compileComponent, type CompiledComponent } from './compile-component.ts';
+import { decideImport } from './import-rule.ts';
+import { evaluate, moduleFunction, type AstroComponentFactory, type CompilerRuntime, type ModuleUnit } from './module-function.ts';
+
+export type { AstroComponentFactory, CompilerRuntime } from './module-function.ts';
+export { ComponentError } from './component-error.ts';
+
+/**
+ * A site's own Astro components and layouts, compiled on first use and loaded per site (issue 15).
+ *
+ * For the view (render/page-response.ts, tenant-view.astro):
+ *
+ *     const loaded = await components.component(site, 'PricingTable'); // LoadedComponent | undefined
+ *     // in the .astro view, with the view's own runtime:
+ *     import * as runtime from 'astro/compiler-runtime';
+ *     const PricingTable = loaded.factory(runtime);  // <PricingTable {...props}>…</PricingTable>
+ *
+ * Each component is loaded with everything it imports (its closure) as one entry of the shared
+ * content cache (the LRU bounded by SITE_CACHE_MAX_ENTRIES / SITE_CACHE_MAX_MB, like the rest of a
+ * site), revalidated by stat at most once per CONTENT_CHECK_MS: an edit of the component or of
+ * anything it imports is live within that on every worker. Compiling goes through the disk cache
+ * when one is given (compile-cache.ts), so workers and restarts share compiled output.
+ */
+export interface ComponentSite {
+  id: string;
+  /** The site's real (symlink-resolved) folder: every file read must lie below it. */
+  dir: string;
+}
+
+/** One component (or layout), ready to render; immutable, replaced as a whole after an edit. */
+export interface LoadedComponent {
+  /** `PricingTable` for a component, `landing` for a layout. */
+  name: string;
+  kind: 'component' | 'layout';
+  /** As a site owner names it: `sites/acme/components/PricingTable.astro`. */
+  file: string;
+  /**
+   * The Astro component, made by `runtime` (the view's `import * as runtime from
+   * 'astro/compiler-runtime'`), evaluated once per runtime and kept with this object. Throws
+   * ComponentError (`evaluate`) when the component's module-level code throws.
+   */
+  factory(runtime: CompilerRuntime): AstroComponentFactory;
+  /** Scoped CSS of this component and everything it imports, each scope once, imports first. */
+  css: readonly ScopedCss[];
+  /** Identity of every file it was built from (stat fingerprints): part of a page's ETag/version. */
+  version: string;
+}
+
+export interface ScopedCss {
+  /** The compiler's scope hash: elements carry `data-astro-cid-<scope>`. */
+  scope: string;
+  /** The file the `<style>` came from, as a site owner names it. */
+  file: string;
+  code: string;
+}
+
+/** One problem found by `check`: for `sites check` and the status page. */
+export interface ComponentIssue {
+  file: string;
+  line: number | undefined;
+  column: number | undefined;
+  reason: string;
+  /** `file:line:column: reason`, the same words as the log. */
+  message: string;
+}
+
+export interface ComponentLoader {
+  /**
+   * The site's component `name` (`components/<name>.astro`), compiled and checked with all it
+   * imports. Undefined when the site has no such file (or `name` is not PascalCase). Throws
+   * ComponentError for a compile error, a forbidden or missing import, an import cycle, a file
+   * refused (link out of the folder, over the size limit).
+   */
+  component(site: ComponentSite, name: string): Promise<LoadedComponent | undefined>;
+  /** The site's own `layouts/<name>.astro`, or undefined when it uses the shared one. Throws as `component`. */
+  layout(site: ComponentSite, name: LayoutName): Promise<LoadedComponent | undefined>;
+  /**
+   * The scoped CSS of the given components and layouts (each scope once) as one stylesheet
+   * text; without `names`, of every component and layout the site has. Throws as `component`.
+   */
+  css(site: ComponentSite, names?: { components?: readonly string[]; layouts?: readonly LayoutName[] }): Promise<string>;
+  /**
+   * Every problem of the site's components and layouts (compile errors, forbidden imports, bad
+   * file names), loading each; an empty list when all are usable or the site has none.
+   */
+  check(site: ComponentSite): Promise<ComponentIssue[]>;
+}
+
+export interface ComponentLoaderOptions {
+  cache: ContentCache;
+  /** The platform's shared-components folder (what `@shared/…` names). */
+  sharedDir: string;
+  /** Compiles through the disk cache; default: compile every time (compile-component.ts). */
+  compile?: (file: ComponentFile, source: string) => Promise<CompiledComponent>;
+  /** Largest component file read (bytes); default 256 KiB. */
+  maxFileBytes?: number;
+  /** Most files one component may pull in (itself included); default 64. */
+  maxClosureFiles?: number;
+  /** Called with the seconds each load from disk took (first uses and reloads after edits). */
+  observeLoad?: (seconds: number) => void;
+}
+
+/** Content-cache key prefix of components (`invalidate(COMPONENT_CACHE_PREFIX + site, true)` drops a site's). */
+export const COMPONENT_CACHE_PREFIX = 'component\0';
+
+/** What the content cache holds per component: the loaded one, or null for "no such file". */
+interface Held {
+  loaded: LoadedComponent | null;
+  /** Real paths of every file the value was built from, the entry first. */
+  paths: string[];
+}
+
+export function createComponentLoader(options: ComponentLoaderOptions): ComponentLoader {
+  const { cache } = options;
+  const maxFileBytes = options.maxFileBytes ?? 256 * 1024;
+  const maxClosureFiles = options.maxClosureFiles ?? 64;
+  const compile = options.compile ?? (async (file: ComponentFile, source: string) => compileComponent(source, file));
+  let sharedRoot: Promise<string> | undefined;
+  const sharedDir = () => (sharedRoot ??= realpath(options.sharedDir));
+
+  /** Reads, compiles and links `entry` and its imports; null when the entry file does not exist. */
+  async function loadClosure(site: ComponentSite, entry: ComponentFile, name: string, kind: LoadedComponent['kind']): Promise<{ held: Held; fingerprint: string }> {
+    const shared = await sharedDir();
+    const units = new Map<string, ModuleUnit>();
+    const css: ScopedCss[] = [];
+    const paths: string[] = [];
+    const stamps: string[] = [];
+
+    async function visit(file: ComponentFile, chain: string[], from?: { file: ComponentFile; line?: number; column?: number; specifier: string }): Promise<ModuleUnit | null> {
+      const key = fileKey(file);
+      const done = units.get(key);
+      if (done) return done;
+      if (chain.includes(key)) {
+        const cycle = [...chain.slice(chain.indexOf(key)), key].map((k) => k.split('\0').pop()).join(' → ');
+        throw new ComponentError('import-cycle', { file: displayPath(from!.file), line: from!.line, column: from!.column }, `imports "${from!.specifier}", which imports it back (${cycle})`, { specifier: from!.specifier });
+      }
+      if (paths.length >= maxClosureFiles) {
+        throw new ComponentError('unsupported', { file: displayPath(entry) }, `imports more than ${maxClosureFiles} component files in all`);
+      }
+      const root = file.area === 'site' ? site.dir : shared;
+      const path = diskPath(file, { siteDir: site.dir, sharedDir: shared });
+      const read = await readContainedText(path, root, { maxBytes: maxFileBytes });
+      if (read.kind === 'missing') {
+        if (!from) return null;
+        throw new ComponentError('missing-import', { file: displayPath(from.file), line: from.line, column: from.column }, `imports "${from.specifier}", but ${displayPath(file)} does not exist`, { specifier: from.specifier });
+      }
+      if (read.kind === 'refused') {
+        throw new ComponentError('file', { file: displayPath(file) }, refusalReason(read));
+      }
+      paths.push(path);
+      stamps.push(stampOf(read.stats));
+      const compiled = await compile(file, read.text);
+      const deps: ModuleUnit['deps'] = [];
+      for (const imported of compiled.imports) {
+        if (imported.kind === 'runtime') {
+          deps.push('runtime');
+          continue;
+        }
+        const where = { file: displayPath(file), line: imported.line, column: imported.column };
+        const decision = decideImport(file, imported.specifier);
+        if (!decision.ok) throw new ComponentError('forbidden-import', where, decision.reason, { specifier: imported.specifier });
+        const dep = await visit(decision.target, [...chain, key], { file, line: imported.line, column: imported.column, specifier: imported.specifier });
+        deps.push(dep!);
+      }
+      compiled.css.forEach((code, i) => css.push({ scope: compiled.css.length > 1 ? `${compiled.scope}-${i}` : compiled.scope, file: displayPath(file), code }));
+      const unit: ModuleUnit = { file, run: moduleFunction(compiled.body, file), deps };
+      units.set(key, unit);
+      return unit;
+    }
+
+    const unit = await visit(entry, []);
+    if (!unit) return { held: { loaded: null, paths: [] }, fingerprint: MISSING };
+    const version = stamps.join('|');
+    const byRuntime = new WeakMap<CompilerRuntime, AstroComponentFactory>();
+    const loaded: LoadedComponent = {
+      name,
+      kind,
+      file: displayPath(entry),
+      css: dedupe(css),
+      version,
+      factory(runtime) {
+        let made = byRuntime.get(runtime);
+        if (!made) {
+          const exports = evaluate(unit, runtime);
+          made = exports.default as AstroComponentFactory;
+          if (typeof made !== 'function') throw new ComponentError('evaluate', { file: displayPath(entry) }, 'has no default export (not an Astro component)');
+          byRuntime.set(runtime, made);
+        }
+        return made;
+      },
+    };
+    return { held: { loaded, paths }, fingerprint: version };
+  }
+
+  async function get(site: ComponentSite, file: ComponentFile, name: string, kind: LoadedComponent['kind']): Promise<LoadedComponent | undefined> {
+    const held = await cache.get<Held>(`${COMPONENT_CACHE_PREFIX}${site.id}\0${site.dir}\0${file.path}`, {
+      async fingerprint(previous) {
+        const paths = previous?.paths.length ? previous.paths : [diskPath(file, { siteDir: site.dir, sharedDir: options.sharedDir })];
+        const stamps = await Promise.all(paths.map((p) => stat(p).then(stampOf, () => '-')));
+        // No entry file: nothing to load (undefined); a file appearing shows at the next check.
+        if (stamps[0] === '-') return previous?.paths.length ? stamps.join('|') : MISSING;
+        return stamps.join('|');
+      },
+      async load() {
+        const started = performance.now();
+        try {
+          const { held, fingerprint } = await loadClosure(site, file, name, kind);
+          return { value: held, bytes: held.loaded ? estimateBytes(held.loaded) : 64, fingerprint };
+        } finally {
+          options.observeLoad?.((performance.now() - started) / 1000);
+        }
+      },
+    });
+    return held?.loaded ?? undefined;
+  }
+
+  const loader: ComponentLoader = {
+    async component(site, name) {
+      if (!isComponentName(name)) return undefined;
+      return get(site, siteComponentFile(site.id, name), name, 'component');
+    },
+    async layout(site, name) {
+      if (!isLayoutName(name)) return undefined;
+      return get(site, siteLayoutFile(site.id, name), name, 'layout');
+    },
+    async css(site, names) {
+      const listed = names ?? (await siteFiles(site.dir));
+      const loaded: LoadedComponent[] = [];
+      for (const name of listed.layouts ?? []) {
+        const layout = await loader.layout(site, name);
+        if (layout) loaded.push(layout);
+      }
+      for (const name of listed.components ?? []) {
+        const component = await loader.component(site, name);
+        if (component) loaded.push(component);
+      }
+      return dedupe(loaded.flatMap((l) => l.css))
+        .map((c) => `/* ${c.file} */\n${c.code}`)
+        .join('\n');
+    },
+    async check(site) {
+      const issues: ComponentIssue[] = [];
+      const listed = await siteFiles(site.dir, (file, reason) => issues.push(issueOf(new ComponentError('file', { file: `sites/${site.id}/${file}` }, reason))));
+      const attempts: Array<[string, () => Promise<unknown>]> = [
+        ...listed.components.map((n): [string, () => Promise<unknown>] => [n, () => loader.component(site, n)]),
+        ...listed.layouts.map((n): [string, () => Promise<unknown>] => [n, () => loader.layout(site, n)]),
+      ];
+      for (const [, attempt] of attempts) {
+        try {
+          await attempt();
+        } catch (error) {
+          if (!(error instanceof ComponentError)) throw error;
+          issues.push(issueOf(error));
+        }
+      }
+      return issues;
+    },
+  };
+  return loader;
+}
+
+const MISSING = '-';
+
+function stampOf(stats: Stats): string {
+  return statsFingerprint(stats);
+}
+
+function issueOf(error: ComponentError): ComponentIssue {
+  return { file: error.file, line: error.line, column: error.column, reason: error.reason, message: error.message };
+}
+
+function dedupe(css: readonly ScopedCss[]): ScopedCss[] {
+  const seen = new Set<string>();
+  return css.filter((c) => !seen.has(c.scope) && (seen.add(c.scope), true));
+}
+
+/** Rough bytes held by a loaded component: its code and CSS, its functions and closures. */
+function estimateBytes(loaded: LoadedComponent): number {
+  return 8192 + loaded.css.reduce((sum, c) => sum + c.code.length * 2, 0) + loaded.version.length * 2;
+}
+
+/**
+ * The component and layout names a site folder has; files that cannot be components (a
+ * lower-case `.astro` in components/, a layout that replaces nothing) are reported to `misnamed`.
+ */
+async function siteFiles(siteDir: string, misnamed?: (file: string, reason: string) => void): Promise<{ components: string[]; layouts: LayoutName[] }> {
+  const list = async (folder: string) => (await readdir(join(siteDir, folder)).catch(() => [] as string[])).filter((f) => f.endsWith('.astro')).sort();
+  const components: string[] = [];
+  for (const f of await list('components')) {
+    const name = f.slice(0, -'.astro'.length);
+    if (COMPONENT_NAME.test(name)) components.push(name);
+    else misnamed?.(`components/${f}`, `is not a component name: names are PascalCase (a capital letter, then letters and digits), as in ::${pascal(name)}{…}`);
+  }
+  const layouts: LayoutName[] = [];
+  for (const f of await list('layouts')) {
+    const name = f.slice(0, -'.astro'.length);
+    if (isLayoutName(name)) layouts.push(name);
+    else misnamed?.(`layouts/${f}`, `replaces no layout: a site's layouts are ${LAYOUT_NAMES.map((l) => `${l}.astro`).join(', ')}`);
+  }
+  return { components, layouts };
+}
+
+function pascal(name: string): string {
+  const words = name.split(/[^A-Za-z0-9]+/).filter(Boolean);
+  const joined = words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+  return /^[A-Z]/.test(joined) ? joined : 'Name';
+}
