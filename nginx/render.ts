@@ -17,10 +17,22 @@ export interface EdgeOptions {
   upstream: string;
   /** host:port or port for plain HTTP. */
   listen: string;
-  /** host:port or port for TLS + HTTP/2, used only when a certificate is given. */
+  /** host:port or port for TLS + HTTP/2, used only when TLS is on (a certificate or a certificate folder is given). */
   tlsListen: string;
+  /** The port browsers reach the HTTPS server on, for redirects: ":8443", or "" for 443. */
+  tlsPublicPort: string;
+  /** The wildcard certificate for `*.platformDomain` (and the bare domain), if any. */
   tlsCertificate: string | undefined;
   tlsCertificateKey: string | undefined;
+  /**
+   * Certificates by name, as nginx sees the folder: `<host>.crt` and `<host>.key` (written by the
+   * app from the shared store, server/tls/). Read on every handshake, so a new or renewed
+   * certificate is served without a reload. Undefined = no per-name certificates.
+   */
+  certsDir: string | undefined;
+  /** The certificate for handshakes without a usable name (no SNI, an IP, a malformed name). */
+  defaultCertificate: string;
+  defaultCertificateKey: string;
   /** Site folders as nginx sees them: the files the app names are sent from here. */
   sitesDir: string;
   /** Built stylesheets; undefined = proxy /_platform/css/ to the app and cache it. */
@@ -109,7 +121,8 @@ function securityHeaders(tls: boolean, indent = '        '): string {
     'add_header X-Frame-Options "SAMEORIGIN" always;',
     'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
     'add_header Permissions-Policy "camera=(), microphone=(), geolocation=()" always;',
-    ...(tls ? ['add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;'] : []),
+    // $amt_hsts (renderTlsMaps): includeSubDomains on the platform's own names only.
+    ...(tls ? ['add_header Strict-Transport-Security $amt_hsts always;'] : []),
   ];
   return lines.map((line) => indent + line).join('\n');
 }
@@ -118,7 +131,7 @@ function securityHeaders(tls: boolean, indent = '        '): string {
  * ACME HTTP-01 (RFC 8555 §8.3): `/.well-known/acme-challenge/<token>` from the app, which serves
  * the site's `public/.well-known/acme-challenge/` for whichever site owns the host now. Never
  * cached (a remembered 404 or an old token fails the challenge) and never redirected: the
- * plain-HTTP server of a TLS setup includes this location too (as amt-acme.conf).
+ * plain-HTTP server's redirect to HTTPS skips this path (renderTlsMaps, $amt_https_probe).
  */
 export function renderAcmeLocations(o: EdgeOptions, tls: boolean): string {
   return `    # ACME HTTP-01 tokens: never cached, never redirected.
@@ -208,10 +221,11 @@ ${security}`;
     # date is later than the file's (nginx's default, "exact", would send it all again).
     if_modified_since before;
 
-    # Operators only: metrics and status are answered by the app to ADMIN_ALLOW / ADMIN_TOKEN,
-    # and the edge does not expose them at all.
+    # Operators only: metrics, status and the TLS ask are answered by the app to ADMIN_ALLOW /
+    # ADMIN_TOKEN, and the edge does not expose them at all.
     location ^~ /_platform/metrics { return 404; }
     location ^~ /_platform/status { return 404; }
+    location ^~ /_platform/tls/ { return 404; }
 
     location = /_platform/healthz {
 ${proxyHeaders(false)}
@@ -328,6 +342,68 @@ ${tls ? `${server(o.tlsListen, 'https')}\n` : ''}}
 }
 
 /**
+ * A host name as a file name in the certificate folder: lower-case letters, digits, dots and
+ * hyphens, starting and ending with a letter or digit (so never "/", never a leading dot, never
+ * "_default"). nginx hands `$ssl_server_name` over raw when its own host check declines a name
+ * (ngx_http_ssl_servername keeps going with the default server), so this pattern is the only thing
+ * between a client's SNI and a path: a name it does not match gets the default certificate.
+ */
+export const CERT_NAME_PATTERN = '[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?';
+
+/** `*.platformDomain` one label deep, and the bare domain: what the wildcard certificate covers. */
+function platformPattern(platformDomain: string): string {
+  const escaped = platformDomain.replace(/[.\\+*?^$()[\]{}|]/g, '\\$&');
+  return `^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)?${escaped}$`;
+}
+
+/**
+ * Which certificate a TLS handshake gets, and which plain-HTTP requests are redirected to HTTPS.
+ *
+ * - Handshake (`$ssl_server_name`, evaluated per handshake): a platform name gets the wildcard
+ *   certificate (TLS_CERT); any other well-formed name gets `<certsDir>/<name>.crt` and `.key`;
+ *   no SNI or a malformed name gets the default certificate. nginx 1.22 loads a variable
+ *   certificate on every handshake and has no fallback: a name without a file fails the handshake
+ *   (ngx_http_ssl_certificate → "cannot load certificate", an internal_error alert), which is how
+ *   names we do not serve are refused (docs/edge.md, "HTTPS for custom domains").
+ * - Redirect (`$amt_https_probe`, tested with `-f` on each plain-HTTP request): the file a host's
+ *   certificate would be read from, so only a host whose certificate exists now is sent to HTTPS;
+ *   ACME challenges and health probes never are.
+ */
+export function renderTlsMaps(o: EdgeOptions): string {
+  const wildcard = o.tlsCertificate && o.tlsCertificateKey ? { cert: o.tlsCertificate, key: o.tlsCertificateKey } : undefined;
+  const platform = `"~${platformPattern(o.platformDomain)}"`;
+  const none = join(o.outDir, 'no-certificate');
+  const certs = o.certsDir?.replace(/\/+$/, '');
+  const byName = (source: string, capture: string, ext: 'crt' | 'key', fallback: string) =>
+    [
+      `    map ${source} $amt_${capture}_${ext} {`,
+      `        default ${fallback};`,
+      ...(wildcard ? [`        ${platform} ${ext === 'crt' ? wildcard.cert : wildcard.key};`] : []),
+      ...(certs ? [`        "~^(?<amt_${capture}_${ext}_name>${CERT_NAME_PATTERN})$" ${certs}/$amt_${capture}_${ext}_name.${ext};`] : []),
+      '    }',
+    ].join('\n');
+  return `
+    # Certificates by name (renderTlsMaps in nginx/render.ts): the wildcard for platform names,
+    # <certs>/<name>.crt for other well-formed names, the default for no SNI or a malformed one.
+${byName('$ssl_server_name', 'sni', 'crt', o.defaultCertificate)}
+${byName('$ssl_server_name', 'sni', 'key', o.defaultCertificateKey)}
+    # Plain HTTP goes to HTTPS only for a host whose certificate file exists now (-f per request).
+${byName('$host', 'host', 'crt', none)}
+    map $uri $amt_https_probe {
+        default $amt_host_crt;
+        "~^/\\.well-known/acme-challenge/" ${none};
+        /_platform/healthz ${none};
+    }
+    # HSTS: a year everywhere; includeSubDomains only on the platform's own names, never on a
+    # tenant's domain (its other subdomains may be served elsewhere, over plain HTTP).
+    map $host $amt_hsts {
+        default "max-age=31536000";
+        ${platform} "max-age=31536000; includeSubDomains";
+    }
+`;
+}
+
+/**
  * `load_module` lines for the modules this machine's nginx needs loaded (Debian builds the stream
  * module as a dynamic module, libnginx-mod-stream; nginx.org builds and the official image have it
  * built in, and need no line). Written by the edge CLI next to nginx.conf, which includes it.
@@ -338,9 +414,14 @@ export function renderModulesConf(modulePaths: readonly string[]): string {
 
 export const MODULES_CONF = 'amt-modules.conf';
 
+/** The default certificate's files in NGINX_OUT, made by `npm run nginx:config` when missing (cli/edge.ts). */
+export const DEFAULT_CERTIFICATE = 'default-certificate.pem';
+export const DEFAULT_CERTIFICATE_KEY = 'default-certificate.key';
+
 export function renderNginxConfig(o: EdgeOptions): Record<string, string> {
   const out = o.outDir;
-  const tls = Boolean(o.tlsCertificate && o.tlsCertificateKey);
+  const wildcard = Boolean(o.tlsCertificate && o.tlsCertificateKey);
+  const tls = wildcard || o.certsDir !== undefined;
   const tempDir = (name: string) => join(out, 'temp', name);
   for (const scheme of ['http', 'https'] as const) {
     if (innerSocket(out, scheme).length > MAX_SOCKET_PATH) throw new Error(`NGINX_OUT: "${out}" is too long for the unix socket ${innerSocket(out, scheme)} (at most ${MAX_SOCKET_PATH} bytes)`);
@@ -438,30 +519,26 @@ ${o.brotliModules.length ? '    brotli on;\n    brotli_types text/plain text/css
         limit_conn amt_requests_per_ip ${o.connectionsPerClient};
 ${
   tls
-    ? `        # With TLS configured, plain HTTP only answers health probes and ACME HTTP-01 challenges.
-        location = /_platform/healthz {
-${proxyHeaders(false, '            ')}
-            proxy_pass http://amt_cluster;
-            access_log off;
+    ? `        # A host whose certificate exists goes to HTTPS (308 keeps the method and body); the rest,
+        # and ACME challenges and health probes always, are answered here.
+        if (-f $amt_https_probe) {
+            return 308 https://$host${o.tlsPublicPort}$request_uri;
         }
-        include ${join(out, 'amt-acme.conf')};
-        location / {
-            return 301 https://$host$request_uri;
-        }`
-    : `        include ${join(out, 'amt-locations.conf')};`
-}
+`
+    : ''
+}        include ${join(out, 'amt-locations.conf')};
     }
 ${
   tls
-    ? `
-    # TLS with one wildcard certificate for *.${o.platformDomain} (custom domains need their own
-    # server blocks or a SAN certificate). Renewal: see docs/edge.md (certbot DNS-01 + reload hook).
+    ? `${renderTlsMaps(o)}
+    # TLS: ${o.certsDir ? `each name's certificate from ${o.certsDir}, read on every handshake (new and renewed ones need no reload)${wildcard ? `, the wildcard for *.${o.platformDomain}` : ''}` : `the wildcard certificate for *.${o.platformDomain}`}.
+    # See docs/edge.md ("HTTPS for custom domains", "TLS with a wildcard certificate").
     server {
         listen unix:${innerSocket(out, 'https')} ssl http2 proxy_protocol default_server;
         server_name _;
         limit_conn amt_requests_per_ip ${o.connectionsPerClient};
-        ssl_certificate ${o.tlsCertificate};
-        ssl_certificate_key ${o.tlsCertificateKey};
+        ssl_certificate ${o.certsDir ? '$amt_sni_crt' : o.tlsCertificate};
+        ssl_certificate_key ${o.certsDir ? '$amt_sni_key' : o.tlsCertificateKey};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_prefer_server_ciphers off;
         ssl_session_cache shared:amt_tls:10m;
@@ -476,10 +553,7 @@ ${
     'nginx.conf': main,
     'amt-locations.conf': renderLocations(o, false),
   };
-  if (tls) {
-    files['amt-locations-tls.conf'] = renderLocations(o, true);
-    files['amt-acme.conf'] = `# Generated by nginx/render.ts: ACME HTTP-01 on the plain-HTTP server, which redirects all else.\n\n${renderAcmeLocations(o, false)}`;
-  }
+  if (tls) files['amt-locations-tls.conf'] = renderLocations(o, true);
   return files;
 }
 
@@ -517,13 +591,22 @@ export function edgeOptionsFromEnv(env: Env, cwd: string, installed: { brotliMod
   const workerProcesses = env.NGINX_WORKERS || 'auto';
   if (!/^(auto|[1-9]\d{0,2})$/.test(workerProcesses)) throw new Error(`NGINX_WORKERS: "${workerProcesses}" must be "auto" or a whole number ≥ 1`);
   const cssDir = env.NGINX_CSS_DIR === '' ? undefined : abs(env.NGINX_CSS_DIR || env.CSS_DIR || 'astro-multi-tenant/site-css');
+  const tlsListen = env.NGINX_TLS_LISTEN || '8443';
+  const tlsPublicPort = env.NGINX_TLS_PUBLIC_PORT || /(\d+)$/.exec(tlsListen)?.[1] || '443';
+  if (!/^\d{1,5}$/.test(tlsPublicPort) || Number(tlsPublicPort) < 1 || Number(tlsPublicPort) > 65535) throw new Error(`NGINX_TLS_PUBLIC_PORT: "${tlsPublicPort}" must be a port number (1-65535)`);
+  const certsDir = env.NGINX_CERTS_DIR || env.CERTS_DIR;
+  if ((env.NGINX_DEFAULT_CERT === undefined) !== (env.NGINX_DEFAULT_KEY === undefined)) throw new Error('NGINX_DEFAULT_CERT and NGINX_DEFAULT_KEY: set both or neither');
   return {
     outDir,
     upstream: env.NGINX_UPSTREAM || `127.0.0.1:${port}`,
     listen: env.NGINX_LISTEN || '8080',
-    tlsListen: env.NGINX_TLS_LISTEN || '8443',
+    tlsListen,
+    tlsPublicPort: tlsPublicPort === '443' ? '' : `:${tlsPublicPort}`,
     tlsCertificate: env.TLS_CERT ? abs(env.TLS_CERT) : undefined,
     tlsCertificateKey: env.TLS_KEY ? abs(env.TLS_KEY) : undefined,
+    certsDir: certsDir ? abs(certsDir) : undefined,
+    defaultCertificate: abs(env.NGINX_DEFAULT_CERT || join(outDir, DEFAULT_CERTIFICATE)),
+    defaultCertificateKey: abs(env.NGINX_DEFAULT_KEY || join(outDir, DEFAULT_CERTIFICATE_KEY)),
     sitesDir: abs(env.NGINX_SITES_DIR || env.SITES_DIR || 'sites'),
     cssDir,
     cacheDir: abs(env.NGINX_CACHE_DIR || join(outDir, 'cache')),

@@ -252,17 +252,20 @@ describe('ACME HTTP-01 and /.well-known through nginx', () => {
     let tlsEdge: RunningNginx | undefined;
     try {
       await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=*.localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
-      tlsEdge = await startNginx(app.port, sitesDir, { TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem'), NGINX_TLS_LISTEN: `127.0.0.1:${await freePort()}` });
+      const tlsPort = await freePort();
+      tlsEdge = await startNginx(app.port, sitesDir, { TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem'), NGINX_TLS_LISTEN: `127.0.0.1:${tlsPort}` });
       for (const host of ['acme.example', 'acme.localhost']) {
         const res = await get(tlsEdge.port, host, `/.well-known/acme-challenge/${TOKEN}`);
         expect(res.status).toBe(200);
         expect(res.body).toBe(`${TOKEN}.acme-key`);
       }
-      // Through the app for a host nginx has no folder for, and everything else still redirects.
+      // Through the app for a host nginx has no folder for; other paths of a host the wildcard
+      // covers go to HTTPS (a custom domain it does not cover stays on plain HTTP).
       expect((await get(tlsEdge.port, LATE_HOST, '/.well-known/acme-challenge/late_Token-0123456789abcdefghij')).status).toBe(200);
-      const page = await get(tlsEdge.port, 'acme.example', '/about');
-      expect(page.status).toBe(301);
-      expect(page.headers.location).toBe('https://acme.example/about');
+      const page = await get(tlsEdge.port, 'acme.localhost', '/about');
+      expect(page.status).toBe(308);
+      expect(page.headers.location).toBe(`https://acme.localhost:${tlsPort}/about`);
+      expect((await get(tlsEdge.port, 'acme.example', '/about')).status).toBe(200);
     } finally {
       await tlsEdge?.stop();
       await rm(dir, { recursive: true, force: true });

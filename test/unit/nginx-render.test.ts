@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { EDGE_FILES_HEADER, EDGE_FILES_PREFIX, edgeOptionsFromEnv, renderModulesConf, renderNginxConfig } from '../../nginx/render.ts';
+import { CERT_NAME_PATTERN, EDGE_FILES_HEADER, EDGE_FILES_PREFIX, edgeOptionsFromEnv, renderModulesConf, renderNginxConfig } from '../../nginx/render.ts';
 import { EDGE_FILES_HEADER as APP_EDGE_FILES_HEADER } from '../../astro-multi-tenant/server/http/accel-redirect.ts';
 
 const options = (env: Record<string, string> = {}) => edgeOptionsFromEnv({ NGINX_OUT: '/srv/edge', SITES_DIR: '/srv/sites', ...env }, '/app');
@@ -14,6 +14,11 @@ function block(text: string, start: string): string {
     if (text[i] === '}' && --depth === 0) return text.slice(at, i + 1);
   }
   throw new Error(`unbalanced block ${start}`);
+}
+/** The http server block listening on the unix socket of `scheme`. */
+function serverOn(text: string, scheme: 'http' | 'https'): string {
+  const at = text.lastIndexOf('server {', text.indexOf(`listen unix:/srv/edge/amt-${scheme}.sock`));
+  return block(text.slice(at), 'server {');
 }
 
 describe('the generated nginx config', () => {
@@ -42,6 +47,7 @@ describe('the generated nginx config', () => {
     const locations = render()['amt-locations.conf']!;
     expect(locations).toContain('location ^~ /_platform/metrics { return 404; }');
     expect(locations).toContain('location ^~ /_platform/status { return 404; }');
+    expect(locations).toContain('location ^~ /_platform/tls/ { return 404; }');
   });
 
   it('passes Host, X-Forwarded-* and the request id to the app over keep-alive upstream connections', () => {
@@ -62,9 +68,6 @@ describe('the generated nginx config', () => {
     const locations = tls['amt-locations.conf']!;
     expect(block(locations, 'location @app {')).toContain(`proxy_set_header ${EDGE_FILES_HEADER} "${EDGE_FILES_PREFIX}";`);
     expect(block(locations, 'location ~ "\\.[A-Za-z0-9]{1,10}$" {')).toContain(`proxy_set_header ${EDGE_FILES_HEADER} "${EDGE_FILES_PREFIX}";`);
-    // The plain-HTTP server of a TLS setup has no internal location: nothing is offered there.
-    expect(tls['amt-acme.conf']).toContain(`proxy_set_header ${EDGE_FILES_HEADER} "";`);
-    expect(tls['nginx.conf']).toContain(`proxy_set_header ${EDGE_FILES_HEADER} "";`);
   });
 
   it('sends files the app names from an internal location: public/ of a valid site id only, no dot-names, no symlinks below the site folder', () => {
@@ -112,15 +115,71 @@ describe('the generated nginx config', () => {
     expect(renderModulesConf([])).not.toContain('load_module');
   });
 
-  it('adds an HTTP/2 TLS server and turns plain HTTP into a redirect when a certificate is given', () => {
-    const files = render({ TLS_CERT: '/etc/tls/wild.pem', TLS_KEY: '/etc/tls/wild.key' });
+  it('adds an HTTP/2 TLS server with the wildcard certificate, and redirects only platform names to it when no certificate folder is given', () => {
+    const files = render({ TLS_CERT: '/etc/tls/wild.pem', TLS_KEY: '/etc/tls/wild.key', PLATFORM_DOMAIN: 'example.com' });
     expect(block(files['nginx.conf']!, 'stream {')).toMatch(/listen 8443;\s+limit_conn amt_conn_per_ip \d+;\s+proxy_pass unix:\/srv\/edge\/amt-https\.sock;/);
-    expect(files['nginx.conf']).toContain('listen unix:/srv/edge/amt-https.sock ssl http2 proxy_protocol default_server;');
-    expect(files['nginx.conf']).toContain('return 301 https://$host$request_uri;');
-    expect(files['nginx.conf']).toContain(`include /srv/edge/amt-acme.conf;`);
-    expect(files['amt-locations-tls.conf']).toContain('Strict-Transport-Security');
+    const https = serverOn(files['nginx.conf']!, 'https');
+    expect(https).toContain('listen unix:/srv/edge/amt-https.sock ssl http2 proxy_protocol default_server;');
+    expect(https).toContain('ssl_certificate /etc/tls/wild.pem;');
+    // Plain HTTP redirects a host only when its certificate file exists: the wildcard for platform names only.
+    const redirectMap = block(files['nginx.conf']!, 'map $host $amt_host_crt {');
+    expect(redirectMap).toContain('"~^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)?example\\.com$" /etc/tls/wild.pem;');
+    expect(redirectMap).toContain('default /srv/edge/no-certificate;');
+    expect(files['nginx.conf']).toContain('return 308 https://$host:8443$request_uri;');
+    expect(files['amt-locations-tls.conf']).toContain('add_header Strict-Transport-Security $amt_hsts always;');
     expect(files['amt-locations.conf']).not.toContain('Strict-Transport-Security');
     expect(render()['nginx.conf']).not.toContain('ssl');
+  });
+
+  it('serves each name its own certificate from the certificate folder, read per handshake, with the default for no SNI or a malformed name', () => {
+    const files = render({ CERTS_DIR: '/var/lib/amt/certs', PLATFORM_DOMAIN: 'example.com' });
+    const main = files['nginx.conf']!;
+    const https = serverOn(main, 'https');
+    expect(https).toContain('ssl_certificate $amt_sni_crt;');
+    expect(https).toContain('ssl_certificate_key $amt_sni_key;');
+    const crt = block(main, 'map $ssl_server_name $amt_sni_crt {');
+    expect(crt).toContain('default /srv/edge/default-certificate.pem;');
+    expect(crt).toContain('"~^(?<amt_sni_crt_name>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)$" /var/lib/amt/certs/$amt_sni_crt_name.crt;');
+    // No wildcard given: platform names are looked up by name like any other.
+    expect(crt).not.toContain('example\\.com');
+    expect(block(main, 'map $ssl_server_name $amt_sni_key {')).toContain('/var/lib/amt/certs/$amt_sni_key_name.key;');
+    // The wildcard, when given too, wins for platform names; the checks are in order, so it comes first.
+    const both = block(render({ CERTS_DIR: '/var/lib/amt/certs', TLS_CERT: '/w.pem', TLS_KEY: '/w.key', PLATFORM_DOMAIN: 'example.com' })['nginx.conf']!, 'map $ssl_server_name $amt_sni_crt {');
+    expect(both.indexOf('/w.pem')).toBeGreaterThan(0);
+    expect(both.indexOf('/w.pem')).toBeLessThan(both.indexOf('$amt_sni_crt_name.crt'));
+    // An operator's own default certificate, and NGINX_CERTS_DIR for nginx's view of the folder.
+    const own = render({ CERTS_DIR: '/app/certs', NGINX_CERTS_DIR: '/srv/certs', NGINX_DEFAULT_CERT: '/d.pem', NGINX_DEFAULT_KEY: '/d.key' })['nginx.conf']!;
+    expect(block(own, 'map $ssl_server_name $amt_sni_crt {')).toContain('default /d.pem;');
+    expect(own).toContain('/srv/certs/$amt_sni_crt_name.crt;');
+    expect(own).not.toContain('/app/certs');
+    expect(() => options({ NGINX_DEFAULT_CERT: '/d.pem' })).toThrow(/NGINX_DEFAULT_CERT and NGINX_DEFAULT_KEY/);
+  });
+
+  it('never turns an SNI or Host with a slash, a leading dot, upper case or an underscore into a certificate path', () => {
+    const pattern = new RegExp(`^${CERT_NAME_PATTERN}$`);
+    for (const name of ['shop.test', 'a.b-c.example', 'xn--bcher-kva.example', 'localhost']) expect(pattern.test(name), name).toBe(true);
+    for (const name of ['../../etc/ssl/private/key', 'a/b', '.hidden', '_default', 'Shop.Test', 'shop.test.', 'shop.test:443', '', 'a\u0000b', `${'a'.repeat(254)}`]) expect(pattern.test(name), name).toBe(false);
+  });
+
+  it('redirects plain HTTP to HTTPS with 308 only where the host\'s certificate file exists, never ACME challenges or health probes', () => {
+    const main = render({ CERTS_DIR: '/certs', NGINX_TLS_LISTEN: '443' })['nginx.conf']!;
+    const plain = serverOn(main, 'http');
+    expect(plain).toMatch(/if \(-f \$amt_https_probe\) \{\s+return 308 https:\/\/\$host\$request_uri;\s+\}/);
+    expect(plain).toContain('include /srv/edge/amt-locations.conf;');
+    expect(block(main, 'map $host $amt_host_crt {')).toContain('"~^(?<amt_host_crt_name>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)$" /certs/$amt_host_crt_name.crt;');
+    const probe = block(main, 'map $uri $amt_https_probe {');
+    expect(probe).toContain('default $amt_host_crt;');
+    expect(probe).toContain('"~^/\\.well-known/acme-challenge/" /srv/edge/no-certificate;');
+    expect(probe).toContain('/_platform/healthz /srv/edge/no-certificate;');
+    // The port browsers use, when it is not the one nginx listens on (a container's port mapping).
+    expect(render({ CERTS_DIR: '/certs', NGINX_TLS_LISTEN: '443', NGINX_TLS_PUBLIC_PORT: '8443' })['nginx.conf']).toContain('return 308 https://$host:8443$request_uri;');
+    expect(() => options({ NGINX_TLS_PUBLIC_PORT: 'https' })).toThrow(/NGINX_TLS_PUBLIC_PORT/);
+  });
+
+  it('sends HSTS with includeSubDomains on platform names only, never on a tenant\'s domain', () => {
+    const hsts = block(render({ CERTS_DIR: '/certs', PLATFORM_DOMAIN: 'example.com' })['nginx.conf']!, 'map $host $amt_hsts {');
+    expect(hsts).toContain('default "max-age=31536000";');
+    expect(hsts).toContain('"~^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)?example\\.com$" "max-age=31536000; includeSubDomains";');
   });
 
   it('proxies and caches CSS when there is no shared disk (NGINX_CSS_DIR empty)', () => {
@@ -137,14 +196,11 @@ describe('the generated nginx config', () => {
     expect(acme).not.toMatch(/^\s*proxy_cache\s/m);
     expect(acme).not.toContain('return 301');
 
-    // With TLS, plain HTTP redirects everything but health probes and these same locations.
+    // With TLS, the plain-HTTP server has this same location, and its redirect skips the path.
     const tls = render({ TLS_CERT: '/etc/tls/wild.pem', TLS_KEY: '/etc/tls/wild.key' });
-    const plain = tls['nginx.conf']!.slice(tls['nginx.conf']!.indexOf('amt-http.sock proxy_protocol'), tls['nginx.conf']!.indexOf('return 301'));
-    expect(plain).toContain('include /srv/edge/amt-acme.conf;');
-    expect(tls['amt-acme.conf']).toContain('location ^~ /.well-known/acme-challenge/ {');
-    expect(tls['amt-acme.conf']).not.toContain('Strict-Transport-Security');
     expect(tls['amt-locations-tls.conf']).toContain('location ^~ /.well-known/acme-challenge/');
-    expect(render()['amt-acme.conf']).toBeUndefined();
+    expect(block(tls['nginx.conf']!, 'map $uri $amt_https_probe {')).toContain('"~^/\\.well-known/acme-challenge/"');
+    expect(tls['amt-acme.conf']).toBeUndefined();
   });
 
   it('depends on no site folder: nothing in it names a site or a domain', () => {

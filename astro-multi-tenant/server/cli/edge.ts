@@ -1,10 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { APP_DIR } from '../config.ts';
-import { MODULES_CONF, edgeOptionsFromEnv, innerSocket, renderModulesConf, renderNginxConfig, type EdgeOptions } from '../../../nginx/render.ts';
+import { DEFAULT_CERTIFICATE, DEFAULT_CERTIFICATE_KEY, MODULES_CONF, edgeOptionsFromEnv, innerSocket, renderModulesConf, renderNginxConfig, type EdgeOptions } from '../../../nginx/render.ts';
 
 /**
  * `npm run nginx:config` writes the nginx configuration (NGINX_OUT, default nginx/generated) and
@@ -37,6 +38,31 @@ async function removeStaleSocket(path: string): Promise<void> {
 }
 
 /**
+ * Makes the default certificate (for handshakes without a usable name, docs/edge.md) in NGINX_OUT
+ * when TLS is on and it is missing: self-signed for `default.invalid`, ten years, with `openssl`
+ * (on PATH, or OPENSSL_BIN). Nobody is meant to trust it; a kept one is never replaced. Written
+ * under temporary names and renamed, key first, so nginx never sees half a pair. Its key is
+ * world-readable on purpose: nginx workers (another user) load it on every handshake, and a key
+ * for a name nobody trusts protects nothing.
+ *
+ * @throws Error naming NGINX_DEFAULT_CERT when openssl cannot make it.
+ */
+export async function ensureDefaultCertificate(options: EdgeOptions): Promise<void> {
+  const ours = options.defaultCertificate === join(options.outDir, DEFAULT_CERTIFICATE) && options.defaultCertificateKey === join(options.outDir, DEFAULT_CERTIFICATE_KEY);
+  if (!options.certsDir || !ours || (existsSync(options.defaultCertificate) && existsSync(options.defaultCertificateKey))) return;
+  const [cert, key] = [`${options.defaultCertificate}.tmp-${process.pid}`, `${options.defaultCertificateKey}.tmp-${process.pid}`];
+  try {
+    await promisify(execFile)(process.env.OPENSSL_BIN || 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '3650', '-subj', '/CN=default.invalid', '-keyout', key, '-out', cert]);
+    await chmod(key, 0o644);
+    await rename(key, options.defaultCertificateKey);
+    await rename(cert, options.defaultCertificate);
+  } catch (error) {
+    await Promise.all([rm(cert, { force: true }), rm(key, { force: true })]);
+    throw new Error(`NGINX_DEFAULT_CERT: cannot make the default certificate ${options.defaultCertificate} with openssl (install it, or set NGINX_DEFAULT_CERT and NGINX_DEFAULT_KEY to a certificate of your own): ${(error as Error).message}`);
+  }
+}
+
+/**
  * Writes the configuration into `options.outDir`, with its temp and cache folders, and the
  * `load_module` lines this machine's nginx needs (`modules`, default: the dynamic stream module
  * when Debian's libnginx-mod-stream is installed). Returns the path of nginx.conf.
@@ -48,6 +74,7 @@ export async function writeEdgeConfig(options: EdgeOptions, modules: readonly st
   await mkdir(options.cacheDir, { recursive: true });
   for (const [name, text] of Object.entries(files)) await writeFile(join(options.outDir, name), text);
   await writeFile(join(options.outDir, MODULES_CONF), renderModulesConf(modules));
+  await ensureDefaultCertificate(options);
   for (const scheme of ['http', 'https'] as const) await removeStaleSocket(innerSocket(options.outDir, scheme));
   return join(options.outDir, 'nginx.conf');
 }
