@@ -27,6 +27,8 @@ export interface ServerConfig {
   cssDir: string;
   astroEntry: string;
   staticMaxAge: number;
+  /** How long a refusal's answer waits while the worker is busy (ms, pipeline/refusal-pacer.ts); 0 = never. */
+  refusalDelayMs: number;
   logLevel: string;
   /** Who may read /_platform/metrics and /_platform/status without a token. */
   adminAllow: TrustedProxies;
@@ -214,6 +216,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     cssDir: resolve(cwd, env.CSS_DIR?.trim() || resolve(APP_DIR, 'site-css')),
     astroEntry: resolve(cwd, env.ASTRO_ENTRY?.trim() || resolve(APP_DIR, 'dist/server/entry.mjs')),
     staticMaxAge: integer(env, 'STATIC_MAX_AGE', 300, 0, 31_536_000),
+    refusalDelayMs: integer(env, 'REFUSAL_DELAY_MS', 25, 0, 10_000),
     logLevel,
     adminAllow: parseTrustedProxies(env.ADMIN_ALLOW ?? '127.0.0.1,::1', 'ADMIN_ALLOW'),
     adminToken: adminToken(secret(env, 'ADMIN_TOKEN')),

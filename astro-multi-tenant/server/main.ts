@@ -49,6 +49,7 @@ import { randomBytes } from 'node:crypto';
 import { createRenderCache } from './render/render-cache.ts';
 import { loadPlansSource } from './plans/plans-file.ts';
 import { createFairness } from './plans/fairness.ts';
+import { createRefusalPacer } from './pipeline/refusal-pacer.ts';
 import { withFairness } from './plans/usage.ts';
 import { createContentLimitChecks } from './plans/content-limits.ts';
 
@@ -183,6 +184,9 @@ async function main() {
   const renderer = timedRenderer(await loadAstroRenderer(config.astroEntry), (kind, seconds) => metrics.observeRender(kind, seconds));
   const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
   if (renderCache) metrics.watchRenderCache(renderCache);
+  // Refusals (unknown hosts, plan 429s) wait while the worker is busy, so sites go first.
+  const refusalPacer = createRefusalPacer({ delayMs: config.refusalDelayMs });
+  metrics.watchRefusalPacer(refusalPacer);
   const baseCssFile = await readBaseCssFile(config.cssDir);
   if (!baseCssFile) logger.warn({ cssDir: config.cssDir }, 'shared base CSS is not built; pages render unstyled (run npm run build)');
 
@@ -251,6 +255,7 @@ async function main() {
     renderCache,
     buildId: await buildIdentity(config.astroEntry, baseCssFile),
     fairness,
+    refusalPacer,
   });
   const clientErrors = createClientErrors();
   server.on('request', (req, res) => {

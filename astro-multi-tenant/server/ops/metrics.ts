@@ -168,10 +168,16 @@ export function createMetrics(options: MetricsOptions) {
     cacheCounter('amt_markdown_cache_write_errors_total', 'Rendered pages that could not be written to the Markdown cache.', () => markdownCache.stats.writeErrors);
   }
 
+  /** Mirrors the refusal pacer's count at scrape time (pipeline/refusal-pacer.ts). */
+  function watchRefusalPacer(pacer: { delayed: number }) {
+    cacheCounter('amt_refusals_delayed_total', 'Refusals (unknown-host 404s, plan 429s) whose answer waited because the worker was busy (REFUSAL_DELAY_MS).', () => pacer.delayed);
+  }
+
   return {
     shared,
     worker,
     watchRenderCache,
+    watchRefusalPacer,
     watchMarkdownCache,
     watchFairness,
     observeThrottle(site: string, reason: string, plan: string) {

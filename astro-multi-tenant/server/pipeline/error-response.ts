@@ -15,15 +15,19 @@ const SUMMARY: Partial<Record<ErrorCode, string>> = {
  * the words: the one place a code becomes a response. Headers an earlier stage set (ETag,
  * Cache-Control, X-Accel-Expires) are dropped first, so an error is never cached as a page; a
  * response already under way is cut off instead (the client sees a broken response, never a
- * wrong one). Returns the route kind for metrics and the access log.
+ * wrong one). A plan's 429 first waits for `pace` (pipeline/refusal-pacer.ts) while the worker is
+ * busy. Returns the route kind for metrics and the access log.
  */
-export async function answerError(ctx: Exchange, error: PlatformError, pages: PlatformPages): Promise<RouteKind> {
+export async function answerError(ctx: Exchange, error: PlatformError, pages: PlatformPages, pace?: () => Promise<void> | undefined): Promise<RouteKind> {
   const { req, res, log } = ctx;
   const { status, answer } = ERRORS[error.code];
   if (status >= 500) {
     if (answer.kind === 'internal') log.error({ err: error.cause ?? error, code: error.code }, 'request failed');
     else log.error({ code: error.code, input: error.input, ...(error instanceof ContentError ? { issues: error.issues } : { err: error.message }) }, `${SUMMARY[error.code] ?? error.code}; answering ${status}`);
   } else if (error instanceof ThrottledError) {
+    // Render throttles: the 429 waits like the request-limit stage's while the worker is busy.
+    const paced = pace?.();
+    if (paced) await paced;
     return answerThrottled(ctx, error);
   } else {
     log.info({ code: error.code, input: error.input?.slice(0, 200), reason: error.message }, 'request refused');

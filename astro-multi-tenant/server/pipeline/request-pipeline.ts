@@ -36,6 +36,7 @@ import { faviconStage } from './stages/favicon.ts';
 import { notFoundStage } from './stages/not-found.ts';
 import { requestLimitStage } from './stages/request-limit.ts';
 import { createFairness, type Fairness } from '../plans/fairness.ts';
+import type { RefusalPacer } from './refusal-pacer.ts';
 
 export interface PipelineDeps {
   /** Host → the tenant serving it now (tenant/tenant-resolver.ts). */
@@ -68,6 +69,8 @@ export interface PipelineDeps {
   buildId?: string;
   /** Plans and limits (plans/fairness.ts); undefined: every site on the built-in default, counted in this process. */
   fairness?: Fairness;
+  /** Delays refusals (unknown hosts, plan 429s) while the worker is busy; undefined: answered at once. */
+  refusalPacer?: RefusalPacer;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -90,8 +93,9 @@ export function createRequestPipeline(deps: PipelineDeps) {
   const notFound = { renderer: deps.renderer, stylesheets };
 
   const fairness = deps.fairness ?? createFairness();
+  const pace = deps.refusalPacer ? () => deps.refusalPacer!.pace() : undefined;
   const siteStages = sequence<SiteRequest>([
-    requestLimitStage(fairness),
+    requestLimitStage({ plans: fairness.plans, limiter: fairness.limiter, onThrottle: (site, reason, plan) => fairness.onThrottle(site, reason, plan), pace }),
     sessionEndpointsStage({ sessions: deps.sessions, renderer: deps.renderer, stylesheets }),
     cssStage({ cssDir: deps.cssDir, pages }),
     platformPathsStage({ pages }),
@@ -117,7 +121,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
       hostStage({ trustedProxies: deps.trustedProxies }),
       sequence<HostedRequest>([
         platformHomeStage({ platformDomain: deps.platformDomain, pages, listSites: deps.listSites, isAdmin: deps.isAdmin ?? (() => false), staticMaxAgeSeconds }),
-        refine<HostedRequest, SiteRequest>(tenantStage({ resolveTenant: deps.resolveTenant, pages, sessions: deps.sessions, edgeCacheSeconds }), siteStages),
+        refine<HostedRequest, SiteRequest>(tenantStage({ resolveTenant: deps.resolveTenant, pages, sessions: deps.sessions, edgeCacheSeconds, pace }), siteStages),
       ]),
     ),
   ]);
@@ -132,7 +136,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     try {
       route = (await handle(ctx)) ?? 'error';
     } catch (error) {
-      route = await answerError(ctx, asPlatformError(error), pages).catch(() => {
+      route = await answerError(ctx, asPlatformError(error), pages, pace).catch(() => {
         res.destroy();
         return 'error' as const;
       });

@@ -10,6 +10,8 @@ export interface RequestLimitDeps {
   plans: () => PlanBook;
   limiter: SiteLimiter;
   onThrottle?: (siteId: string, reason: ThrottleReason, plan: string) => void;
+  /** Delays the 429 while the worker is busy (pipeline/refusal-pacer.ts); undefined = never. */
+  pace?: () => Promise<void> | undefined;
 }
 
 /**
@@ -25,6 +27,8 @@ export function requestLimitStage(deps: RequestLimitDeps): Stage<SiteRequest> {
     const verdict = await deps.limiter.take('requests', ctx.site.id, plan.limits);
     if (verdict.allowed) return undefined;
     deps.onThrottle?.(ctx.site.id, 'requests', plan.name);
+    const paced = deps.pace?.();
+    if (paced) await paced;
     return answerThrottled(ctx, throttledError(ctx.site.id, 'requests', plan.name, verdict.retryAfterSeconds));
   };
 }

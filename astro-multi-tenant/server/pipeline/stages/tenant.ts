@@ -11,10 +11,12 @@ export interface TenantStageDeps {
   pages: PlatformPages;
   sessions: Sessions | undefined;
   edgeCacheSeconds: number;
+  /** Delays the unknown-host answer while the worker is busy (pipeline/refusal-pacer.ts); undefined = never. */
+  pace?: () => Promise<void> | undefined;
 }
 
 /**
- * Finds the tenant for the normalised host. Unknown hosts get the platform's 404, aliases a 301 to the site's primary domain, a site whose
+ * Finds the tenant for the normalised host. Unknown hosts get the platform's 404 (after `pace`), aliases a 301 to the site's primary domain, a site whose
  * site.json is invalid a 503 (thrown: errors.ts maps it); a valid site continues with a context
  * whose `site` is always set.
  */
@@ -23,6 +25,8 @@ export function tenantStage(deps: TenantStageDeps): Refinement<HostedRequest, Si
     const { req, res, host, target } = ctx;
     const tenant = await deps.resolveTenant(host.hostname);
     if (tenant.kind === 'unknown') {
+      const paced = deps.pace?.();
+      if (paced) await paced;
       await deps.pages.error(req, res, PLATFORM_PAGES.unknownHost);
       return 'unknown_host';
     }
