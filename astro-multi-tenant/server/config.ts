@@ -216,7 +216,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     cssDir: resolve(cwd, env.CSS_DIR?.trim() || resolve(APP_DIR, 'site-css')),
     astroEntry: resolve(cwd, env.ASTRO_ENTRY?.trim() || resolve(APP_DIR, 'dist/server/entry.mjs')),
     staticMaxAge: integer(env, 'STATIC_MAX_AGE', 300, 0, 31_536_000),
-    refusalDelayMs: integer(env, 'REFUSAL_DELAY_MS', 25, 0, 10_000),
+    refusalDelayMs: integer(env, 'REFUSAL_DELAY_MS', 100, 0, 10_000),
     logLevel,
     adminAllow: parseTrustedProxies(env.ADMIN_ALLOW ?? '127.0.0.1,::1', 'ADMIN_ALLOW'),
     adminToken: adminToken(secret(env, 'ADMIN_TOKEN')),
