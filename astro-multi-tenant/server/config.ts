@@ -52,6 +52,9 @@ export interface ServerConfig {
   /** Folder of rendered Markdown shared by the workers of a machine; undefined = off. */
   markdownCacheDir: string | undefined;
   markdownCacheBytes: number;
+  /** Folder of compiled site components shared by the workers of a machine; undefined = off. */
+  componentCacheDir: string | undefined;
+  componentCacheBytes: number;
   /** READY_REQUIRES_REDIS=1: readyz turns 503 while Redis is unreachable (default: "degraded", 200). */
   readyRequiresRedis: boolean;
   /**
@@ -67,6 +70,19 @@ export interface ServerConfig {
   domainVerification: DomainVerificationConfig | undefined;
   /** DOMAIN_TARGET: what operators point custom domains at (a host name for a CNAME, or IP addresses for A/AAAA); undefined = `<id>.PLATFORM_DOMAIN`. */
   domainTarget: string[] | undefined;
+  /** ACME_DIRECTORY_URL and friends (tls/certificate-manager.ts); undefined = no certificates are ordered. */
+  acme: AcmeConfig | undefined;
+}
+
+export interface AcmeConfig {
+  /** ACME_DIRECTORY_URL: the CA's directory (https). */
+  directoryUrl: string;
+  /** ACME_EMAIL: the account's contact address; undefined = none. */
+  email: string | undefined;
+  /** CERTS_DIR: where this machine's `<host>.crt`/`<host>.key` are written for nginx; undefined = kept in the shared store only. */
+  certsDir: string | undefined;
+  /** ACME_RENEW_DAYS in ms: how long before expiry a certificate is renewed. */
+  renewBeforeMs: number;
 }
 
 export interface DomainVerificationConfig {
@@ -111,8 +127,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 
 /** MARKDOWN_CACHE_DIR: a folder, `off`, or unset for one under the system temp folder. */
 function markdownCacheDir(env: Env, cwd: string): string | undefined {
-  const raw = env.MARKDOWN_CACHE_DIR?.trim();
-  if (raw === undefined || raw === '') return join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, 'markdown');
+  return privateCacheDir(env.MARKDOWN_CACHE_DIR, 'markdown', cwd);
+}
+
+/** A cache folder setting (MARKDOWN_CACHE_DIR, COMPONENT_CACHE_DIR): a folder, `off`, or unset for `<temp>/astro-multi-tenant-<uid>/<name>`. */
+function privateCacheDir(value: string | undefined, name: string, cwd: string): string | undefined {
+  const raw = value?.trim();
+  if (raw === undefined || raw === '') return join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, name);
   if (raw.toLowerCase() === 'off') return undefined;
   return resolve(cwd, raw);
 }
@@ -186,6 +207,24 @@ function domainTarget(env: Env): string[] | undefined {
   return target.length > 0 ? target : undefined;
 }
 
+/** ACME_DIRECTORY_URL (unset = off), ACME_EMAIL, CERTS_DIR, ACME_RENEW_DAYS. */
+function acmeConfig(env: Env, cwd: string): AcmeConfig | undefined {
+  const raw = env.ACME_DIRECTORY_URL?.trim();
+  const certsDir = env.CERTS_DIR?.trim() ? resolve(cwd, env.CERTS_DIR.trim()) : undefined;
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new PlatformError('CONFIG_INVALID', `ACME_DIRECTORY_URL: "${raw}" is not a URL`, raw);
+  }
+  // RFC 8555 §6.1: ACME runs over HTTPS only.
+  if (url.protocol !== 'https:') throw new PlatformError('CONFIG_INVALID', `ACME_DIRECTORY_URL: "${raw}" must be an https:// URL`, raw);
+  const email = env.ACME_EMAIL?.trim() || undefined;
+  if (email !== undefined && !/^[^\s@:<>,]+@[^\s@:<>,]+\.[^\s@:<>,]+$/.test(email)) throw new PlatformError('CONFIG_INVALID', `ACME_EMAIL: "${email}" is not an email address`, email);
+  return { directoryUrl: url.href, email, certsDir, renewBeforeMs: integer(env, 'ACME_RENEW_DAYS', 30, 1, 365) * 86_400_000 };
+}
+
 /** Reads and validates the environment once at start; every problem names the variable. */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerConfig {
   const platformRaw = env.PLATFORM_DOMAIN?.trim() || 'localhost';
@@ -234,6 +273,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     renderCacheMaxEntries: integer(env, 'RENDER_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
     markdownCacheDir: markdownCacheDir(env, cwd),
     markdownCacheBytes: integer(env, 'MARKDOWN_CACHE_MB', 512, 1, 10_000_000) * 1024 * 1024,
+    componentCacheDir: privateCacheDir(env.COMPONENT_CACHE_DIR, 'components', cwd),
+    componentCacheBytes: integer(env, 'COMPONENT_CACHE_MB', 64, 1, 1_000_000) * 1024 * 1024,
     readyRequiresRedis: flag(env, 'READY_REQUIRES_REDIS', false),
     jwksAllowHosts: parseOutboundAllowList(env.JWKS_ALLOW_HOSTS, 'JWKS_ALLOW_HOSTS'),
     // Per user, like the Markdown cache: the temp folder survives process restarts and deploys;
@@ -243,5 +284,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     plansFile: env.PLANS_FILE?.trim() ? resolve(cwd, env.PLANS_FILE.trim()) : undefined,
     domainVerification: domainVerification(env),
     domainTarget: domainTarget(env),
+    acme: acmeConfig(env, cwd),
   };
 }

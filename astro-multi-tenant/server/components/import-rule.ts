@@ -35,7 +35,7 @@ export function decideImport(importer: ComponentFile, specifier: string): Import
   const refuse = (why: string): ImportDecision => ({ ok: false, reason: `imports "${printable(specifier)}", ${why}: ${IMPORT_RULE}` });
   if (specifier.length === 0 || specifier.length > 256) return refuse('which is not a component path');
   if (specifier.startsWith('node:') || isBuiltin(specifier)) return refuse('a Node.js built-in module');
-  if (specifier.startsWith('/') || SCHEME.test(specifier)) return refuse('an absolute path or URL');
+  if (specifier.startsWith('/') || SCHEME.test(specifier)) return refuse('an absolute path, a URL or a virtual module');
   if (/[?#]/.test(specifier)) return refuse('with a query or fragment');
   if (/[^\x21-\x7e]|[%\\]/.test(specifier)) return refuse('with characters a component path never has');
 
