@@ -22,6 +22,7 @@ export type RouteKind =
   | 'platform'
   | 'forbidden'
   | 'throttled'
+  | 'acme_challenge'
   | 'error';
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -173,9 +174,51 @@ export function createMetrics(options: MetricsOptions) {
     cacheCounter('amt_refusals_delayed_total', 'Refusals (unknown-host 404s, plan 429s) whose answer waited because the worker was busy (REFUSAL_DELAY_MS).', () => pacer.delayed);
   }
 
+  const acmeErrors = new Counter({
+    name: 'amt_acme_errors_total',
+    help: 'Failed ACME certificate orders, by kind (rate_limited, validation, ca, network, store, other); only the worker holding a domain\'s lock orders, so the sum over workers counts each failure once.',
+    labelNames: ['kind'] as const,
+    registers: [shared],
+  });
+
+  /**
+   * Certificates by state and the earliest expiry, from the shared store as this worker last read
+   * it (tls/certificate-manager.ts). Every worker reads the same store, so workers are combined
+   * with max (by state) and min (expiry), never summed.
+   */
+  function watchCertificates(certificates: { statuses(): ReadonlyArray<{ state: string; notAfter?: number }> }, states: readonly string[]) {
+    new Gauge({
+      name: 'amt_certificates',
+      help: 'Certificates of custom domains and aliases, by state (pending, valid, due, failing, failed, expired, revoked).',
+      labelNames: ['state'] as const,
+      aggregator: 'max',
+      registers: [shared],
+      collect() {
+        const counts = new Map(states.map((s) => [s, 0]));
+        for (const c of certificates.statuses()) counts.set(c.state, (counts.get(c.state) ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'amt_certificate_earliest_expiry_seconds',
+      help: 'Seconds until the earliest certificate expiry (negative once expired; /86400 for days); absent while there is no certificate.',
+      aggregator: 'min',
+      registers: [shared],
+      collect() {
+        const ends = certificates.statuses().flatMap((c) => (c.notAfter !== undefined ? [c.notAfter] : []));
+        this.reset();
+        if (ends.length > 0) this.set((Math.min(...ends) - Date.now()) / 1000);
+      },
+    });
+  }
+
   return {
     shared,
     worker,
+    watchCertificates,
+    observeAcmeError(kind: string) {
+      acmeErrors.inc({ kind });
+    },
     watchRenderCache,
     watchRefusalPacer,
     watchMarkdownCache,

@@ -22,6 +22,7 @@ import { platformRoutesStage, type PlatformRoutes } from './stages/platform-rout
 import { platformAssetsStage } from './stages/platform-assets.ts';
 import { methodPolicyStage } from './stages/method-policy.ts';
 import { hostStage } from './stages/host.ts';
+import { acmeChallengeStage } from './stages/acme-challenge.ts';
 import { platformHomeStage } from './stages/platform-home.ts';
 import { tenantStage } from './stages/tenant.ts';
 import { sessionEndpointsStage } from './stages/session-endpoints.ts';
@@ -36,6 +37,7 @@ import { faviconStage } from './stages/favicon.ts';
 import { notFoundStage } from './stages/not-found.ts';
 import { requestLimitStage } from './stages/request-limit.ts';
 import { createFairness, type Fairness } from '../plans/fairness.ts';
+import type { ChallengeRecord } from '../tls/certificate-store.ts';
 import type { RefusalPacer } from './refusal-pacer.ts';
 
 export interface PipelineDeps {
@@ -69,6 +71,8 @@ export interface PipelineDeps {
   buildId?: string;
   /** Plans and limits (plans/fairness.ts); undefined: every site on the built-in default, counted in this process. */
   fairness?: Fairness;
+  /** Pending ACME HTTP-01 answers from the shared store (tls/); undefined when ACME is off. */
+  getAcmeChallenge?: (token: string) => Promise<ChallengeRecord | undefined>;
   /** Delays refusals (unknown hosts, plan 429s) while the worker is busy; undefined: answered at once. */
   refusalPacer?: RefusalPacer;
 }
@@ -120,6 +124,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     refine(
       hostStage({ trustedProxies: deps.trustedProxies }),
       sequence<HostedRequest>([
+        acmeChallengeStage({ getChallenge: deps.getAcmeChallenge }),
         platformHomeStage({ platformDomain: deps.platformDomain, pages, listSites: deps.listSites, isAdmin: deps.isAdmin ?? (() => false), staticMaxAgeSeconds }),
         refine<HostedRequest, SiteRequest>(tenantStage({ resolveTenant: deps.resolveTenant, pages, sessions: deps.sessions, edgeCacheSeconds, pace }), siteStages),
       ]),

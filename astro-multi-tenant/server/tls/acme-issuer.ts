@@ -1,0 +1,113 @@
+import { X509Certificate, randomUUID } from 'node:crypto';
+import acme from 'acme-client';
+import type { CertificateBundle, CertificateStore } from './certificate-store.ts';
+import { AcmeAttemptError, withProblemCapture } from './acme-problem.ts';
+
+/** ACME tokens are base64url (RFC 8555 §8.3); anything else is never stored nor answered. */
+export const ACME_TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
+
+/** A certificate just issued: its PEMs and the facts the schedule needs (ms since the epoch). */
+export interface IssuedCertificate extends CertificateBundle {
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface AcmeIssuerOptions {
+  /** ACME_DIRECTORY_URL. */
+  directoryUrl: string;
+  /** ACME_EMAIL: the account's contact, for the CA's expiry and policy mail; optional. */
+  email?: string;
+  store: CertificateStore;
+  now?: () => number;
+  /** How long a stored HTTP-01 answer stays servable (ms). Default 10 minutes: longer than any validation. */
+  challengeTtlMs?: number;
+  /** acme-client's status polling: wait between polls, first and at most (ms). */
+  pollMinMs?: number;
+  pollMaxMs?: number;
+}
+
+export interface AcmeIssuer {
+  /**
+   * Gets a certificate for `host` by HTTP-01: a new ECDSA P-256 key and CSR, an order, the key
+   * authorisation stored in the shared store (any worker answers the CA), then the chain.
+   * @throws AcmeAttemptError with the failure's kind (rate_limited, validation, ca, network, other).
+   */
+  issue(host: string): Promise<IssuedCertificate>;
+}
+
+/** Facts of the leaf (first certificate of a PEM chain): serial (hex, upper case) and validity. @throws when the PEM holds no certificate. */
+export function leafFacts(chainPem: string): { serial: string; notBefore: number; notAfter: number; names: string[] } {
+  const leaf = new X509Certificate(acme.crypto.splitPemChain(chainPem)[0] ?? '');
+  const names = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+  return { serial: leaf.serialNumber.toUpperCase(), notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo), names };
+}
+
+/**
+ * The ACME side of certificates, with acme-client. The account key is made once per directory
+ * and kept in the shared store (taken under the store's `account` lock, so two workers starting
+ * together register one account); each process keeps its client for the process's life.
+ */
+export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
+  const { store, directoryUrl } = options;
+  const now = options.now ?? Date.now;
+  const challengeTtlMs = options.challengeTtlMs ?? 10 * 60_000;
+  const owner = `${process.pid}-${randomUUID()}`;
+  let client: Promise<acme.Client> | undefined;
+
+  const makeClient = (accountKey: string, accountUrl?: string) =>
+    new acme.Client({ directoryUrl, accountKey, accountUrl, backoffAttempts: 12, backoffMin: options.pollMinMs ?? 250, backoffMax: options.pollMaxMs ?? 5000 });
+
+  async function openAccount(): Promise<acme.Client> {
+    let account = await store.getAccount(directoryUrl);
+    if (!account) {
+      if (!(await store.lock('account', owner, 60_000))) throw new AcmeAttemptError({ kind: 'other', message: 'another process is registering the ACME account; trying again shortly' });
+      try {
+        account = await store.getAccount(directoryUrl);
+        if (!account) {
+          const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
+          const fresh = makeClient(keyPem);
+          await fresh.createAccount({ termsOfServiceAgreed: true, ...(options.email ? { contact: [`mailto:${options.email}`] } : {}) });
+          account = { directoryUrl, keyPem, url: fresh.getAccountUrl(), createdAt: now() };
+          await store.putAccount(account);
+          return fresh;
+        }
+      } finally {
+        await store.unlock('account', owner).catch(() => {});
+      }
+    }
+    return makeClient(account.keyPem, account.url);
+  }
+
+  return {
+    issue(host) {
+      return withProblemCapture(async () => {
+        client ??= openAccount().catch((error) => {
+          client = undefined;
+          throw error;
+        });
+        const acmeClient = await client;
+        const [keyBuffer, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, await acme.crypto.createPrivateEcdsaKey());
+        const chainPem = await acmeClient.auto({
+          csr,
+          email: options.email,
+          termsOfServiceAgreed: true,
+          challengePriority: ['http-01'],
+          // The CA checks; a self-check from here would go through this machine's own resolver and port 80.
+          skipChallengeVerification: true,
+          challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+            if (challenge.type !== 'http-01') throw new Error(`the CA offered no http-01 challenge for ${authz.identifier.value}`);
+            if (authz.identifier.value !== host) throw new Error(`the CA asked about ${authz.identifier.value}, not ${host}`);
+            if (!ACME_TOKEN.test(challenge.token)) throw new Error('the CA sent a challenge token that is not base64url');
+            await store.putChallenge(challenge.token, { host, keyAuthorization, expiresAt: now() + challengeTtlMs });
+          },
+          challengeRemoveFn: async (_authz, challenge) => {
+            await store.removeChallenge(challenge.token);
+          },
+        });
+        const facts = leafFacts(chainPem);
+        if (!facts.names.includes(host)) throw new Error(`the CA issued a certificate for ${facts.names.join(', ') || 'no name'}, not ${host}`);
+        return { serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter, chainPem, keyPem: keyBuffer.toString() };
+      });
+    },
+  };
+}

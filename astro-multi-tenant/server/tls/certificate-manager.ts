@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import type { CertificateRecord, CertificateStore } from './certificate-store.ts';
+import type { AcmeIssuer, IssuedCertificate } from './acme-issuer.ts';
+import type { CertsDir, SyncResult } from './certs-dir.ts';
+import { AcmeAttemptError } from './acme-problem.ts';
+import { afterFailure, afterSuccess, backoffMs, certificateState, isBackingOff, needsCertificate, nextEventAt, type AttemptFailure, type CertificateState } from './renewal-schedule.ts';
+
+export interface CertificateManagerOptions {
+  store: CertificateStore;
+  issuer: AcmeIssuer;
+  /**
+   * The hosts that should have a certificate now, host → site (tls/certificate-names.ts), or
+   * undefined while that is not known (the domain records could not be read): then nothing is
+   * issued or removed, and the files are only kept in step with the store.
+   */
+  wanted: () => Map<string, string> | undefined;
+  /**
+   * Whether a request for `host` would be served now (the tenant resolver's answer, the same one
+   * `/_platform/tls/ask` gives: a valid site, the host owned by it); checked right before ordering,
+   * so an invalid site.json or a lost host claim never gets a certificate. Default: always.
+   */
+  serves?: (host: string) => Promise<boolean>;
+  /** ACME_RENEW_DAYS in ms: renew this long before expiry (see renewal-schedule.ts for short lifetimes). */
+  renewBeforeMs: number;
+  /** A host no site wants keeps its certificate this long (ms) before it is removed, so a passing glitch never deletes certificates. Default one hour. */
+  removeAfterMs?: number;
+  /** This machine's CERTS_DIR; undefined writes no files. */
+  certsDir?: CertsDir;
+  now?: () => number;
+  /** At most this many orders per tick (one at a time), so a backlog of thousands drains over ticks. Default 5. */
+  maxIssuesPerTick?: number;
+  /** How long a domain's issuing lock lasts (ms); longer than any order takes. Default 5 minutes. */
+  lockTtlMs?: number;
+  onIssued?: (host: string, site: string, cert: IssuedCertificate, renewal: boolean) => void;
+  onFailure?: (host: string, site: string, failure: AttemptFailure, record: CertificateRecord) => void;
+  onRemoved?: (host: string) => void;
+  onSynced?: (result: SyncResult) => void;
+  onError?: (error: unknown) => void;
+}
+
+/** One host's certificate, as the status page and `npm run sites -- domains` show it. */
+export interface CertificateStatus {
+  host: string;
+  site: string;
+  state: CertificateState;
+  serial?: string;
+  notAfter?: number;
+  /** Whole days until notAfter (negative once expired). */
+  daysLeft?: number;
+  failures: number;
+  lastError?: string;
+  nextAttemptAt?: number;
+}
+
+export interface CertificateManager {
+  /** Loads the store, removes certificates no site wants, issues what is due, syncs CERTS_DIR. */
+  tick(): Promise<void>;
+  /** Ticks every `intervalMs` (sooner when a renewal or retry falls due) until stop(); unref'd. */
+  start(intervalMs: number): void;
+  stop(): void;
+  /** Runs a tick soon (a domain was just verified). */
+  wake(): void;
+  /** The status of each wanted host, from the last tick (no I/O). */
+  statuses(): CertificateStatus[];
+  /** The status of these hosts (no I/O). */
+  describe(hosts: readonly string[]): CertificateStatus[];
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Certificates for the hosts the platform serves, by ACME, shared by every worker of every machine.
+ *
+ * Every worker ticks. A tick reads the records (small: no PEMs), then for each wanted host whose
+ * certificate is missing, revoked, expired or inside its renewal window, and which is not backing
+ * off, takes the host's lock in the shared store (one issuer per domain across the cluster, the
+ * lock expiring by itself if its holder dies), re-reads the record (another worker may have just
+ * renewed it) and orders. A failure records its kind and a next attempt (exponential backoff, or
+ * the CA's Retry-After if later); a rate limit also pauses the whole account until Retry-After.
+ * Then every worker writes the store's certificates to its machine's CERTS_DIR.
+ */
+export function createCertificateManager(options: CertificateManagerOptions): CertificateManager {
+  const { store, issuer, renewBeforeMs } = options;
+  const now = options.now ?? Date.now;
+  const removeAfterMs = options.removeAfterMs ?? 3600_000;
+  const maxIssues = options.maxIssuesPerTick ?? 5;
+  const lockTtlMs = options.lockTtlMs ?? 5 * 60_000;
+  const owner = `${process.pid}-${randomUUID()}`;
+  let records = new Map<string, CertificateRecord>();
+  let lastWanted = new Map<string, string>();
+  let timer: NodeJS.Timeout | undefined;
+  let intervalMs = 0;
+  let running: Promise<void> | undefined;
+  let again = false;
+
+  async function issueOne(host: string, site: string): Promise<void> {
+    if (!(await store.lock(`cert:${host}`, owner, lockTtlMs))) return;
+    try {
+      const fresh = await store.get(host);
+      if (!needsCertificate(fresh, now(), renewBeforeMs) || isBackingOff(fresh, now())) return;
+      try {
+        const cert = await issuer.issue(host);
+        await store.put(host, afterSuccess(site, cert, now()), { serial: cert.serial, chainPem: cert.chainPem, keyPem: cert.keyPem });
+        options.onIssued?.(host, site, cert, Boolean(fresh?.serial));
+      } catch (error) {
+        const failure: AttemptFailure = error instanceof AcmeAttemptError ? error.failure : { kind: 'other', message: (error as Error).message ?? String(error) };
+        const record = afterFailure(fresh, site, failure, now());
+        await store.put(host, record);
+        options.onFailure?.(host, site, failure, record);
+        // A rate limit may be the account's, not the domain's: the whole cluster waits.
+        if (failure.kind === 'rate_limited') await store.setPause(now() + (failure.retryAfterMs ?? backoffMs(3)));
+      }
+    } finally {
+      await store.unlock(`cert:${host}`, owner).catch(() => {});
+    }
+  }
+
+  async function runTick(): Promise<void> {
+    const wanted = options.wanted();
+    records = await store.list();
+    const at = now();
+    if (wanted) {
+      lastWanted = wanted;
+      for (const [host, record] of records) {
+        const site = wanted.get(host);
+        if (site !== undefined) {
+          if (record.unwantedSince !== undefined) await store.put(host, { ...record, unwantedSince: undefined });
+        } else if (record.unwantedSince === undefined) {
+          await store.put(host, { ...record, unwantedSince: at });
+        } else if (at - record.unwantedSince >= removeAfterMs) {
+          await store.remove(host);
+          options.onRemoved?.(host);
+        }
+      }
+      const due = [...wanted].filter(([host]) => needsCertificate(records.get(host), at, renewBeforeMs) && !isBackingOff(records.get(host), at));
+      // No certificate first, then the soonest to expire.
+      due.sort((a, b) => (records.get(a[0])?.notAfter ?? 0) - (records.get(b[0])?.notAfter ?? 0));
+      let issued = 0;
+      for (const [host, site] of due) {
+        if (issued >= maxIssues || (await store.getPause()) > now()) break;
+        if (options.serves && !(await options.serves(host))) continue;
+        issued++;
+        await issueOne(host, site);
+      }
+      if (issued > 0 || due.length > 0) records = await store.list();
+    }
+    if (options.certsDir) {
+      const result = await options.certsDir.sync(records, at);
+      if (result.written.length > 0 || result.removed.length > 0) options.onSynced?.(result);
+    }
+  }
+
+  function describeOne(host: string, site: string | undefined, at: number): CertificateStatus {
+    const record = records.get(host);
+    return {
+      host,
+      site: site ?? record?.site ?? '',
+      state: certificateState(record, at, renewBeforeMs),
+      serial: record?.serial,
+      notAfter: record?.notAfter,
+      daysLeft: record?.notAfter !== undefined ? Math.floor((record.notAfter - at) / DAY_MS) : undefined,
+      failures: record?.failures ?? 0,
+      lastError: record?.lastError,
+      nextAttemptAt: record?.nextAttemptAt,
+    };
+  }
+
+  function schedule(): void {
+    if (intervalMs <= 0) return;
+    const at = now();
+    const wantedRecords = [...lastWanted.keys()].flatMap((h) => (records.has(h) ? [records.get(h)!] : []));
+    const next = nextEventAt(wantedRecords, at, renewBeforeMs);
+    // At the next renewal or retry to the second (plus a little, so it is due), never later than the interval.
+    const delay = again ? 0 : Math.max(250, Math.min(intervalMs, next === undefined ? intervalMs : next - at + 50));
+    again = false;
+    timer = setTimeout(() => {
+      timer = undefined;
+      loop();
+    }, delay);
+    timer.unref();
+  }
+
+  /** One tick, then the next one scheduled: the only chain of ticks this process runs. */
+  function loop(): void {
+    void manager.tick().catch((error) => options.onError?.(error)).finally(schedule);
+  }
+
+  const manager: CertificateManager = {
+    tick() {
+      // One tick at a time per process.
+      if (running) return running;
+      running = runTick().finally(() => (running = undefined));
+      return running;
+    },
+    start(every) {
+      intervalMs = every;
+      loop();
+    },
+    stop() {
+      intervalMs = 0;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+    wake() {
+      if (intervalMs <= 0) return;
+      // Waiting for the next tick: run it now. Otherwise a tick is running (or just ended and is
+      // about to schedule the next one), and `again` makes that next one immediate.
+      if (!timer) {
+        again = true;
+        return;
+      }
+      clearTimeout(timer);
+      timer = undefined;
+      loop();
+    },
+    statuses() {
+      const at = now();
+      return [...lastWanted].map(([host, site]) => describeOne(host, site, at));
+    },
+    describe(hosts) {
+      const at = now();
+      return hosts.map((host) => describeOne(host, lastWanted.get(host), at));
+    },
+  };
+  return manager;
+}

@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import { isAccountRecord, isCertificateBundle, isCertificateRecord, isChallengeRecord, type CertificateRecord, type CertificateStore } from './certificate-store.ts';
+
+// Deletes a lock only while its value is still this owner's: an expired lock re-taken by another
+// process is never dropped by the late first holder.
+const UNLOCK_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const parse = (json: string | null): unknown => {
+  if (json === null) return undefined;
+  try {
+    return JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Certificates in Redis, shared by every machine. Keys (prefix `amt:acme` by default; each
+ * command touches one key, so Redis Cluster works):
+ * - `<p>:account:<sha256(directory)[:16]>`: the account of one CA, JSON;
+ * - `<p>:certs` hash host → record JSON (~300 bytes: every worker HGETALLs it each tick);
+ * - `<p>:bundles` hash host → { serial, chainPem, keyPem } (read only when a serial changed);
+ * - `<p>:lock:<name>`: SET NX PX, value = owner;
+ * - `<p>:challenge:<token>`: the HTTP-01 answer, expiring by itself (PX);
+ * - `<p>:pause`: until when the CA asked the account to wait (PX).
+ * The private keys are as safe as this Redis: it must not be reachable by tenants (docs/security.md).
+ */
+export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'amt:acme'): CertificateStore {
+  const certs = `${prefix}:certs`;
+  const bundles = `${prefix}:bundles`;
+  const accountKey = (directoryUrl: string) => `${prefix}:account:${createHash('sha256').update(directoryUrl).digest('hex').slice(0, 16)}`;
+  return {
+    location: `redis ${prefix}:*`,
+    async getAccount(directoryUrl) {
+      const value = parse(await client.get(accountKey(directoryUrl)));
+      return isAccountRecord(value) && value.directoryUrl === directoryUrl ? value : undefined;
+    },
+    async putAccount(record) {
+      await client.set(accountKey(record.directoryUrl), JSON.stringify(record));
+    },
+    async list() {
+      const out = new Map<string, CertificateRecord>();
+      for (const [host, json] of Object.entries(await client.hgetall(certs))) {
+        const value = parse(json);
+        // A record this version cannot read is skipped: the host is issued for again.
+        if (isCertificateRecord(value)) out.set(host, value);
+      }
+      return out;
+    },
+    async get(host) {
+      const value = parse(await client.hget(certs, host));
+      return isCertificateRecord(value) ? value : undefined;
+    },
+    async getBundle(host) {
+      const value = parse(await client.hget(bundles, host));
+      return isCertificateBundle(value) ? value : undefined;
+    },
+    async put(host, record, bundle) {
+      // The bundle first: a reader that sees the new serial in the record finds its certificate.
+      if (bundle) await client.hset(bundles, host, JSON.stringify(bundle));
+      await client.hset(certs, host, JSON.stringify(record));
+    },
+    async remove(host) {
+      await client.hdel(certs, host);
+      await client.hdel(bundles, host);
+    },
+    async lock(name, owner, ttlMs) {
+      return (await client.set(`${prefix}:lock:${name}`, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX')) === 'OK';
+    },
+    async unlock(name, owner) {
+      await client.eval(UNLOCK_SCRIPT, 1, `${prefix}:lock:${name}`, owner);
+    },
+    async putChallenge(token, challenge) {
+      await client.set(`${prefix}:challenge:${token}`, JSON.stringify(challenge), 'PX', Math.max(1, Math.round(challenge.expiresAt - Date.now())));
+    },
+    async getChallenge(token) {
+      const value = parse(await client.get(`${prefix}:challenge:${token}`));
+      return isChallengeRecord(value) ? value : undefined;
+    },
+    async removeChallenge(token) {
+      await client.del(`${prefix}:challenge:${token}`);
+    },
+    async getPause() {
+      const until = Number(await client.get(`${prefix}:pause`));
+      return Number.isFinite(until) && until > Date.now() ? until : 0;
+    },
+    async setPause(until) {
+      const ms = Math.round(until - Date.now());
+      if (ms > 0) await client.set(`${prefix}:pause`, String(until), 'PX', ms);
+    },
+  };
+}
