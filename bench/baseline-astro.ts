@@ -30,7 +30,7 @@ export async function hostPageProps(siteDir: string, id: string, origin: string)
   const manifest = JSON.parse(await readFile(join(ROOT, 'astro-multi-tenant', 'site-css', '_base', 'manifest.json'), 'utf8')) as { file?: string };
   return {
     site: { id, name: c.name, description: c.description, locale: c.locale, theme: c.theme, nav: c.nav, footer: c.footer, origin },
-    page: { title: frontmatter.title, description: frontmatter.description, layout, html, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
+    page: { title: frontmatter.title, description: frontmatter.description, layout, html, segments: state.page.segments, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
     canonical: `${origin}/`,
     stylesheets: manifest.file ? [`/_platform/css/_base/${manifest.file}`] : [],
   };

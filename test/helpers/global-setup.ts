@@ -7,11 +7,14 @@ import { buildStaleness, type BuildPart } from './build-freshness.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 
-/** The sample sites' page folders: `npm run css` scans each for one site's Tailwind classes. */
+/**
+ * The sample sites' page, component and layout folders: `npm run css` scans each for one site's
+ * Tailwind classes (a folder a site does not have is no input).
+ */
 function sitePages(): string[] {
   return readdirSync(join(root, 'sites'), { withFileTypes: true })
     .filter((e) => e.isDirectory())
-    .map((e) => join('sites', e.name, 'pages'));
+    .flatMap((e) => ['pages', 'components', 'layouts'].map((folder) => join('sites', e.name, folder)));
 }
 
 function siteIds(): string[] {

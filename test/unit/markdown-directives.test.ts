@@ -60,12 +60,12 @@ describe('component directives in Markdown', () => {
   });
 
   it('refuses a call that does not parse, naming its line', async () => {
-    await expect(renderMarkdownHere('Intro\n\n::Pricing{plan="pro}\n')).rejects.toThrow(/^line 3: "::Pricing\{plan="pro}" looks like a component call but is not one/);
-    await expect(renderMarkdownHere('Intro\n::Pricing extra words\n')).rejects.toThrow(/^line 2: /);
+    await expect(renderMarkdownHere('Intro\n\n::Pricing{plan="pro}\n')).rejects.toThrow(/^line 3 of the body: "::Pricing\{plan="pro}" looks like a component call but is not one/);
+    await expect(renderMarkdownHere('Intro\n::Pricing extra words\n')).rejects.toThrow(/^line 2 of the body: /);
   });
 
   it('refuses a directive name that is not PascalCase', async () => {
-    await expect(renderMarkdownHere('::Price-table\n')).rejects.toThrow(/^line 1: "Price-table" is not a component name/);
+    await expect(renderMarkdownHere('::Price-table\n')).rejects.toThrow(/^line 1 of the body: "Price-table" is not a component name/);
   });
 
   it('encodes plain HTML as itself and calls with a mark no HTML can carry', () => {

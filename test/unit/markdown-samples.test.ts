@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderMarkdown, splitFrontmatter } from '../../astro-multi-tenant/server/sites/markdown.ts';
+import { decodeBody } from '../../astro-multi-tenant/server/sites/page-body.ts';
 
 const SITES = join(import.meta.dirname, '../../sites');
 
@@ -29,7 +30,9 @@ describe('the sample pages render exactly as pinned', async () => {
   for (const file of files) {
     it(relative(SITES, file), async () => {
       const { body } = splitFrontmatter(await readFile(file, 'utf8'));
-      expect(await renderMarkdown(body)).toMatchSnapshot();
+      const rendered = await renderMarkdown(body);
+      // A body calling site components is segments (page-body.ts): pinned decoded, so the snapshot stays text.
+      expect(rendered.startsWith('\u0000') ? decodeBody(rendered) : rendered).toMatchSnapshot();
     });
   }
 });

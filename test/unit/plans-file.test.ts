@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_PLAN, loadPlansSource, parsePlansFile } from '../../astro-multi-tenant/server/plans/plans-file.ts';
+import { DEFAULT_PLAN, DEFAULT_PLAN_WITHOUT_FILE, loadPlansSource, parsePlansFile } from '../../astro-multi-tenant/server/plans/plans-file.ts';
 
 const FILE = '/etc/amt/plans.json';
 
@@ -101,6 +101,17 @@ describe('following PLANS_FILE', () => {
 
   it('puts every site on the built-in default without a file', async () => {
     const source = await loadPlansSource({ file: undefined, checkIntervalMs: 0 });
-    expect(source.current().planFor('acme')).toEqual({ name: 'default', limits: DEFAULT_PLAN });
+    expect(source.current().planFor('acme')).toEqual({ name: 'default', limits: DEFAULT_PLAN_WITHOUT_FILE });
+    expect(source.current().planFor('acme').limits.components).toBe(true);
+  });
+
+  it('allows site components only on plans that say so when there is a file, its default included', () => {
+    const result = parsePlansFile(JSON.stringify({ plans: { studio: { components: true }, small: { requestsPerSecond: 5 } }, sites: { acme: 'studio', docs: 'small' } }), 'plans.json');
+    if (!result.ok) throw new Error('expected a valid file');
+    expect(result.book.planFor('acme').limits.components).toBe(true);
+    expect(result.book.planFor('docs').limits.components).toBe(false);
+    expect(result.book.planFor('blog').limits.components).toBe(false);
+    const wrong = parsePlansFile(JSON.stringify({ plans: { studio: { components: 'yes' } } }), 'plans.json');
+    expect(wrong.ok ? [] : wrong.issues.map((i) => i.field)).toEqual(['plans.studio.components']);
   });
 });

@@ -71,22 +71,56 @@ export async function sitePageTexts(site: SitePages, limit = 50_000): Promise<st
   return texts;
 }
 
-async function compileCss(paths: CssBuildPaths, input: string, pageTexts: readonly string[]): Promise<string> {
+/** Largest component or layout file scanned (bytes): the component loader's own limit. */
+const MAX_COMPONENT_BYTES = 256 * 1024;
+
+/**
+ * The text of a site's own components (components/*.astro) and layouts (layouts/*.astro), for
+ * its Tailwind build: their classes are the site's like its pages'. Read as pages are (contained
+ * in the real site folder, size-bounded); only files directly in those folders, the only ones
+ * the server loads. None when the site has neither folder.
+ */
+export async function siteComponentTexts(realSiteDir: string): Promise<string[]> {
+  const texts: string[] = [];
+  for (const folder of ['components', 'layouts']) {
+    const dir = join(realSiteDir, folder);
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (entry.name.startsWith('.') || !entry.name.endsWith('.astro') || entry.isDirectory()) continue;
+      const read = await readContainedText(join(dir, entry.name), realSiteDir, { maxBytes: MAX_COMPONENT_BYTES });
+      if (read.kind === 'text') texts.push(read.text);
+    }
+  }
+  return texts;
+}
+
+interface ScannedText {
+  content: string;
+  extension: 'md' | 'astro';
+}
+
+async function compileCss(paths: CssBuildPaths, input: string, texts: readonly ScannedText[]): Promise<string> {
   const compiler = await compile(input, { base: paths.root, onDependency: () => {} });
   const scanner = new Scanner({ sources: compiler.sources });
-  const candidates = [...scanner.scan(), ...scanner.scanFiles(pageTexts.map((content) => ({ content, extension: 'md' })))];
+  const candidates = [...scanner.scan(), ...scanner.scanFiles([...texts])];
   const css = compiler.build(candidates);
   return optimize(css, { minify: true }).code;
 }
 
 /**
- * Builds one stylesheet (owner = a site id, or `_base` for the shared fallback) into
+ * Builds one stylesheet (owner = a site id, or `_base` for the shared fallback; a site's pages,
+ * components and layouts are scanned for classes) into
  * cssDir/<owner>/site.<hash>.css and then points manifest.json at it. The manifest is replaced
  * atomically and written last, so a server never sees a name whose file is not complete; the
  * previous file is kept for pages still cached with its name.
  */
 export async function buildStylesheet(paths: CssBuildPaths, owner: string, site: SitePages | undefined): Promise<CssBuildResult> {
-  const css = await compileCss(paths, tailwindInput(paths), site ? await sitePageTexts(site) : []);
+  const texts: ScannedText[] = [];
+  if (site) {
+    for (const content of await sitePageTexts(site)) texts.push({ content, extension: 'md' });
+    for (const content of await siteComponentTexts(site.realSiteDir)) texts.push({ content, extension: 'astro' });
+  }
+  const css = await compileCss(paths, tailwindInput(paths), texts);
   const hash = createHash('sha256').update(css).digest('hex').slice(0, 16);
   const file = `site.${hash}.css`;
   const dir = join(paths.cssDir, owner);

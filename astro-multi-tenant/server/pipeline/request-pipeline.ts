@@ -39,6 +39,9 @@ import { requestLimitStage } from './stages/request-limit.ts';
 import { createFairness, type Fairness } from '../plans/fairness.ts';
 import type { ChallengeRecord } from '../tls/certificate-store.ts';
 import type { RefusalPacer } from './refusal-pacer.ts';
+import type { ComponentLoader } from '../components/component-loader.ts';
+import type { ComponentStylesheets } from '../css/component-stylesheet.ts';
+import { createPageComponents } from '../render/page-components.ts';
 
 export interface PipelineDeps {
   /** Host → the tenant serving it now (tenant/tenant-resolver.ts). */
@@ -75,6 +78,8 @@ export interface PipelineDeps {
   getAcmeChallenge?: (token: string) => Promise<ChallengeRecord | undefined>;
   /** Delays refusals (unknown hosts, plan 429s) while the worker is busy; undefined: answered at once. */
   refusalPacer?: RefusalPacer;
+  /** Sites' own components and layouts (issue 15); undefined: none are loaded, and pages using them answer 503. */
+  siteComponents?: { loader: ComponentLoader; stylesheets: ComponentStylesheets; checkIntervalMs: number };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -98,10 +103,12 @@ export function createRequestPipeline(deps: PipelineDeps) {
 
   const fairness = deps.fairness ?? createFairness();
   const pace = deps.refusalPacer ? () => deps.refusalPacer!.pace() : undefined;
+  const own = deps.siteComponents;
+  const pageComponents = createPageComponents({ loader: own?.loader, stylesheets: own?.stylesheets, planFor: (id) => fairness.plans().planFor(id), checkIntervalMs: own?.checkIntervalMs ?? 500 });
   const siteStages = sequence<SiteRequest>([
     requestLimitStage({ plans: fairness.plans, limiter: fairness.limiter, onThrottle: (site, reason, plan) => fairness.onThrottle(site, reason, plan), pace }),
     sessionEndpointsStage({ sessions: deps.sessions, renderer: deps.renderer, stylesheets }),
-    cssStage({ cssDir: deps.cssDir, pages }),
+    cssStage({ cssDir: deps.cssDir, pages, componentCss: own ? (site, file) => own.stylesheets.read({ id: site.id, dir: site.dir }, file) : undefined }),
     platformPathsStage({ pages }),
     wellKnownStage(notFound),
     trailingSlashStage({ edgeCacheSeconds }),
@@ -109,7 +116,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     pageStage({
       loadPage: deps.loadPage,
-      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate, checkPage: fairness.content.checkPage }),
+      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate, checkPage: fairness.content.checkPage, pageComponents }),
     }),
     staticFilesStage({ staticMaxAgeSeconds, withExtension: false, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     faviconStage({ staticMaxAgeSeconds }),

@@ -26,6 +26,12 @@ export interface Plan {
   maxPageBytes: number;
   /** Total bytes under public/. */
   maxPublicBytes: number;
+  /**
+   * The site may call its own components (components/*.astro) from Markdown and replace shared
+   * layouts (layouts/*.astro). Their code runs in the server process: the operator grants this
+   * (docs/security.md), never the site owner. False unless a plan says true; see DEFAULT_PLAN_WITHOUT_FILE.
+   */
+  components: boolean;
 }
 
 /** A site's plan with the name it has in PLANS_FILE (`default` when the site is not listed). */
@@ -48,7 +54,16 @@ export const DEFAULT_PLAN: Readonly<Plan> = Object.freeze({
   maxPages: 10_000,
   maxPageBytes: 1024 * 1024,
   maxPublicBytes: 1024 * 1024 * 1024,
+  components: false,
 });
+
+/**
+ * Every site's plan when there is no PLANS_FILE: the default, with components allowed. Without a
+ * plans file nobody has said which sites are whose, which is the operator's own setup (embedded
+ * mode, the sample sites): their sites' components are theirs to run. A PLANS_FILE means sites of
+ * others, so there only a plan that says `"components": true` allows them, the file's default too.
+ */
+export const DEFAULT_PLAN_WITHOUT_FILE: Readonly<Plan> = Object.freeze({ ...DEFAULT_PLAN, components: true });
 
 /** Plan names become metric labels and status-page text: short, lowercase, no surprises. */
 const PLAN_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -66,6 +81,7 @@ const planSchema = z
     maxPages: whole(10_000_000).optional(),
     maxPageBytes: whole(1024 * 1024 * 1024).optional(),
     maxPublicBytes: whole(Number.MAX_SAFE_INTEGER).optional(),
+    components: z.boolean().optional(),
   })
   .strict()
   .superRefine((plan, ctx) => {
@@ -108,9 +124,9 @@ export interface PlanBook {
   readonly plans: ReadonlyMap<string, Plan>;
 }
 
-/** The book used without a PLANS_FILE: every site on the built-in default. */
+/** The book used without a PLANS_FILE: every site on the built-in default (components allowed: DEFAULT_PLAN_WITHOUT_FILE). */
 export function defaultPlanBook(): PlanBook {
-  return planBook({ default: { ...DEFAULT_PLAN } }, {});
+  return planBook({ default: { ...DEFAULT_PLAN_WITHOUT_FILE } }, {});
 }
 
 function planBook(plans: Record<string, Plan>, sites: Record<string, string>): PlanBook {

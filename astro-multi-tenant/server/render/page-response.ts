@@ -11,6 +11,7 @@ import { SESSION_PREFIX, type Sessions } from '../session/sessions.ts';
 import { SESSION_COOKIE_NAMES } from '../session/cookies.ts';
 import { SessionStoreUnavailable } from '../session/store.ts';
 import type { RouteKind } from '../ops/metrics.ts';
+import type { PageComponents } from './page-components.ts';
 
 export interface PageResponseDeps {
   renderer: Renderer;
@@ -33,6 +34,12 @@ export interface PageResponseDeps {
    * (plans/content-gate.ts). Undefined: no plan limits.
    */
   checkPage?: (site: Site, page: Page) => void;
+  /**
+   * The page's own site components and layout (render/page-components.ts), resolved before the
+   * ETag (their versions are part of it) and the render. Throws a 503 error (plan, unknown name,
+   * compile error). Undefined: pages calling components answer as if no site had any.
+   */
+  pageComponents?: (site: Site, page: Page) => Promise<PageComponents>;
 }
 
 /**
@@ -55,8 +62,9 @@ export function createPageResponse(deps: PageResponseDeps) {
   };
   return async function respondWithPage(ctx: SiteRequest, page: Page): Promise<RouteKind> {
     const { req, res, site, siteOrigin, target } = ctx;
-    const { frontmatter, html, layout } = page;
+    const { frontmatter, html, layout, segments } = page;
     deps.checkPage?.(site, page);
+    const own: PageComponents = deps.pageComponents ? await deps.pageComponents(site, page) : { version: '' };
     let viewer: SiteView['viewer'];
     if (frontmatter.access === 'members') {
       res.setHeader('Cache-Control', 'private, no-store');
@@ -72,16 +80,18 @@ export function createPageResponse(deps: PageResponseDeps) {
       kind: 'page',
       status: 200,
       site: { ...siteView(site, siteOrigin), viewer },
-      page: { title: frontmatter.title, description: frontmatter.description, layout, html, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
+      page: { title: frontmatter.title, description: frontmatter.description, layout, html, segments, date: frontmatter.date, hero: frontmatter.hero, cards: frontmatter.cards },
       canonical: siteOrigin + routePath(target.segments),
-      stylesheets: deps.stylesheets(site),
+      stylesheets: own.stylesheet ? [...deps.stylesheets(site), own.stylesheet] : deps.stylesheets(site),
+      ...(own.siteLayout ? { siteLayout: own.siteLayout } : {}),
+      ...(own.components ? { components: own.components } : {}),
     };
     if (viewer) {
       await gated(site.id, () => deps.renderer.render(req, res, view));
       return 'page';
     }
 
-    const etag = memoisedETag(page, [deps.buildId, site.version, page.version, siteOrigin, view.stylesheets.join(' ')]);
+    const etag = memoisedETag(page, [deps.buildId, site.version, page.version, siteOrigin, view.stylesheets.join(' '), own.version]);
     allowEdgeCache(res, deps.edgeCacheSeconds);
     res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
     res.setHeader('ETag', etag);

@@ -1,4 +1,5 @@
 import type { Frontmatter, LayoutName, SiteConfig } from '../sites/schema.ts';
+import type { BodySegment } from '../sites/page-body.ts';
 
 /**
  * Everything the Astro view layer gets for one response, passed as `Astro.locals.view`. The Astro
@@ -33,18 +34,45 @@ export interface SignInView {
   viewer?: { name: string };
 }
 
+/**
+ * A site component loaded by the server (components/component-loader.ts LoadedComponent): the
+ * view makes the Astro component with its own compiler runtime, `factory(runtime)`.
+ */
+export interface ViewComponent {
+  factory(runtime: object): unknown;
+}
+
 export interface PageView {
   title: string;
   description: string;
   layout: LayoutName;
+  /** The body's HTML when it calls no site component; '' when it does (then see `segments`). */
   html: string;
+  /** The body as HTML segments and component calls (sites/page-body.ts); shared-components/ContentSegments.astro renders it. */
+  segments: BodySegment[];
+  /**
+   * Every component the segments call, as Astro components (name → component), made by the view
+   * (tenant-view.astro) from the View's `components`; absent when the body calls none.
+   */
+  components?: Readonly<Record<string, unknown>>;
   date: string | undefined;
   hero: Frontmatter['hero'];
   cards: Frontmatter['cards'];
 }
 
 export type View =
-  | { kind: 'page'; status: 200; site: SiteView; page: PageView; canonical: string; stylesheets: string[] }
+  | {
+      kind: 'page';
+      status: 200;
+      site: SiteView;
+      page: PageView;
+      canonical: string;
+      stylesheets: string[];
+      /** The site's own layouts/<page.layout>.astro, replacing the shared layout with the same props; absent: the shared one. */
+      siteLayout?: ViewComponent;
+      /** The site components the page calls, loaded by the server before the render; absent when none. */
+      components?: Readonly<Record<string, ViewComponent>>;
+    }
   | { kind: 'site-not-found'; status: 404; site: SiteView; stylesheets: string[] }
   | { kind: 'sign-in'; status: number; site: SiteView; form: SignInView; stylesheets: string[] }
   | { kind: 'platform-error'; status: 404 | 503 | 500; title: string; message: string; stylesheets: string[] }

@@ -31,7 +31,7 @@ export const COMPONENT_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/;
 /** A directive that starts like a component call but did not parse (or names no valid component); thrown from the pipeline, so the page is refused naming the line. */
 export class ComponentCallError extends Error {
   constructor(line: number, message: string) {
-    super(`line ${line}: ${message}`);
+    super(`line ${line} of the body: ${message}`);
     this.name = 'ComponentCallError';
   }
 }

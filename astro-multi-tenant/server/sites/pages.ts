@@ -71,9 +71,15 @@ export async function parsePage(text: string, file: string, defaultLayout: Layou
   const frontmatter = result.data;
   const body = await renderPageBody(render, doc.body, file);
   if ('error' in body) return { kind: 'invalid', error: body.error };
-  const segments = decodeBody(body.html);
+  // Calls carry their line in the body; messages name the line in the file.
+  const segments = withLineOffset(decodeBody(body.html), text.slice(0, text.length - doc.body.length).split('\n').length - 1);
   const html = plainHtml(segments) ?? '';
   return { kind: 'page', page: { file, path: file.replace(/^sites\/[^/]+\/pages\//, ''), bytes, frontmatter, layout: frontmatter.layout ?? defaultLayout, html, segments, components: calledComponents(segments), version: '', modifiedMs: 0 } };
+}
+
+function withLineOffset(segments: BodySegment[], offset: number): BodySegment[] {
+  if (offset === 0) return segments;
+  return segments.map((s) => ('html' in s ? s : { ...s, line: s.line + offset, ...(s.children ? { children: withLineOffset(s.children, offset) } : {}) }));
 }
 
 /** A site's own page size limit (its plan's maxPageBytes) and the refusal that names it. */
