@@ -37,6 +37,7 @@ import { buildIdentity } from './ops/build-identity.ts';
 import { readBaseCssFile } from './css/base-stylesheet.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
 import { createPlatformRoutes } from './ops/platform-routes.ts';
+import { createTlsAsk } from './ops/tls-ask.ts';
 import { createRedisClient, logRedisConnection } from './session/redis-client.ts';
 import { createRedisSessionStore } from './session/redis-store.ts';
 import { createMemorySessionStore } from './session/memory-store.ts';
@@ -128,8 +129,10 @@ async function main() {
         store: redisClient ? createRedisDomainStateStore(redisClient) : createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
         secret: dv.secret,
         lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
-        // The site each custom host would be served for; platform subdomains need no check.
-        hosts: () => [...registry.index.entries].filter(([host, e]) => host !== `${e.siteId}.${config.platformDomain}`).map(([host, e]) => [host, e.siteId] as const),
+        // Every site listing each custom host (not only the one serving it now: the site holding the
+        // DNS must be able to prove it over a squatter); platform subdomains need no check.
+        hosts: () => registry.sites.flatMap((site) => [...site.domains, ...site.aliases].filter((host) => host !== `${site.id}.${config.platformDomain}`).map((host) => [host, site.id] as const)),
+        onOwnersChanged: (domains) => registry.resettleHosts(domains),
         recheckMs: dv.recheckMs,
         retryMs: dv.retryMs,
         graceMs: dv.graceMs,
@@ -143,6 +146,8 @@ async function main() {
     // the background.
     if (redisClient && redisClient.status !== 'ready') await Promise.race([once(redisClient, 'ready').catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
     await verifier.refresh().catch((error) => logger.error({ err: error }, 'domain verification: cannot read the domain state; custom domains answer 404 until it can'));
+    // A verified domain belongs to its site, whatever the host claim records say.
+    registry.useVerifiedOwners((host) => verifier.ownerOf(host));
     verifier.start(Math.min(dv!.retryMs, 30_000));
   }
   const sessions = createSessions({
@@ -204,7 +209,14 @@ async function main() {
     ],
   });
   const admin = createAdminAccess({ allow: config.adminAllow, token: config.adminToken, proxies: config.trustedProxies });
+  // One resolver for requests and for the TLS ask, so Caddy is told yes exactly where pages are served.
+  const resolveTenant = createTenantResolver({
+    registry,
+    loadSite: createSiteLoader({ sitesDir: config.sitesDir, source: siteSource, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
+    verifier,
+  });
   const platformRoutes = createPlatformRoutes({
+    tlsAsk: createTlsAsk({ resolveTenant }),
     health,
     admin,
     isDraining: () => drain.draining,
@@ -231,11 +243,7 @@ async function main() {
   if (markdownCache) metrics.watchMarkdownCache(markdownCache);
 
   const app = createRequestPipeline({
-    resolveTenant: createTenantResolver({
-      registry,
-      loadSite: createSiteLoader({ sitesDir: config.sitesDir, source: siteSource, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
-      verifier,
-    }),
+    resolveTenant,
     platformDomain: config.platformDomain,
     // Embedded mode serves one operator's own sites: its platform home page may list them.
     listSites: redisClient ? undefined : () => registry.siteIds,

@@ -20,6 +20,7 @@ import { createFileDomainStateStore } from '../tenant/domain-state-file.ts';
 import { createTxtLookup } from '../tenant/domain-dns.ts';
 import { formatDomainReport } from '../tenant/domain-report.ts';
 import { createRedisDomainStateStore } from '../tenant/domain-state-redis.ts';
+import { effectiveState, isServed, type DomainRecord } from '../tenant/domain-state.ts';
 import { createRedisClient } from '../session/redis-client.ts';
 
 const USAGE = `usage: npm run sites -- <command>
@@ -60,11 +61,31 @@ const config = loadConfig();
 const source = createFolderSiteSource(config.sitesDir);
 const [command, ...args] = process.argv.slice(2).filter((a) => a !== '--');
 
+function domainStateStore(redis: ReturnType<typeof createRedisClient> | undefined) {
+  return redis ? createRedisDomainStateStore(redis) : createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir });
+}
+
+/** DOMAIN_VERIFICATION=dns: each domain's site by its shared record, where that record is served now. */
+async function readVerifiedOwners(): Promise<Map<string, string>> {
+  const dv = config.domainVerification!;
+  const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
+  try {
+    const records = await domainStateStore(redis).load().catch(() => new Map<string, DomainRecord>());
+    const at = Date.now();
+    return new Map([...records].filter(([, r]) => isServed(effectiveState(r, r.site, at, dv.graceMs))).map(([host, r]) => [host, r.site]));
+  } finally {
+    redis?.disconnect();
+  }
+}
+
 async function main(): Promise<number> {
   switch (command) {
     case 'check': {
-      // Conflicts are decided as the server decides them: by who already serves the host.
-      const reports = await checkSites(source, { owners: await readHostOwners(config.stateDir, config.sitesDir) });
+      // Conflicts are decided as the server decides them: by who already serves the host, and with
+      // DOMAIN_VERIFICATION=dns first by whom it is verified for (tenant/domain-verifier.ts ownerOf).
+      const owners = await readHostOwners(config.stateDir, config.sitesDir);
+      if (config.domainVerification) for (const [host, site] of await readVerifiedOwners()) owners.set(host, site);
+      const reports = await checkSites(source, { owners });
       // The operator's plans: a folder over its plan's size or count limits is an error like any other.
       const plans = (await loadPlansSource({ file: config.plansFile, checkIntervalMs: 0 })).current();
       for (const r of reports) {
@@ -116,11 +137,17 @@ async function main(): Promise<number> {
         // The same checks and the same shared records as the servers (Redis when configured, else
         // STATE_DIR): a domain verified here is served by every worker at its next tick.
         const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
+        const store = domainStateStore(redis);
+        const mine = [...domains, ...aliases].filter((h) => h !== `${id}.${config.platformDomain}`);
+        // This command reads one site: a domain recorded for another site is assumed still listed
+        // there, so it is never taken from that site here (the servers, which see every site, can).
+        const recorded = await store.load().catch(() => new Map<string, { site: string }>());
+        const others = mine.flatMap((h) => (recorded.get(h) && recorded.get(h)!.site !== id ? [[h, recorded.get(h)!.site] as const] : []));
         const verifier = createDomainVerifier({
-          store: redis ? createRedisDomainStateStore(redis) : createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
+          store,
           secret: dv.secret,
           lookupTxt: createTxtLookup({ servers: dv.dnsServers }),
-          hosts: () => [...domains, ...aliases].filter((h) => h !== `${id}.${config.platformDomain}`).map((h) => [h, id] as const),
+          hosts: () => [...mine.map((h) => [h, id] as const), ...others],
           recheckMs: 0,
           retryMs: 0,
           graceMs: dv.graceMs,

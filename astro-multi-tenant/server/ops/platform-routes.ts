@@ -4,6 +4,7 @@ import type { Health } from './health.ts';
 import type { RouteKind } from './metrics.ts';
 import type { StatusModel } from './status.ts';
 import { renderStatusPage } from './status-page.ts';
+import type { TlsAsk } from './tls-ask.ts';
 
 export interface PlatformRoutesDeps {
   health: Health;
@@ -12,6 +13,8 @@ export interface PlatformRoutesDeps {
   metrics: () => Promise<{ text: string; contentType: string }>;
   status: () => Promise<StatusModel>;
   isDraining: () => boolean;
+  /** `/_platform/tls/ask?domain=`: Caddy's on-demand TLS question (ops/tls-ask.ts); absent = 404. */
+  tlsAsk?: TlsAsk;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}) {
@@ -46,7 +49,8 @@ export function createPlatformRoutes(deps: PlatformRoutesDeps) {
     }
     const isMetrics = path === '/_platform/metrics';
     const isStatus = path === '/_platform/status' || path === '/_platform/status.json';
-    if (!isMetrics && !isStatus) return undefined;
+    const isAsk = path === '/_platform/tls/ask' && deps.tlsAsk !== undefined;
+    if (!isMetrics && !isStatus && !isAsk) return undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed\n', { Allow: 'GET, HEAD' });
       return 'method_not_allowed';
@@ -55,6 +59,11 @@ export function createPlatformRoutes(deps: PlatformRoutesDeps) {
     if (!decision.ok) {
       send(res, decision.status, 'text/plain; charset=utf-8', `${decision.status === 401 ? 'Unauthorized' : 'Forbidden'}: ${decision.reason}\n`, decision.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
       return 'forbidden';
+    }
+    if (isAsk) {
+      const answer = await deps.tlsAsk!(query);
+      send(res, answer.status, 'text/plain; charset=utf-8', `${answer.message}\n`);
+      return answer.status === 400 ? 'bad_request' : 'platform';
     }
     if (isMetrics) {
       const { text, contentType } = await deps.metrics();

@@ -123,7 +123,15 @@ export function createSiteRegistry(options: RegistryOptions) {
   /** The claim store's records as last read or written by this process: host → owner. */
   const owners = new Map<string, string>();
   let ownersVersion: string | undefined;
-  const index = createHostIndex([], { ownerOf: (host) => owners.get(host) });
+  /** DOMAIN_VERIFICATION=dns: the site a host is verified for (useVerifiedOwners); it outranks the claim records. */
+  let verifiedOwner: (host: string) => string | undefined = () => undefined;
+  const index = createHostIndex([], {
+    ownerOf: (host) => {
+      const verified = verifiedOwner(host);
+      // Only while it still lists the host: a site that dropped its domain does not keep it from others.
+      return verified !== undefined && index.claimants(host)?.has(verified) ? verified : owners.get(host);
+    },
+  });
   const known = new Map<string, Known>();
   /** Listed ids in listing order, for the round-robin sweep; `listed` is the same as a set. */
   let order: string[] = [];
@@ -415,6 +423,22 @@ export function createSiteRegistry(options: RegistryOptions) {
       return stopFollowing;
     },
     stop: stopFollowing,
+    /**
+     * DOMAIN_VERIFICATION=dns: a host verified for a site that lists it belongs to that site,
+     * whatever the claim records say (a squatter that listed it first, on this machine or any other,
+     * never keeps it from the site holding the DNS). `ownerOf` is a memory lookup
+     * (tenant/domain-verifier.ts); call `resettleHosts` when its answers change.
+     */
+    useVerifiedOwners(ownerOf: (host: string) => string | undefined): void {
+      verifiedOwner = ownerOf;
+      for (const host of [...index.entries.keys(), ...index.conflicts.map((c) => c.host)]) index.resettle(host);
+      reportConflicts();
+    },
+    /** Decides these hosts again (their verified owner changed). */
+    resettleHosts(hosts: Iterable<string>): void {
+      for (const host of hosts) index.resettle(host);
+      reportConflicts();
+    },
     /**
      * What a request saw of a site's current config: its hosts, or null when the site is gone.
      * Updates that site's index entries in place (a no-op when nothing changed); the next sweep
