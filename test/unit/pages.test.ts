@@ -300,7 +300,7 @@ describe('sites check on page files', () => {
   });
 
   it('prints warnings under an ok site too', () => {
-    const text = formatReport([{ id: 'a', config: undefined, pages: 2, issues: [], warnings: [{ file: 'sites/a/pages/x/index.md', field: '', reason: 'never served' }] }]);
+    const text = formatReport([{ id: 'a', config: undefined, pages: 2, issues: [], warnings: [{ file: 'sites/a/pages/x/index.md', field: '', reason: 'never served' }], componentCalls: [] }]);
     expect(text).toBe('ok    a (2 pages)\n      warning: sites/a/pages/x/index.md: never served');
   });
 });

@@ -22,6 +22,10 @@ import { formatDomainReport } from '../tenant/domain-report.ts';
 import { createRedisDomainStateStore } from '../tenant/domain-state-redis.ts';
 import { effectiveState, isServed, type DomainRecord } from '../tenant/domain-state.ts';
 import { createRedisClient } from '../session/redis-client.ts';
+import { fileURLToPath } from 'node:url';
+import { componentIssues } from '../sites/check-components.ts';
+import { createComponentLoader } from '../components/component-loader.ts';
+import { createContentCache } from '../sites/content-cache.ts';
 
 const USAGE = `usage: npm run sites -- <command>
 
@@ -81,6 +85,10 @@ async function readVerifiedOwners(): Promise<Map<string, string>> {
 async function main(): Promise<number> {
   switch (command) {
     case 'check': {
+      const componentLoader = createComponentLoader({
+        cache: createContentCache({ maxEntries: 10_000, maxBytes: 256 * 1024 * 1024, checkIntervalMs: 0 }),
+        sharedDir: fileURLToPath(new URL('../../../shared-components', import.meta.url)),
+      });
       // Conflicts are decided as the server decides them: by who already serves the host, and with
       // DOMAIN_VERIFICATION=dns first by whom it is verified for (tenant/domain-verifier.ts ownerOf).
       const owners = await readHostOwners(config.stateDir, config.sitesDir);
@@ -92,6 +100,8 @@ async function main(): Promise<number> {
         if (!r.config) continue;
         const plan = plans.planFor(r.id);
         r.issues.push(...contentLimitIssues(r.id, await measureContent(source.siteDir(r.id), plan.limits.maxPageBytes), plan));
+        // Site components and layouts: the plan's flag, called names, and each file compiled as the server would.
+        r.issues.push(...(await componentIssues({ id: r.id, dir: await source.realSiteDir(r.id) }, r.componentCalls, plan, componentLoader)));
       }
       console.log(formatReport(reports));
       const failed = reports.filter((r) => r.issues.length > 0).length;

@@ -4,7 +4,7 @@ import type { ComponentLoader, LoadedComponent } from '../components/component-l
 import type { ComponentStylesheets } from '../css/component-stylesheet.ts';
 import type { NamedPlan } from '../plans/plans-file.ts';
 import { fileIdentity } from '../sites/fs-fingerprint.ts';
-import type { BodySegment } from '../sites/page-body.ts';
+import { componentCalls, type BodySegment } from '../sites/page-body.ts';
 import type { Page } from '../sites/pages.ts';
 import type { Site } from '../sites/loader.ts';
 import { CSS_PREFIX } from './site-view.ts';
@@ -101,13 +101,7 @@ function describeCalls(page: Page): string {
   return `line ${firstLine(page.segments, page.components[0]!)}: calls the site component${page.components.length === 1 ? '' : 's'} ${names}`;
 }
 
-/** The line of the first call of `name` in the body. */
+/** The line of the first call of `name` in the page file. */
 function firstLine(segments: readonly BodySegment[], name: string): number {
-  for (const s of segments) {
-    if (!('component' in s)) continue;
-    if (s.component === name) return s.line;
-    const inner = s.children ? firstLine(s.children, name) : 0;
-    if (inner > 0) return inner;
-  }
-  return 0;
+  return componentCalls(segments).find((c) => c.component === name)?.line ?? 0;
 }

@@ -11,6 +11,8 @@ import { readContainedText, refusalReason } from './contained-file.ts';
 import { routePath } from './sitemap.ts';
 import { siteSourceOf, type SiteSource } from './site-source.ts';
 import type { SiteConfig } from './schema.ts';
+import { componentCalls } from './page-body.ts';
+import type { ComponentCallSite } from './check-components.ts';
 
 export interface SiteReport {
   id: string;
@@ -19,6 +21,8 @@ export interface SiteReport {
   issues: ContentIssue[];
   /** Problems that do not stop the site from working (so do not fail the check), e.g. a page that is never served. */
   warnings: ContentIssue[];
+  /** Every site component call in the site's valid pages, for the plan and name checks (check-components.ts). */
+  componentCalls: ComponentCallSite[];
 }
 
 /**
@@ -67,7 +71,7 @@ export async function readHostOwners(stateDir: string, sitesDir: string): Promis
 export async function checkSite(sites: string | SiteSource, id: string): Promise<SiteReport> {
   const source = siteSourceOf(sites);
   const file = `sites/${id}/${SITE_CONFIG_FILE}`;
-  const report: SiteReport = { id, config: undefined, pages: 0, issues: [], warnings: [] };
+  const report: SiteReport = { id, config: undefined, pages: 0, issues: [], warnings: [], componentCalls: [] };
   if (!isValidSiteId(id)) {
     report.issues.push({ file: `sites/${id}`, field: '', reason: 'folder name is not a valid site id (lowercase letters, digits and hyphens, 1-63 characters)' });
     return report;
@@ -106,6 +110,7 @@ export async function checkSite(sites: string | SiteSource, id: string): Promise
     }
     const state = await parsePage(read.text, pageFile, parsed.config.layout);
     if (state.kind === 'invalid') report.issues.push(...state.error.issues);
+    else if (state.kind === 'page') for (const call of componentCalls(state.page.segments)) report.componentCalls.push({ file: pageFile, name: call.component, line: call.line });
   }
   // A warning, not an error: the site works, but edits to the shadowed file never show.
   const pathOf = new Map(routes.map((r) => [r.file, routePath(r.segments)]));

@@ -40,19 +40,24 @@ export function decodeBody(rendered: string): BodySegment[] {
   return JSON.parse(rendered.slice(SEGMENTS_MARK.length)) as BodySegment[];
 }
 
-/** Every component name a body calls, nested calls included, sorted, each once. */
-export function calledComponents(segments: readonly BodySegment[]): string[] {
-  const names = new Set<string>();
+/** Every call of a body in document order, nested calls after their container. */
+export function componentCalls(segments: readonly BodySegment[]): ComponentCall[] {
+  const calls: ComponentCall[] = [];
   const walk = (list: readonly BodySegment[]) => {
     for (const s of list) {
       if ('component' in s) {
-        names.add(s.component);
+        calls.push(s);
         if (s.children) walk(s.children);
       }
     }
   };
   walk(segments);
-  return [...names].sort();
+  return calls;
+}
+
+/** Every component name a body calls, nested calls included, sorted, each once. */
+export function calledComponents(segments: readonly BodySegment[]): string[] {
+  return [...new Set(componentCalls(segments).map((c) => c.component))].sort();
 }
 
 /** The HTML of a body without component calls; undefined when it has some. */
