@@ -31,6 +31,7 @@ import { floodTarget, renderFlood, runUnknownFlood, type UnknownFloodResult } fr
 import { noisyTarget, renderNoisy, runNoisyNeighbour, type NoisyNeighbourResult } from './noisy-neighbour.ts';
 import { renderColdSpread, runColdSpread, writeColdSpread, type ColdSpreadResult } from './cold-spread.ts';
 import { buildPeer, startPeer, writePeerProject } from './compiled-in-peer.ts';
+import { componentEditsTarget, renderComponentEdits, runComponentEdits, writeComponentEdits } from './component-edits.ts';
 
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const MAIN = join(ROOT, 'astro-multi-tenant', 'server', 'main.ts');
@@ -286,6 +287,14 @@ async function main(): Promise<void> {
     });
   };
   try {
+    if (settings.only === 'component-edits') {
+      const result = await runComponentEdits({ work: join(work, 'component-edits'), edits: settings.componentEdits, nodeArgs: [...hostNodeArgs, ...nodeArgs], say });
+      const md = await writeComponentEdits(settings.outDir, result, machineInfo(), [...hostNodeArgs, ...nodeArgs]);
+      const target = componentEditsTarget(result);
+      console.log(`\n${renderComponentEdits(result)}`);
+      say(`${target.label}: ${target.measured} (goal ${target.threshold}) ${target.pass ? 'pass' : 'MISS'}; wrote ${md}`);
+      return;
+    }
     if (settings.only === 'cold-spread') {
       const result = await coldSpread();
       const md = await writeColdSpread(settings.outDir, result, machineInfo());

@@ -32,7 +32,9 @@ export interface BenchSettings {
   /** Site folders of the unknown-host flood scenario (its own folder); 0 skips it. */
   floodSites: number;
   /** `unknown-flood`: run only that scenario and write unknown-flood.json / .md. */
-  only: 'unknown-flood' | 'noisy-neighbour' | 'cold-spread' | undefined;
+  only: 'unknown-flood' | 'noisy-neighbour' | 'cold-spread' | 'component-edits' | undefined;
+  /** Edits of one component in `component-edits` (BENCH_COMPONENT_EDITS). */
+  componentEdits: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,8 +56,8 @@ const flag = (env: Env, name: string) => env[name] === '1' || env[name] === 'tru
 function onlyScenario(raw: string | undefined): BenchSettings['only'] {
   const value = raw?.trim();
   if (!value) return undefined;
-  if (value === 'unknown-flood' || value === 'noisy-neighbour' || value === 'cold-spread') return value;
-  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood, noisy-neighbour, cold-spread)`);
+  if (value === 'unknown-flood' || value === 'noisy-neighbour' || value === 'cold-spread' || value === 'component-edits') return value;
+  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood, noisy-neighbour, cold-spread, component-edits)`);
 }
 
 export function loadSettings(env: Env = process.env): BenchSettings {
@@ -79,5 +81,6 @@ export function loadSettings(env: Env = process.env): BenchSettings {
     accessLog: flag(env, 'BENCH_ACCESS_LOG'),
     floodSites: env.BENCH_FLOOD_SITES?.trim() === '0' ? 0 : positive(env, 'BENCH_FLOOD_SITES', smoke ? 200 : 100_000),
     only: onlyScenario(env.BENCH_ONLY),
+    componentEdits: positive(env, 'BENCH_COMPONENT_EDITS', smoke ? 100 : 1000),
   };
 }
