@@ -3,6 +3,9 @@ import { once } from 'node:events';
 import { access, constants } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openComponentLoader } from './components/open-component-loader.ts';
+import { createComponentStylesheets } from './css/component-stylesheet.ts';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createRequestPipeline } from './pipeline/request-pipeline.ts';
@@ -20,6 +23,15 @@ import { createFileDomainStateStore } from './tenant/domain-state-file.ts';
 import { createRedisDomainStateStore } from './tenant/domain-state-redis.ts';
 import { createTxtLookup } from './tenant/domain-dns.ts';
 import { withDomainStatus } from './tenant/domain-status.ts';
+import { isServed } from './tenant/domain-state.ts';
+import { createCertificateManager, type CertificateManager } from './tls/certificate-manager.ts';
+import { createAcmeIssuer } from './tls/acme-issuer.ts';
+import { certificateNames } from './tls/certificate-names.ts';
+import { createRedisCertificateStore } from './tls/certificate-store-redis.ts';
+import { createFileCertificateStore } from './tls/certificate-store-file.ts';
+import { createCertsDir } from './tls/certs-dir.ts';
+import { withCertificateStatus } from './tls/certificate-status.ts';
+import { CERTIFICATE_STATES } from './tls/renewal-schedule.ts';
 import { loadAstroRenderer } from './render/astro-renderer.ts';
 import { timedRenderer } from './render/timed-renderer.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -124,6 +136,8 @@ async function main() {
   // records are shared through Redis when configured, else by this machine's workers through a
   // private file in STATE_DIR (tenant/domain-verifier.ts).
   const dv = config.domainVerification;
+  // A domain just verified gets its certificate ordered at once (set once the manager exists).
+  let wakeCertificates = () => {};
   const verifier = dv
     ? createDomainVerifier({
         store: redisClient ? createRedisDomainStateStore(redisClient) : createFileDomainStateStore({ dir: config.stateDir, sitesDir: config.sitesDir }),
@@ -136,7 +150,10 @@ async function main() {
         recheckMs: dv.recheckMs,
         retryMs: dv.retryMs,
         graceMs: dv.graceMs,
-        onChange: (domain, site, from, to, detail) => logger[to === 'verified' ? 'info' : 'warn']({ domain, site, from, to, detail }, `custom domain ${domain} of site ${site}: ${to}`),
+        onChange: (domain, site, from, to, detail) => {
+          logger[to === 'verified' ? 'info' : 'warn']({ domain, site, from, to, detail }, `custom domain ${domain} of site ${site}: ${to}`);
+          if (to === 'verified') wakeCertificates();
+        },
         onError: (error) => logger.error({ err: error }, 'domain verification: cannot read or write the domain state'),
       })
     : undefined;
@@ -215,20 +232,58 @@ async function main() {
     loadSite: createSiteLoader({ sitesDir: config.sitesDir, source: siteSource, cssDir: config.cssDir, cache, observeLoad: (s) => metrics.observeSiteLoad(s) }),
     verifier,
   });
+  // ACME_DIRECTORY_URL: certificates for the custom domains and aliases served (verified ones with
+  // DOMAIN_VERIFICATION=dns), kept in the shared store and written to CERTS_DIR (tls/certificate-manager.ts).
+  let certificates: CertificateManager | undefined;
+  const acmeStore = config.acme ? (redisClient ? createRedisCertificateStore(redisClient) : createFileCertificateStore({ dir: config.stateDir, sitesDir: config.sitesDir })) : undefined;
+  if (config.acme && acmeStore) {
+    const acmeConfig = config.acme;
+    certificates = createCertificateManager({
+      store: acmeStore,
+      issuer: createAcmeIssuer({ directoryUrl: acmeConfig.directoryUrl, email: acmeConfig.email, store: acmeStore }),
+      wanted: () =>
+        certificateNames({
+          hosts: [...registry.index.entries].map(([host, e]) => [host, e.siteId] as const),
+          platformDomain: config.platformDomain,
+          isServed: verifier ? (site, host) => verifier.describe(site, [host]).some((d) => isServed(d.state)) : undefined,
+        }),
+      // Ordered only where a request would be served now: the same answer /_platform/tls/ask gives.
+      serves: async (host) => {
+        const r = await resolveTenant(host);
+        return r.kind === 'redirect' || (r.kind === 'site' && r.state.ok);
+      },
+      renewBeforeMs: acmeConfig.renewBeforeMs,
+      certsDir: acmeConfig.certsDir ? createCertsDir({ dir: acmeConfig.certsDir, getBundle: (host) => acmeStore.getBundle(host) }) : undefined,
+      onIssued: (host, site, cert, renewal) => logger.info({ host, site, serial: cert.serial, notAfter: new Date(cert.notAfter).toISOString() }, `certificate for ${host} ${renewal ? 'renewed' : 'issued'}`),
+      onFailure: (host, site, failure, record) => {
+        metrics.observeAcmeError(failure.kind);
+        logger.warn({ host, site, kind: failure.kind, failures: record.failures, nextAttemptAt: new Date(record.nextAttemptAt ?? 0).toISOString(), detail: failure.message }, `certificate for ${host} not issued: ${failure.kind}`);
+      },
+      onRemoved: (host) => logger.info({ host }, `certificate for ${host} removed: no site serves it any more`),
+      onSynced: (result) => logger.info({ certsDir: acmeConfig.certsDir, written: result.written, removed: result.removed }, 'CERTS_DIR updated'),
+      onError: (error) => {
+        metrics.observeAcmeError('store');
+        logger.error({ err: error }, 'certificates: cannot read or write the certificate store');
+      },
+    });
+    metrics.watchCertificates(certificates, CERTIFICATE_STATES);
+    wakeCertificates = () => certificates?.wake();
+    if (!acmeConfig.certsDir) logger.warn('ACME_DIRECTORY_URL is set but CERTS_DIR is not: certificates are kept in the shared store only, no files are written for nginx');
+  }
   const platformRoutes = createPlatformRoutes({
     tlsAsk: createTlsAsk({ resolveTenant }),
     health,
     admin,
     isDraining: () => drain.draining,
     metrics: createClusterMetrics({ peerDir: () => peerDir, ownMetrics: () => metrics.toJson(), timeoutMs: PEER_TIMEOUT_MS }),
-    status: withDomainStatus(withFairness(createClusterStatus({
+    status: withCertificateStatus(withDomainStatus(withFairness(createClusterStatus({
       peerDir: () => peerDir,
       ownStatus,
       platformDomain: config.platformDomain,
       known: () => registry.sites,
       check: async (ids) => contentLimitChecks(await checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT)),
       timeoutMs: PEER_TIMEOUT_MS,
-    }), (id) => fairness.plans().planFor(id)), verifier),
+    }), (id) => fairness.plans().planFor(id)), verifier), certificates),
   });
 
   const markdownCache = config.markdownCacheDir
@@ -242,8 +297,18 @@ async function main() {
     : undefined;
   if (markdownCache) metrics.watchMarkdownCache(markdownCache);
 
+  // Sites' own components and layouts (issue 15): compiled on first use (through the disk cache of
+  // compiled output, COMPONENT_CACHE_DIR), held in the content cache like the rest of a site.
+  const { loader: componentLoader } = await openComponentLoader({
+    cache,
+    sharedDir: fileURLToPath(new URL('../../shared-components', import.meta.url)),
+    cacheDir: config.componentCacheDir,
+    cacheBytes: config.componentCacheBytes,
+    onWarning: (message, details) => logger.warn(details, message),
+  });
   const app = createRequestPipeline({
     resolveTenant,
+    getAcmeChallenge: acmeStore ? (token) => acmeStore.getChallenge(token) : undefined,
     platformDomain: config.platformDomain,
     // Embedded mode serves one operator's own sites: its platform home page may list them.
     listSites: redisClient ? undefined : () => registry.siteIds,
@@ -264,6 +329,11 @@ async function main() {
     buildId: await buildIdentity(config.astroEntry, baseCssFile),
     fairness,
     refusalPacer,
+    siteComponents: {
+      loader: componentLoader,
+      stylesheets: createComponentStylesheets({ loader: componentLoader, checkIntervalMs: config.contentCheckMs }),
+      checkIntervalMs: config.contentCheckMs,
+    },
   });
   const clientErrors = createClientErrors();
   server.on('request', (req, res) => {
@@ -289,12 +359,14 @@ async function main() {
   }
   logger.info({ port, host: config.host ?? '(all interfaces)', sitesDir: config.sitesDir, sites: registry.siteIds.length, platformDomain: config.platformDomain, worker: workerId, peerDir }, 'listening');
   process.send?.('ready');
+  // Orders start once this worker answers HTTP-01 itself (any worker may be asked).
+  certificates?.start(30_000);
 
   const shutdown = createShutdown({
     drain,
     delayMs: config.shutdownDelayMs,
     deadlineMs: config.drainTimeoutMs,
-    close: [async () => registry.stop(), async () => verifier?.stop(), async () => peers?.close(), () => store.close(), () => closeMarkdownRenderer()],
+    close: [async () => registry.stop(), async () => verifier?.stop(), async () => certificates?.stop(), async () => peers?.close(), () => store.close(), () => closeMarkdownRenderer()],
     logger,
     exit: (code) => process.exit(code),
   });

@@ -28,6 +28,26 @@ ${rows}
 </tbody></table>`;
 }
 
+/** ACME_DIRECTORY_URL: each custom domain's certificate, those within 14 days of expiry first and flagged. */
+function renderCertificates(certificates: NonNullable<StatusModel['certificates']>, generatedAt: string): string {
+  const now = Date.parse(generatedAt);
+  const flagged = certificates.filter((c) => c.expiringSoon).length;
+  const rows = certificates
+    .map((c) => {
+      const cls = c.state === 'valid' ? 'good' : c.state === 'pending' || c.state === 'due' ? 'muted' : 'bad';
+      const expires = c.notAfter === undefined ? '—' : `${escape(new Date(c.notAfter).toISOString().slice(0, 10))} (${c.daysLeft} days)${c.expiringSoon ? ' <span class="bad">expires within 14 days</span>' : ''}`;
+      const retry = c.nextAttemptAt && c.nextAttemptAt > now ? ` · next attempt in ${Math.round((c.nextAttemptAt - now) / 1000)} s` : '';
+      const problem = c.lastError ? `<div class="muted">${escape(c.lastError)}${retry}</div>` : '';
+      return `<tr><td>${escape(c.site)}</td><td>${escape(c.host)}</td><td class="${cls}">${escape(c.state)}${c.failures > 0 ? ` (${c.failures} failed)` : ''}${problem}</td><td>${expires}</td></tr>`;
+    })
+    .join('\n');
+  return `<h2>Certificates${flagged > 0 ? ` <span class="bad">${flagged} expiring within 14 days</span>` : ''}</h2>
+<table><thead><tr><th>Site</th><th>Host</th><th>State</th><th>Expires</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>`;
+}
+
 const BYTE_UNITS = ['KiB', 'MiB', 'GiB'] as const;
 
 /**
@@ -144,6 +164,7 @@ ${workerRows}
 </tbody></table>
 ${model.fairness ? renderFairness(model.fairness) : ''}
 ${model.domains ? renderDomains(model.domains, model.generatedAt) : ''}
+${model.certificates ? renderCertificates(model.certificates, model.generatedAt) : ''}
 <h2>Sites</h2>
 <form method="get"><input name="q" value="${escape(filter)}" placeholder="filter by id or domain"> <button>Filter</button></form>
 <table><thead><tr><th>Site</th><th>Domains (aliases →)</th><th>Config</th><th>Memory</th><th class="num">Rate (1 min)</th><th class="num">5xx (5 min)</th><th class="num">Requests (5 min)</th></tr></thead>

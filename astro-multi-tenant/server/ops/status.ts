@@ -1,6 +1,7 @@
 import { getHeapStatistics } from 'node:v8';
 import type { ContentIssue } from '../errors.ts';
 import type { ContentCache } from '../sites/content-cache.ts';
+import type { CertificateStatusRow } from '../tls/certificate-status.ts';
 import { SITE_CACHE_PREFIX, type SiteState } from '../sites/loader.ts';
 import type { SiteTraffic, SiteTrafficSnapshot } from './site-traffic.ts';
 import type { FairnessSnapshot } from '../plans/fairness.ts';
@@ -74,6 +75,8 @@ export interface StatusModel {
   fairness?: FairnessModel;
   /** DOMAIN_VERIFICATION=dns: each custom domain and alias with its ownership check (tenant/domain-status.ts). */
   domains?: DomainStatus[];
+  /** ACME_DIRECTORY_URL: each custom domain's and alias's certificate (tls/certificate-status.ts). */
+  certificates?: CertificateStatusRow[];
 }
 
 export interface StatusInput {

@@ -173,13 +173,15 @@ export function createDomainVerifier(options: DomainVerifierOptions): DomainVeri
     }
     if (updates.size === 0) return;
     await options.store.put(updates);
+    const previousRecords = records;
+    // Reloaded before anyone is told: a listener that asks (describe, allows) sees the new state.
+    replaceRecords(await options.store.load());
     for (const [domain, record] of updates) {
       // The recorded state, not the effective one: a grace period that ran out shows as failing→failed when recorded.
-      const previous = records.get(domain);
+      const previous = previousRecords.get(domain);
       const before = previous?.site === record.site ? previous.state : 'pending';
       if (before !== record.state) options.onChange?.(domain, record.site, before, record.state, record.detail);
     }
-    replaceRecords(await options.store.load());
   }
 
   const verifier: DomainVerifier = {
