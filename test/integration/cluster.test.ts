@@ -69,7 +69,7 @@ describe('the PM2 cluster (real pm2, two workers)', () => {
     expect(json.status).toBe(200);
     const model = JSON.parse(json.body);
     const ids = model.sites.map((s: { id: string }) => s.id).sort();
-    expect(ids).toEqual(['acme', 'bakery', 'blog', 'broken', 'docs']);
+    expect(ids).toEqual(['acme', 'bakery', 'blog', 'broken', 'docs', 'studio']);
     const broken = model.sites.find((s: { id: string }) => s.id === 'broken');
     expect(broken.health).toBe('invalid');
     expect(broken.issues.length).toBeGreaterThan(0);

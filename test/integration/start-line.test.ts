@@ -100,7 +100,7 @@ describe('npm start', () => {
     const line = await servingLineOf(started);
     const { port } = started;
     expect(line).toBe(
-      `astro-multi-tenant: serving 4 sites on http://127.0.0.1:${port} — open http://acme.localhost:${port}/, http://bakery.localhost:${port}/, http://blog.localhost:${port}/, http://docs.localhost:${port}/ · status page http://127.0.0.1:${port}/_platform/status`,
+      `astro-multi-tenant: serving 5 sites on http://127.0.0.1:${port} — open http://acme.localhost:${port}/, http://bakery.localhost:${port}/, http://blog.localhost:${port}/, http://docs.localhost:${port}/ and 1 more (npm run sites -- list) · status page http://127.0.0.1:${port}/_platform/status`,
     );
     // Every URL it names answers: the sites by their platform subdomain, the status page from here.
     for (const id of ['acme', 'bakery', 'blog', 'docs']) {
