@@ -90,6 +90,11 @@ describe('site components: compile and render', () => {
     expect(html).toContain('to acme');
   });
 
+  it('renders <Fragment> (the compiler imports Fragment from its runtime) and shared components that use it', async () => {
+    await put('components/Raw.astro', `---\nconst { html } = Astro.props;\n---\n<Fragment set:html={html} /><Fragment><i>after</i></Fragment>`);
+    expect(await render(loader(), 'Raw', { html: '<b>bold</b>' })).toBe('<b>bold</b><i>after</i>');
+  });
+
   it('gives a site layout, and none when the site keeps the shared one', async () => {
     const l = loader();
     expect(await l.layout(site, 'landing')).toBeUndefined();

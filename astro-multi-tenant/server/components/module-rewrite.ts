@@ -14,7 +14,7 @@ import type { Node, Statement } from '@babel/types';
  * - the compiler's own style imports (`<file>?astro&type=style&index=N&lang.css`) are dropped: the
  *   CSS comes back separately;
  * - the compiler runtime (`astro/compiler-runtime`) is allowed only as the compiler emits it: the
- *   module's first statement, binding only `$$`-names.
+ *   module's first statement, binding only `$$`-names and `Fragment`.
  *
  * Refused (a `ModuleRefusal` with the compiled position): dynamic `import()`, `import.meta`,
  * re-exports (`export … from`), the runtime imported anywhere else. Which specifiers are allowed
@@ -99,7 +99,10 @@ export function rewriteModule(code: string, compilerFilename: string): Rewritten
         }
         let kind: ModuleImport['kind'] = 'component';
         if (specifier === COMPILER_RUNTIME) {
-          const asCompiled = position === 0 && statement.specifiers.every((s) => s.type === 'ImportSpecifier' && s.local.name.startsWith('$$'));
+          // The compiler binds its helpers as `$$name`, and `Fragment` as itself when a template uses <Fragment>.
+          const asCompiled =
+            position === 0 &&
+            statement.specifiers.every((s) => s.type === 'ImportSpecifier' && (s.local.name.startsWith('$$') || (s.local.name === 'Fragment' && s.imported.type === 'Identifier' && s.imported.name === 'Fragment')));
           if (!asCompiled) throw new ModuleRefusal('runtime-import', `imports "${COMPILER_RUNTIME}", which only the compiler may`, at, specifier);
           kind = 'runtime';
         }
