@@ -38,7 +38,8 @@ export async function startNginx(
   settings: { readyTimeoutMs?: number; edit?: (file: string, text: string) => string } = {},
 ): Promise<RunningNginx> {
   const outDir = await mkdtemp(join(tmpdir(), 'amt-nginx-'));
-  const port = await freePort();
+  // A caller that must know the port first (pebble validates HTTP-01 on it) names it in NGINX_LISTEN.
+  const port = env.NGINX_LISTEN ? Number(/(\d+)$/.exec(env.NGINX_LISTEN)?.[1]) : await freePort();
   const options = edgeOptionsFromEnv(
     {
       NGINX_OUT: outDir,
