@@ -32,6 +32,7 @@ import { noisyTarget, renderNoisy, runNoisyNeighbour, type NoisyNeighbourResult 
 import { renderColdSpread, runColdSpread, writeColdSpread, type ColdSpreadResult } from './cold-spread.ts';
 import { buildPeer, startPeer, writePeerProject } from './compiled-in-peer.ts';
 import { componentEditsTarget, renderComponentEdits, runComponentEdits, writeComponentEdits } from './component-edits.ts';
+import { componentsPageTarget, renderComponentsPage, runComponentsPage, writeComponentsPage } from './components-page.ts';
 
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const MAIN = join(ROOT, 'astro-multi-tenant', 'server', 'main.ts');
@@ -287,6 +288,29 @@ async function main(): Promise<void> {
     });
   };
   try {
+    if (settings.only === 'components-page') {
+      const result = await runComponentsPage({
+        work,
+        seconds: settings.seconds,
+        warmupSeconds: settings.warmupSeconds,
+        connections: settings.connections,
+        freshCount: settings.smoke ? 5 : 50,
+        say,
+        async startHost(name, dir, env) {
+          const server = await startHost(work, name, settings, dir, env);
+          return { port: server.port, pid: server.child.pid!, stop: () => stopChild(server.child) };
+        },
+        async timedGet(port, host, path) {
+          const res = await get(port, host, path, { agent: keepAlive, timeoutMs: 60_000 });
+          return { status: res.status, ms: res.ms, body: res.body.toString('utf8') };
+        },
+      });
+      const md = await writeComponentsPage(settings.outDir, result, machineInfo());
+      const target = componentsPageTarget(result);
+      console.log(`\n${renderComponentsPage(result)}`);
+      say(`${target.label}: ${target.measured} (goal ${target.threshold}) ${target.pass ? 'pass' : 'MISS'}; wrote ${md}`);
+      return;
+    }
     if (settings.only === 'component-edits') {
       const result = await runComponentEdits({ work: join(work, 'component-edits'), edits: settings.componentEdits, nodeArgs: [...hostNodeArgs, ...nodeArgs], say });
       const md = await writeComponentEdits(settings.outDir, result, machineInfo(), [...hostNodeArgs, ...nodeArgs]);

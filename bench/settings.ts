@@ -32,7 +32,7 @@ export interface BenchSettings {
   /** Site folders of the unknown-host flood scenario (its own folder); 0 skips it. */
   floodSites: number;
   /** `unknown-flood`: run only that scenario and write unknown-flood.json / .md. */
-  only: 'unknown-flood' | 'noisy-neighbour' | 'cold-spread' | 'component-edits' | undefined;
+  only: 'unknown-flood' | 'noisy-neighbour' | 'cold-spread' | 'component-edits' | 'components-page' | undefined;
   /** Edits of one component in `component-edits` (BENCH_COMPONENT_EDITS). */
   componentEdits: number;
 }
@@ -56,8 +56,8 @@ const flag = (env: Env, name: string) => env[name] === '1' || env[name] === 'tru
 function onlyScenario(raw: string | undefined): BenchSettings['only'] {
   const value = raw?.trim();
   if (!value) return undefined;
-  if (value === 'unknown-flood' || value === 'noisy-neighbour' || value === 'cold-spread' || value === 'component-edits') return value;
-  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood, noisy-neighbour, cold-spread, component-edits)`);
+  if (value === 'unknown-flood' || value === 'noisy-neighbour' || value === 'cold-spread' || value === 'component-edits' || value === 'components-page') return value;
+  throw new Error(`BENCH_ONLY: "${value}" is not a scenario that runs alone (unknown-flood, noisy-neighbour, cold-spread, component-edits, components-page)`);
 }
 
 export function loadSettings(env: Env = process.env): BenchSettings {
