@@ -30,7 +30,7 @@ afterAll(async () => {
 describe('npm run sites', () => {
   it('check passes on the sample sites', () => {
     const { code, out } = run('sites.ts', ['check'], { SITES_DIR: join(ROOT, 'sites') });
-    expect(out).toContain('4 site(s) checked, 0 with errors');
+    expect(out).toContain('5 site(s) checked, 0 with errors');
     expect(code).toBe(0);
   });
 

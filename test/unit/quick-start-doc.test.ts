@@ -18,7 +18,7 @@ describe('README quick start', () => {
     const registry = createSiteRegistry({ sitesDir: join(ROOT, 'sites'), platformDomain: 'localhost', rescanIntervalMs: 0, follow: false });
     await registry.scan();
     const expected = servingLine({ siteIds: registry.siteIds, platformDomain: 'localhost', port: 4321, host: undefined, sitesDir: join(ROOT, 'sites') });
-    expect(expected).toContain('serving 4 sites');
+    expect(expected).toContain('serving 5 sites');
     expect((await quickStart()).split('\n')).toContain(expected);
   });
 
