@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { markdownPipelineId, prepareMarkdownCacheDir } from '../sites/markdown-cache.ts';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createCacheFolder, openIfPrivate } from '../sites/cache-folder.ts';
+import { markdownPipelineId } from '../sites/markdown-cache.ts';
 import { compilerFilename, type ComponentFile } from './component-file.ts';
 import { compileComponent, type CompiledComponent } from './compile-component.ts';
 
@@ -16,8 +16,9 @@ import { compileComponent, type CompiledComponent } from './compile-component.ts
  * allowed is decided from the entry at every load, for the site that loads it.
  *
  * What is stored is code the server runs, so the folder must be this user's alone (mode 0700;
- * checked before use and before every new shard folder, prepareMarkdownCacheDir): a folder others
- * could write to is refused with a warning and every component is compiled in memory instead.
+ * checked before use and before every new shard folder): a folder others
+ * could write to is refused with a warning and every component is compiled in memory instead
+ * (the folder, its atomic writes and its bound: sites/cache-folder.ts, shared with the Markdown cache).
  * An entry that is not a well-formed record of its own key is ignored and compiled afresh.
  * Only successful compiles are stored: a failing one costs a compile (well under a millisecond).
  */
@@ -50,30 +51,26 @@ export function compileCacheKey(compilerId: string, file: ComponentFile, source:
   return createHash('sha256').update(compilerId).update('\0').update(compilerFilename(file)).update('\0').update(source).digest('hex');
 }
 
-const KEY_FILE = /^[a-f0-9]{64}\.json$/;
-const TEMP_FILE = /\.tmp$/;
-const STALE_TEMP_MS = 10 * 60_000;
-
 export function createCompileCache(options: CompileCacheOptions): CompileCache {
-  const { dir, maxBytes } = options;
-  const stats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, pruned: 0 };
+  const { dir } = options;
+  const folder = createCacheFolder({
+    dir,
+    maxBytes: options.maxBytes,
+    extension: '.json',
+    onRefused: (reason) => options.onWarning?.(`component cache folder is not usable (${reason}); compiling in memory until restart`, { dir, reason }),
+  });
+  const counts = { hits: 0, misses: 0, writeErrors: 0 };
+  const stats = Object.defineProperties(counts, {
+    writes: { get: () => folder.stats.writes, enumerable: true },
+    pruned: { get: () => folder.stats.pruned, enumerable: true },
+  }) as typeof counts & { readonly writes: number; readonly pruned: number };
   const pending = new Set<Promise<unknown>>();
-  const madeDirs = new Set<string>();
-  let usable = true;
-  let knownBytes: number | undefined;
-  let pruning: Promise<void> | undefined;
-
-  const track = (promise: Promise<unknown>): void => {
-    pending.add(promise);
-    void promise.finally(() => pending.delete(promise)).catch(() => {});
-  };
-
-  const pathOf = (key: string) => join(dir, key.slice(0, 2), `${key}.json`);
+  let writable = true;
 
   async function read(key: string): Promise<CompiledComponent | undefined> {
     let text: string;
     try {
-      text = await readFile(pathOf(key), 'utf8');
+      text = await readFile(folder.pathOf(key), 'utf8');
     } catch {
       return undefined;
     }
@@ -85,68 +82,22 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
     }
   }
 
-  async function write(key: string, compiled: CompiledComponent): Promise<void> {
-    const path = pathOf(key);
-    const folder = dirname(path);
-    if (!madeDirs.has(folder)) {
-      // Checked again before each new shard: a cleaner may have removed the folder and someone else made it.
-      const checked = await prepareMarkdownCacheDir(dir);
-      if (!checked.ok) {
-        usable = false;
-        options.onWarning?.(`component cache folder is not usable (${checked.reason}); compiling in memory until restart`, { dir, reason: checked.reason });
-        return;
+  function write(key: string, compiled: CompiledComponent): void {
+    const writing = folder.write(key, JSON.stringify({ key, compiled })).catch((error: NodeJS.ErrnoException) => {
+      stats.writeErrors++;
+      if (['EACCES', 'EROFS', 'ENOSPC', 'EPERM'].includes(error.code ?? '')) {
+        // A folder we cannot write to will not get better by retrying on every compile.
+        writable = false;
+        options.onWarning?.('component cache folder is not writable; compiling in memory (set COMPONENT_CACHE_DIR)', { dir, code: error.code });
       }
-      await mkdir(folder, { recursive: true, mode: 0o700 });
-      madeDirs.add(folder);
-    }
-    const text = JSON.stringify({ key, compiled });
-    // Write-then-rename: a reader sees a whole entry or none, whatever the workers do at once.
-    const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(temp, text, { mode: 0o600 });
-    await rename(temp, path).catch(async (error: unknown) => {
-      await unlink(temp).catch(() => {});
-      throw error;
     });
-    stats.writes++;
-    if (knownBytes !== undefined) knownBytes += Buffer.byteLength(text);
-    if (knownBytes === undefined || knownBytes > maxBytes) prune();
-  }
-
-  /** Drops the oldest-written entries until the folder is under 80 % of its bound. */
-  function prune(): void {
-    if (pruning) return;
-    pruning = (async () => {
-      const files: Array<{ path: string; size: number; mtimeMs: number }> = [];
-      for (const shard of await readdir(dir).catch(() => [] as string[])) {
-        if (!/^[a-f0-9]{2}$/.test(shard)) continue;
-        for (const name of await readdir(join(dir, shard)).catch(() => [] as string[])) {
-          const path = join(dir, shard, name);
-          const s = await stat(path).catch(() => undefined);
-          if (!s?.isFile()) continue;
-          if (TEMP_FILE.test(name)) {
-            if (Date.now() - s.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => {});
-          } else if (KEY_FILE.test(name)) files.push({ path, size: s.size, mtimeMs: s.mtimeMs });
-        }
-      }
-      let total = files.reduce((sum, f) => sum + f.size, 0);
-      if (total > maxBytes) {
-        files.sort((a, b) => a.mtimeMs - b.mtimeMs);
-        for (const file of files) {
-          if (total <= maxBytes * 0.8) break;
-          await unlink(file.path).then(() => stats.pruned++, () => {});
-          total -= file.size;
-        }
-      }
-      knownBytes = total;
-    })().finally(() => {
-      pruning = undefined;
-    });
-    track(pruning);
+    pending.add(writing);
+    void writing.finally(() => pending.delete(writing));
   }
 
   return {
     async compile(file, source) {
-      if (!usable) return compileComponent(source, file);
+      if (!folder.usable) return compileComponent(source, file);
       const key = compileCacheKey(options.compilerId, file, source);
       const cached = await read(key);
       if (cached) {
@@ -155,19 +106,12 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
       }
       stats.misses++;
       const compiled = compileComponent(source, file);
-      track(
-        write(key, compiled).catch((error: NodeJS.ErrnoException) => {
-          stats.writeErrors++;
-          if (['EACCES', 'EROFS', 'ENOSPC', 'EPERM'].includes(error.code ?? '')) {
-            usable = false;
-            options.onWarning?.('component cache folder is not writable; compiling in memory (set COMPONENT_CACHE_DIR)', { dir, code: error.code });
-          }
-        }),
-      );
+      if (writable) write(key, compiled);
       return compiled;
     },
     async settle() {
       while (pending.size > 0) await Promise.allSettled([...pending]);
+      await folder.settle();
     },
     stats,
   };
@@ -177,11 +121,12 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
  * Checks the folder and opens the cache on it; a folder that is refused (not this user's alone)
  * gives no cache, with a warning naming the reason, and components are compiled in memory.
  */
-export async function openCompileCache(options: CompileCacheOptions): Promise<CompileCache | undefined> {
-  const checked = await prepareMarkdownCacheDir(options.dir);
-  if (checked.ok) return createCompileCache(options);
-  options.onWarning?.('component cache folder refused; compiling every component in memory (set COMPONENT_CACHE_DIR to a private folder)', { dir: options.dir, reason: checked.reason });
-  return undefined;
+export function openCompileCache(options: CompileCacheOptions): Promise<CompileCache | undefined> {
+  return openIfPrivate(
+    options.dir,
+    () => createCompileCache(options),
+    (reason) => options.onWarning?.('component cache folder refused; compiling every component in memory (set COMPONENT_CACHE_DIR to a private folder)', { dir: options.dir, reason }),
+  );
 }
 
 function isCompiled(value: unknown): value is CompiledComponent {

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+/**
+ * A private folder of content-addressed files, shared by the workers of a machine and kept across
+ * restarts: the Markdown cache (markdown-cache.ts) and the component compile cache
+ * (components/compile-cache.ts) are one each. It knows files, not what is in them.
+ *
+ * - `<dir>/<key[0..2]>/<key><extension>`, keys being 64 hex digits: 256 shard folders at most.
+ * - Writes are whole or nothing: written to a temp name, then renamed over, so a reader in any
+ *   worker sees a whole file or none, however many write the same key at once. A temp file left by
+ *   a worker killed between write and rename is removed once it is 10 minutes old.
+ * - Bounded: once the files (as this worker believes) pass `maxBytes`, the oldest-written are
+ *   removed until under 80 % of it; other workers write too, so each prune re-reads the folder.
+ * - The folder must be this user's alone (prepareCacheFolder): what it holds is served or run as
+ *   is, and its keys are predictable. It is checked before every new shard folder is made (a
+ *   cleaner may have removed it and someone else made it again); a folder that fails is given up
+ *   until restart (`usable` false) with a warning.
+ */
+export interface CacheFolder {
+  /** Where the file of `key` is (whether or not it exists). */
+  pathOf(key: string): string;
+  /** False once the folder has been refused: nothing is read or written from then on. */
+  readonly usable: boolean;
+  /** Makes the shard folder of `key`, checking the folder first; false when it is refused. */
+  ensureShard(key: string): Promise<boolean>;
+  /**
+   * Writes `text` as the file of `key` (atomically) and prunes past the bound; false when the
+   * folder is refused. File system errors (EACCES, ENOSPC …) are thrown for the owner to judge.
+   */
+  write(key: string, text: string): Promise<boolean>;
+  /** Waits for a running prune. */
+  settle(): Promise<void>;
+  readonly stats: Readonly<{ writes: number; pruned: number }>;
+}
+
+export interface CacheFolderOptions {
+  dir: string;
+  /** Upper bound of the files' total size (bytes). */
+  maxBytes: number;
+  /** `.html`, `.json`: the files' name ending, after the key. */
+  extension: string;
+  /** Called once when the folder is given up, with the reason. */
+  onRefused?: (reason: string) => void;
+}
+
+const STALE_TEMP_MS = 10 * 60_000;
+
+export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
+  const { dir, maxBytes, extension } = options;
+  const escaped = extension.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const keyFile = new RegExp(`^[a-f0-9]{64}${escaped}$`);
+  const tempFile = new RegExp(`^[a-f0-9]{64}${escaped}\\.\\d+\\.[a-f0-9]{8}\\.tmp$`);
+  const stats = { writes: 0, pruned: 0 };
+  const madeDirs = new Set<string>();
+  let usable = true;
+  // Bytes this worker believes are on disk: seeded by a scan, then counted as it writes.
+  let knownBytes: number | undefined;
+  let pruning: Promise<void> | undefined;
+
+  const pathOf = (key: string) => join(dir, key.slice(0, 2), `${key}${extension}`);
+
+  async function listFiles(): Promise<Array<{ path: string; size: number; mtimeMs: number }>> {
+    const files: Array<{ path: string; size: number; mtimeMs: number }> = [];
+    for (const shard of await readdir(dir).catch(() => [] as string[])) {
+      if (!/^[a-f0-9]{2}$/.test(shard)) continue;
+      for (const name of await readdir(join(dir, shard)).catch(() => [] as string[])) {
+        const path = join(dir, shard, name);
+        if (tempFile.test(name)) {
+          const s = await stat(path).catch(() => undefined);
+          if (s && Date.now() - s.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => {});
+          continue;
+        }
+        if (!keyFile.test(name)) continue;
+        const s = await stat(path).catch(() => undefined);
+        if (s?.isFile()) files.push({ path, size: s.size, mtimeMs: s.mtimeMs });
+      }
+    }
+    return files;
+  }
+
+  /** Drops the oldest-written files until the folder is under 80 % of its bound. */
+  function prune(): Promise<void> {
+    pruning ??= (async () => {
+      const files = await listFiles();
+      let total = files.reduce((sum, f) => sum + f.size, 0);
+      if (total > maxBytes) {
+        files.sort((a, b) => a.mtimeMs - b.mtimeMs);
+        for (const file of files) {
+          if (total <= maxBytes * 0.8) break;
+          await unlink(file.path).then(() => stats.pruned++, () => {});
+          total -= file.size;
+        }
+      }
+      knownBytes = total;
+    })().finally(() => {
+      pruning = undefined;
+    });
+    return pruning;
+  }
+
+  async function ensureFolder(folder: string): Promise<boolean> {
+    if (!usable) return false;
+    if (madeDirs.has(folder)) return true;
+    const checked = await prepareCacheFolder(dir);
+    if (!checked.ok) {
+      usable = false;
+      options.onRefused?.(checked.reason);
+      return false;
+    }
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    madeDirs.add(folder);
+    return true;
+  }
+
+  return {
+    pathOf,
+    get usable() {
+      return usable;
+    },
+    ensureShard: (key) => ensureFolder(dirname(pathOf(key))),
+    async write(key, text) {
+      const path = pathOf(key);
+      const folder = dirname(path);
+      if (!(await ensureFolder(folder))) return false;
+      const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      try {
+        await writeFile(temp, text, { mode: 0o600 });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // The folder went away under us (a temp-folder cleaner, an operator): check and make it again, once.
+        madeDirs.clear();
+        if (!(await ensureFolder(folder))) return false;
+        await writeFile(temp, text, { mode: 0o600 });
+      }
+      try {
+        await rename(temp, path);
+      } catch (error) {
+        await unlink(temp).catch(() => {});
+        throw error;
+      }
+      stats.writes++;
+      if (knownBytes !== undefined) knownBytes += Buffer.byteLength(text);
+      if (knownBytes === undefined || knownBytes > maxBytes) void prune().catch(() => {});
+      return true;
+    },
+    async settle() {
+      while (pruning) await pruning.catch(() => {});
+    },
+    stats,
+  };
+}
+
+/**
+ * Makes the cache folder (mode 0700) and checks it is this user's alone. What a cache folder holds
+ * is served or run as is, and keys are predictable from public text, so a folder that someone else
+ * owns or can write to would let them plant content: such a folder is refused, with the reason.
+ */
+export async function prepareCacheFolder(dir: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const s = await stat(dir);
+    const uid = process.getuid?.();
+    if (!s.isDirectory()) return { ok: false, reason: 'not a folder' };
+    if (uid !== undefined && s.uid !== uid) return { ok: false, reason: `owned by uid ${s.uid}, not this process (uid ${uid})` };
+    if ((s.mode & 0o022) !== 0) return { ok: false, reason: `writable by group or others (mode ${(s.mode & 0o777).toString(8)})` };
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+  }
+}
+
+/**
+ * `open()` (a cache on `dir`) when the folder passes prepareCacheFolder; otherwise undefined, after
+ * telling `refused` why: the caller then works without a cache.
+ */
+export async function openIfPrivate<T>(dir: string, open: () => T, refused: (reason: string) => void): Promise<T | undefined> {
+  const checked = await prepareCacheFolder(dir);
+  if (checked.ok) return open();
+  refused(checked.reason);
+  return undefined;
+}
