@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../bench/processes.ts';
-import { SAMPLE_SITES, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { ROOT, SAMPLE_SITES, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { startPebble, type RunningPebble } from '../helpers/pebble.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
@@ -113,6 +113,12 @@ describe('ACME certificates for verified custom domains, from a real CA (pebble)
     expect(metrics).toMatch(/^amt_certificates\{state="(valid|due)"\} 1$/m);
     expect(metrics).toMatch(/^amt_certificate_earliest_expiry_seconds \d/m);
   });
+
+  it('npm run sites -- domains shop shows the domain verified and its certificate from the shared store', async () => {
+    const { stdout } = await run(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), 'domains', 'shop'], { cwd: ROOT, env: { ...process.env, SITES_DIR: sitesDir, REDIS_URL: '', ...env() } });
+    expect(stdout).toMatch(/^shop\.test \(domain\): verified$/m);
+    expect(stdout).toMatch(/^ {2}certificate: (valid|due), expires \d{4}-\d\d-\d\d \(0 days\)/m);
+  }, 20_000);
 
   it('renews a short-lived certificate before it expires, and CERTS_DIR follows with the new one', async () => {
     const first = await fileSerial();

@@ -22,6 +22,10 @@ import { formatDomainReport } from '../tenant/domain-report.ts';
 import { createRedisDomainStateStore } from '../tenant/domain-state-redis.ts';
 import { effectiveState, isServed, type DomainRecord } from '../tenant/domain-state.ts';
 import { createRedisClient } from '../session/redis-client.ts';
+import { createRedisCertificateStore } from '../tls/certificate-store-redis.ts';
+import { createFileCertificateStore } from '../tls/certificate-store-file.ts';
+import { certificateLine } from '../tls/certificate-line.ts';
+import type { CertificateRecord } from '../tls/certificate-store.ts';
 import { fileURLToPath } from 'node:url';
 import { componentIssues } from '../sites/check-components.ts';
 import { createComponentLoader } from '../components/component-loader.ts';
@@ -34,8 +38,8 @@ const USAGE = `usage: npm run sites -- <command>
                         its live usage and throttles from the server running on this machine
   list                  list sites with their domains and aliases
   domains <id>          each custom domain and alias of the site: its ownership check (checked now
-                        through DNS_SERVERS and recorded, with DOMAIN_VERIFICATION=dns) and the DNS
-                        records to create
+                        through DNS_SERVERS and recorded, with DOMAIN_VERIFICATION=dns), its
+                        certificate (with ACME_DIRECTORY_URL) and the DNS records to create
   new <id> [--domain d] scaffold sites/<id>/ (site.json, pages/index.md, public/)
   add-member <id> <email> [--name "Full Name"]
                         add or update a member in sites/<id>/members.json; the password is read
@@ -169,7 +173,22 @@ async function main(): Promise<number> {
         }
         statuses = verifier.describe(id, [...domains, ...aliases]);
       }
-      const text = formatDomainReport({ site: id, platformDomain: config.platformDomain, domains, aliases, statuses, target: config.domainTarget, now: Date.now() });
+      // ACME_DIRECTORY_URL: each host's certificate, from the same shared store the servers use.
+      const acme = config.acme;
+      let certificates: Map<string, CertificateRecord> | undefined;
+      if (acme) {
+        const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
+        try {
+          certificates = await (redis ? createRedisCertificateStore(redis) : createFileCertificateStore({ dir: config.stateDir, sitesDir: config.sitesDir })).list();
+        } catch (error) {
+          console.error(`sites domains: cannot read the certificate store: ${(error as Error).message}`);
+        } finally {
+          redis?.disconnect();
+        }
+      }
+      const now = Date.now();
+      const certificate = acme && certificates ? (host: string) => certificateLine(certificates.get(host), now, acme.renewBeforeMs) : undefined;
+      const text = formatDomainReport({ site: id, platformDomain: config.platformDomain, domains, aliases, statuses, target: config.domainTarget, now, certificate });
       console.log(text.split('\n').map(terminalSafe).join('\n'));
       return 0;
     }

@@ -29,6 +29,8 @@ export interface DomainReportInput {
   statuses: readonly DomainStatus[] | undefined;
   target: readonly string[] | undefined;
   now: number;
+  /** ACME_DIRECTORY_URL: the certificate line of a host (tls/certificate-line.ts); undefined when ACME is off. */
+  certificate?: (host: string) => string;
 }
 
 const when = (ms: number | undefined, now: number) => (ms === undefined ? 'never' : `${new Date(ms).toISOString()} (${Math.max(0, Math.round((now - ms) / 1000))} s ago)`);
@@ -54,6 +56,7 @@ export function formatDomainReport(input: DomainReportInput): string {
       lines.push(`  last check: ${when(status.checkedAt, now)}${status.detail ? ` — ${status.detail}` : ''}`);
       if (status.verifiedAt !== undefined) lines.push(`  verified since: ${new Date(status.verifiedAt).toISOString()}`);
     }
+    if (input.certificate) lines.push(`  ${input.certificate(host)}`);
     lines.push('  DNS records:');
     const records: DnsRecordAdvice[] = [
       ...(status ? [{ name: status.txtName, type: 'TXT' as const, value: `"${status.token}"` }] : []),

@@ -117,20 +117,27 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
 
   async function runTick(): Promise<void> {
     const wanted = options.wanted();
+    // Wall-clock time (compared with file mtimes by the CERTS_DIR sync), whatever clock schedules.
+    let loadedAt = Date.now();
     records = await store.list();
     const at = now();
     if (wanted) {
       lastWanted = wanted;
+      let changed = false;
       for (const [host, record] of records) {
         const site = wanted.get(host);
         if (site !== undefined) {
-          if (record.unwantedSince !== undefined) await store.put(host, { ...record, unwantedSince: undefined });
+          if (record.unwantedSince === undefined) continue;
+          await store.put(host, { ...record, unwantedSince: undefined });
         } else if (record.unwantedSince === undefined) {
           await store.put(host, { ...record, unwantedSince: at });
         } else if (at - record.unwantedSince >= removeAfterMs) {
           await store.remove(host);
           options.onRemoved?.(host);
+        } else {
+          continue;
         }
+        changed = true;
       }
       const due = [...wanted].filter(([host]) => needsCertificate(records.get(host), at, renewBeforeMs) && !isBackingOff(records.get(host), at));
       // No certificate first, then the soonest to expire.
@@ -142,10 +149,13 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
         issued++;
         await issueOne(host, site);
       }
-      if (issued > 0 || due.length > 0) records = await store.list();
+      if (changed || issued > 0) {
+        loadedAt = Date.now();
+        records = await store.list();
+      }
     }
     if (options.certsDir) {
-      const result = await options.certsDir.sync(records, at);
+      const result = await options.certsDir.sync(records, loadedAt);
       if (result.written.length > 0 || result.removed.length > 0) options.onSynced?.(result);
     }
   }
