@@ -287,9 +287,31 @@ describe('docker/docker-compose.yml', async () => {
   });
 
   it('passes the server’s own config validation with the compose values', () => {
-    const config = loadConfig({ ...appEnv, SESSION_KEYS: `k1:${'x'.repeat(48)}` }, '/app');
+    const config = loadConfig({ ...appEnv, SESSION_KEYS: `k1:${'x'.repeat(48)}`, DOMAIN_TOKEN_SECRET: 'y'.repeat(44) }, '/app');
     expect(config.redis?.url).toBe(appEnv.REDIS_URL);
     expect(config.sitesDir).toBe('/srv/sites');
+    // Custom domains are proven by DNS; with ACME_DIRECTORY_URL set, certificates are ordered too.
+    expect(config.domainVerification).toBeDefined();
+    expect(loadConfig({ ...appEnv, SESSION_KEYS: `k1:${'x'.repeat(48)}`, DOMAIN_TOKEN_SECRET: 'y'.repeat(44), ACME_DIRECTORY_URL: 'https://acme-staging-v02.api.letsencrypt.org/directory' }, '/app').acme?.certsDir).toBe(appEnv.CERTS_DIR);
+  });
+
+  it('shares the certificates: the app writes CERTS_DIR on a volume nginx reads at the folder the config names, owned by the app and nginx’s group', () => {
+    const written = mounts(services.app).find((m) => m.target === appEnv.CERTS_DIR);
+    const read = mounts(services.nginx).find((m) => m.target === edgeEnv.CERTS_DIR);
+    expect(written).toMatchObject({ readOnly: false });
+    expect(read).toMatchObject({ source: written!.source, readOnly: true });
+    expect(Object.keys(compose.volumes)).toContain(written!.source);
+    const options = edgeOptionsFromEnv(edgeEnv, '/app');
+    expect(options.certsDir).toBe(appEnv.CERTS_DIR);
+    expect(renderNginxConfig(options)['nginx.conf']).toContain(`${appEnv.CERTS_DIR}/$amt_sni_crt_name.crt;`);
+    // The volume is made the app user's (1000, the image's node) and the nginx image's group (101), setgid, before the app starts.
+    const dir = services['certs-dir'];
+    expect(mounts(dir).find((m) => m.target === appEnv.CERTS_DIR)?.source).toBe(written!.source);
+    expect(dir.command.join(' ')).toContain(`chown 1000:101 ${appEnv.CERTS_DIR} && chmod 2750 ${appEnv.CERTS_DIR}`);
+    expect(services.app.depends_on['certs-dir'].condition).toBe('service_completed_successfully');
+    // HTTPS is published, and redirects name the published port.
+    expect(services.nginx.ports.map(interpolate)).toContain(`8443:${edgeEnv.NGINX_TLS_LISTEN}`);
+    expect(options.tlsPublicPort).toBe(':8443');
   });
 
   it('points REDIS_URL at the redis service, which keeps an append-only file on a volume and is healthy before the app starts', () => {
@@ -316,6 +338,9 @@ describe('docker/docker-compose.yml', async () => {
     );
     expect(example.SESSION_KEYS).toBeDefined();
     expect(() => parseSessionKeys(example.SESSION_KEYS!)).toThrow(/SESSION_KEYS/);
+    // So is its DOMAIN_TOKEN_SECRET, which DOMAIN_VERIFICATION=dns requires.
+    expect(appEnv.DOMAIN_TOKEN_SECRET).toBeUndefined();
+    expect(() => loadConfig({ ...appEnv, SESSION_KEYS: `k1:${'x'.repeat(48)}`, DOMAIN_TOKEN_SECRET: example.DOMAIN_TOKEN_SECRET }, '/app')).toThrow(/DOMAIN_TOKEN_SECRET/);
   });
 
   it('sets only environment variables the code reads, in both services that run the app image', async () => {
@@ -326,7 +351,7 @@ describe('docker/docker-compose.yml', async () => {
   });
 
   it('gives Docker longer to stop the app than PM2 gives a draining worker (SHUTDOWN_DELAY_MS + DRAIN_TIMEOUT_MS + margin)', async () => {
-    const config = loadConfig(appEnv, '/app');
+    const config = loadConfig({ ...appEnv, DOMAIN_TOKEN_SECRET: 'y'.repeat(44) }, '/app');
     const grace = /^(\d+)s$/.exec(services.app.stop_grace_period)!;
     expect(Number(grace[1]) * 1000).toBeGreaterThan(config.shutdownDelayMs + config.drainTimeoutMs + (await pm2KillMarginMs()));
   });
@@ -443,6 +468,8 @@ describe('deploy/k8s', async () => {
   const deployment = find('Deployment', 'astro-multi-tenant');
   const pod = deployment.spec.template.spec;
   const app = pod.containers.find((c: Y) => c.name === 'app');
+  /** The pod's edge nginx for custom domains over HTTPS: the one container not running the app image. */
+  const edge = pod.containers.find((c: Y) => c.name === 'edge');
   const configMap = find('ConfigMap', 'astro-multi-tenant-config');
   const cm = configMap.data as Record<string, string>;
   const secretExample = await yamlDoc('deploy/k8s/secret.example.yaml');
@@ -466,7 +493,7 @@ describe('deploy/k8s', async () => {
     };
     const released = `${kustomization.images[0].newName}:${kustomization.images[0].newTag}`;
     const containers = resources.flatMap((r) => [...(r.spec?.template?.spec?.initContainers ?? []), ...(r.spec?.template?.spec?.containers ?? [])]);
-    for (const c of [...pod.initContainers, ...pod.containers]) expect(rewrite(c.image), c.name).toBe(released);
+    for (const c of [...pod.initContainers, ...pod.containers].filter((c: Y) => c !== edge)) expect(rewrite(c.image), c.name).toBe(released);
     // Anything else (Redis) is pinned by tag: kustomize leaves it alone, and :latest would drift.
     for (const c of containers.filter((c: Y) => rewrite(c.image) === c.image)) expect(c.image, c.name).toMatch(/^[^:@]+(:(?!latest$)[\w.-]+|@sha256:[a-f0-9]{64})$/);
     // The CSS job is not rewritten by kustomize (not in `resources`): it names the same image explicitly.
@@ -508,7 +535,7 @@ describe('deploy/k8s', async () => {
   });
 
   it('gives a terminating pod more time than preStop + SHUTDOWN_DELAY_MS + DRAIN_TIMEOUT_MS + PM2’s kill margin', async () => {
-    const config = loadConfig(cm, '/app');
+    const config = loadConfig({ ...cm, DOMAIN_TOKEN_SECRET: 'y'.repeat(44) }, '/app');
     const command = app.lifecycle.preStop.exec.command as string[];
     expect(command[0]).toBe('sleep');
     const preStopMs = Number(command[1]) * 1000;
@@ -519,11 +546,12 @@ describe('deploy/k8s', async () => {
 
   it('sets only environment variables the code reads, and the ConfigMap passes the server’s own validation', async () => {
     const names = await codeEnvNames();
-    const containers = [...(pod.initContainers ?? []), ...pod.containers, ...cssJob.spec.template.spec.containers];
+    const containers = [...(pod.initContainers ?? []), ...pod.containers.filter((c: Y) => c !== edge), ...cssJob.spec.template.spec.containers];
     const set = [...Object.keys(cm), ...containers.flatMap((c: Y) => (c.env ?? []).map((e: Y) => e.name))];
     for (const name of set) expect(names, name).toContain(name);
     for (const c of containers) expect(c.envFrom).toEqual([{ configMapRef: { name: configMap.metadata.name } }]);
-    expect(() => loadConfig({ ...cm, SESSION_KEYS: `k1:${'x'.repeat(48)}` }, '/app')).not.toThrow();
+    expect(edge.env).toBeUndefined();
+    expect(() => loadConfig({ ...cm, SESSION_KEYS: `k1:${'x'.repeat(48)}`, DOMAIN_TOKEN_SECRET: 'y'.repeat(44) }, '/app')).not.toThrow();
   });
 
   it('reads SESSION_KEYS (and the optional ADMIN_TOKEN) from the Secret, whose committed example the server refuses as is', () => {
@@ -533,6 +561,55 @@ describe('deploy/k8s', async () => {
     expect(env.ADMIN_TOKEN.valueFrom.secretKeyRef).toMatchObject({ name: secretExample.metadata.name, key: 'ADMIN_TOKEN', optional: true });
     expect(secretExample.kind).toBe('Secret');
     expect(() => parseSessionKeys(secretExample.stringData.SESSION_KEYS)).toThrow(/SESSION_KEYS/);
+    // DOMAIN_VERIFICATION=dns needs DOMAIN_TOKEN_SECRET, from the same Secret, whose example is refused too.
+    expect(cm.DOMAIN_VERIFICATION).toBe('dns');
+    expect(cm.DOMAIN_TOKEN_SECRET).toBeUndefined();
+    expect(env.DOMAIN_TOKEN_SECRET.valueFrom.secretKeyRef).toEqual({ name: secretExample.metadata.name, key: 'DOMAIN_TOKEN_SECRET' });
+    expect(() => loadConfig({ ...cm, SESSION_KEYS: `k1:${'x'.repeat(48)}`, DOMAIN_TOKEN_SECRET: secretExample.stringData.DOMAIN_TOKEN_SECRET }, '/app')).toThrow(/DOMAIN_TOKEN_SECRET/);
+  });
+
+  it('serves custom domains over HTTPS from each pod\'s edge nginx, which reads the certificates the pod\'s app writes into CERTS_DIR from the shared store', async () => {
+    expect(loadConfig({ ...cm, SESSION_KEYS: `k1:${'x'.repeat(48)}`, DOMAIN_TOKEN_SECRET: 'y'.repeat(44), ACME_DIRECTORY_URL: 'https://acme-staging-v02.api.letsencrypt.org/directory' }, '/app').acme?.certsDir).toBe(cm.CERTS_DIR);
+    // Certificates are shared through Redis (every pod); CERTS_DIR is this pod's copy: written by the app, read by the edge.
+    const certsMount = (c: Y) => c.volumeMounts.find((m: Y) => m.mountPath === cm.CERTS_DIR);
+    expect(certsMount(app).readOnly).toBeFalsy();
+    expect(certsMount(edge)).toMatchObject({ name: certsMount(app).name, readOnly: true });
+    expect(pod.volumes.find((v: Y) => v.name === certsMount(app).name).emptyDir).toBeDefined();
+    // The edge's configuration is rendered at pod start into a folder the edge container runs from.
+    const init = pod.initContainers.find((c: Y) => c.name === 'edge-config');
+    const initEnv = { ...cm, ...Object.fromEntries(init.env.map((e: Y) => [e.name, e.value])) };
+    const options = edgeOptionsFromEnv(initEnv, '/app');
+    expect(init.volumeMounts.find((m: Y) => m.mountPath === options.outDir)?.name).toBe(edge.volumeMounts.find((m: Y) => m.mountPath === options.outDir)?.name);
+    expect(edge.command).toEqual(['nginx', '-e', 'stderr', '-c', `${options.outDir}/nginx.conf`, '-p', options.outDir, '-g', 'daemon off;']);
+    expect(options.certsDir).toBe(cm.CERTS_DIR);
+    expect(options.upstream).toBe(`127.0.0.1:${cm.PORT}`);
+    // It talks to the app over loopback, which the app trusts for X-Forwarded-*.
+    expect(cm.TRUSTED_PROXIES!.split(',')).toContain('127.0.0.1');
+    // Sites and CSS from the content volume, where the app reads them.
+    for (const dir of [options.sitesDir, options.cssDir!]) expect(edge.volumeMounts.some((m: Y) => dir.startsWith(`${m.mountPath}/`) && m.readOnly), dir).toBe(true);
+    // The load balancer for custom domains reaches the edge's plain-HTTP (ACME HTTP-01) and TLS ports.
+    const service = find('Service', 'astro-multi-tenant-edge');
+    expect(matches(service.spec.selector, deployment.spec.template.metadata.labels)).toBe(true);
+    const ports = Object.fromEntries(edge.ports.map((p: Y) => [p.name, p.containerPort]));
+    const byPort = Object.fromEntries(service.spec.ports.map((p: Y) => [p.port, ports[p.targetPort]]));
+    expect(byPort).toEqual({ 80: Number(options.listen), 443: Number(options.tlsListen) });
+    expect(options.tlsPublicPort).toBe('');
+    expect(edge.readinessProbe.httpGet).toEqual({ path: '/_platform/healthz', port: 'edge-http' });
+    // nginx -t accepts what the pod renders (paths moved under a temp folder, upstream on loopback).
+    const dir = await mkdtemp(join(tmpdir(), 'amt-k8s-edge-'));
+    try {
+      const local = edgeOptionsFromEnv({ ...initEnv, NGINX_OUT: join(dir, 'out'), NGINX_SITES_DIR: join(ROOT, 'sites'), NGINX_CSS_DIR: join(ROOT, 'sites'), CERTS_DIR: join(dir, 'certs'), NGINX_ACCESS_LOG: join(dir, 'access.log') }, ROOT);
+      const conf = await writeEdgeConfig(local);
+      const output = await new Promise<string>((done) => {
+        const child = spawn(NGINX, ['-t', '-c', conf, '-p', local.outDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let text = '';
+        child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
+        child.on('close', () => done(text));
+      });
+      expect(output).toContain('test is successful');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('points REDIS_URL at the Redis Service, whose StatefulSet runs with appendonly on a persistent volume', () => {
