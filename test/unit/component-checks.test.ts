@@ -1,0 +1,43 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createComponentChecks } from '../../astro-multi-tenant/server/components/component-checks.ts';
+import { createComponentLoader } from '../../astro-multi-tenant/server/components/component-loader.ts';
+import { createContentCache } from '../../astro-multi-tenant/server/sites/content-cache.ts';
+import { formatIssue, type ContentIssue } from '../../astro-multi-tenant/server/errors.ts';
+
+let root: string;
+beforeEach(async () => {
+  root = await realpath(await mkdtemp(join(tmpdir(), 'amt-component-checks-')));
+  for (const id of ['allowed', 'not-allowed', 'clean']) await mkdir(join(root, id, 'components'), { recursive: true });
+  await writeFile(join(root, 'allowed', 'components', 'Evil.astro'), `---\nimport fs from 'node:fs';\n---\n<p />`);
+  await writeFile(join(root, 'not-allowed', 'components', 'Evil.astro'), `---\nimport fs from 'node:fs';\n---\n<p />`);
+  await writeFile(join(root, 'clean', 'components', 'Fine.astro'), `<p>fine</p>`);
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('component problems on the status page', () => {
+  it('adds the file:line:column of a component problem to sites whose plan allows components, and compiles nothing of the others', async () => {
+    const compiled: string[] = [];
+    const loader = createComponentLoader({
+      cache: createContentCache({ maxEntries: 100, maxBytes: 1 << 24, checkIntervalMs: 0 }),
+      sharedDir: resolve(import.meta.dirname, '../../shared-components'),
+      compile: async (file, source) => {
+        compiled.push(file.area === 'site' ? file.site : 'shared');
+        const { compileComponent } = await import('../../astro-multi-tenant/server/components/compile-component.ts');
+        return compileComponent(source, file);
+      },
+    });
+    const check = createComponentChecks({ loader, siteDir: async (id) => join(root, id), allowed: (id) => id !== 'not-allowed' });
+    const ok = { ok: true, issues: [] as ContentIssue[] };
+    const results = await check(new Map([['allowed', ok], ['not-allowed', ok], ['clean', ok]]));
+    expect(results.get('allowed')!.ok).toBe(false);
+    expect(results.get('allowed')!.issues.map(formatIssue)).toEqual([expect.stringMatching(/^sites\/allowed\/components\/Evil\.astro:2:17: imports "node:fs", a Node\.js built-in module/)]);
+    expect(results.get('not-allowed')).toEqual(ok);
+    expect(results.get('clean')).toEqual(ok);
+    expect(compiled).not.toContain('not-allowed');
+  });
+});
