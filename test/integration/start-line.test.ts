@@ -110,11 +110,11 @@ describe('npm start', () => {
     }
     const status = await get(port, `127.0.0.1:${port}`, '/_platform/status');
     expect(status.status).toBe(200);
-    expect(status.body).toContain('<div class="card"><b>4</b>sites</div>');
+    expect(status.body).toContain('<div class="card"><b>5</b>sites</div>');
     // Once: requests later do not repeat it. The machines' JSON logs are still there.
     await new Promise((r) => setTimeout(r, 1500));
     expect(servingLines(started.output())).toHaveLength(1);
-    expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ port, sites: 4 });
+    expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ port, sites: 5 });
     await started.stop();
   }, 120_000);
 
@@ -133,10 +133,10 @@ describe('npm start', () => {
     const line = await servingLineOf(started);
     const { port } = started;
     expect(line).toContain(
-      `serving 8 sites on http://127.0.0.1:${port} — open http://acme.sites.test:${port}/, http://bakery.sites.test:${port}/, http://blog.sites.test:${port}/, http://blog-2.sites.test:${port}/ and 4 more (npm run sites -- list) · status page`,
+      `serving 9 sites on http://127.0.0.1:${port} — open http://acme.sites.test:${port}/, http://bakery.sites.test:${port}/, http://blog.sites.test:${port}/, http://blog-2.sites.test:${port}/ and 5 more (npm run sites -- list) · status page`,
     );
     // The same count the worker logged when it started listening.
-    expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ sites: 8, platformDomain: 'sites.test' });
+    expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ sites: 9, platformDomain: 'sites.test' });
     expect((await get(port, `blog-2.sites.test:${port}`, '/')).status).toBe(200);
     expect((await get(port, `linked.sites.test:${port}`, '/')).status).toBe(200);
     await started.stop();
