@@ -48,6 +48,7 @@ import { createClientErrors } from './http/client-errors.ts';
 import { buildIdentity } from './ops/build-identity.ts';
 import { readBaseCssFile } from './css/base-stylesheet.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
+import { createComponentChecks } from './components/component-checks.ts';
 import { createPlatformRoutes } from './ops/platform-routes.ts';
 import { createTlsAsk } from './ops/tls-ask.ts';
 import { createRedisClient, logRedisConnection } from './session/redis-client.ts';
@@ -281,7 +282,7 @@ async function main() {
       ownStatus,
       platformDomain: config.platformDomain,
       known: () => registry.sites,
-      check: async (ids) => contentLimitChecks(await checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT)),
+      check: async (ids) => componentChecks(await contentLimitChecks(await checkSiteConfigs(siteSource, ids, STATUS_CHECK_LIMIT))),
       timeoutMs: PEER_TIMEOUT_MS,
     }), (id) => fairness.plans().planFor(id)), verifier), certificates),
   });
@@ -306,6 +307,8 @@ async function main() {
     cacheBytes: config.componentCacheBytes,
     onWarning: (message, details) => logger.warn(details, message),
   });
+  // The status page lists their problems (file:line:column) for sites whose plan allows them.
+  const componentChecks = createComponentChecks({ loader: componentLoader, siteDir: (id) => siteSource.realSiteDir(id), allowed: (id) => fairness.plans().planFor(id).limits.components });
   const app = createRequestPipeline({
     resolveTenant,
     getAcmeChallenge: acmeStore ? (token) => acmeStore.getChallenge(token) : undefined,
