@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:tls';
-import { request } from 'node:https';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +8,8 @@ import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { freePort } from '../helpers/cluster.ts';
 import { StartError, stopChild } from '../helpers/processes.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
+import { TEST_DOMAIN_SECRET as SECRET, TEST_PLATFORM as PLATFORM, dnsModeEnv, httpsGet, tlsHandshake as handshake } from '../helpers/custom-domains.ts';
 
-const SECRET = 'integration-secret-0123456789-abcdefghij';
-const PLATFORM = 'sites.test';
 
 /**
  * The Caddyfile of docs/edge.md ("Caddy in front"), with test ports and folders: on-demand TLS
@@ -40,32 +37,6 @@ https:// {
 `;
 }
 
-/** The certificate Caddy presents for `servername`, or the handshake's error. */
-function handshake(port: number, servername: string): Promise<{ subjectAltName?: string; error?: string }> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
-      const cert = socket.getPeerCertificate();
-      socket.destroy();
-      resolve({ subjectAltName: cert.subjectaltname });
-    });
-    socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
-    socket.once('error', (error) => resolve({ error: error.message }));
-  });
-}
-
-function httpsGet(port: number, host: string, ca: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', servername: host, headers: { Host: host }, ca, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
-
 describe('Caddy in front with on-demand TLS and our ask (real caddy, real server, real DNS server)', () => {
   let dns: TestDns;
   let sitesDir: string;
@@ -79,15 +50,7 @@ describe('Caddy in front with on-demand TLS and our ask (real caddy, real server
     dns = await startTestDns();
     sitesDir = await copySites();
     work = await mkdtemp(join(tmpdir(), 'amt-caddy-'));
-    app = await startServer(sitesDir, {
-      PLATFORM_DOMAIN: PLATFORM,
-      DOMAIN_VERIFICATION: 'dns',
-      DOMAIN_TOKEN_SECRET: SECRET,
-      DNS_SERVERS: dns.address,
-      DOMAIN_RETRY_S: '1',
-      STATE_DIR: join(work, 'state'),
-      MARKDOWN_CACHE_DIR: 'off',
-    });
+    app = await startServer(sitesDir, dnsModeEnv(dns.address, join(work, 'state')));
     httpsPort = await freePort();
     await writeFile(join(work, 'Caddyfile'), caddyfile({ appPort: app.port, httpsPort, dataDir: join(work, 'data') }));
     const child = spawn('caddy', ['run', '--config', join(work, 'Caddyfile'), '--adapter', 'caddyfile'], {
@@ -131,7 +94,7 @@ describe('Caddy in front with on-demand TLS and our ask (real caddy, real server
     await dns.setTxt('_amt-verify.acme.example', verificationToken(SECRET, 'acme', 'acme.example'));
     await waitFor(async () => (await handshake(httpsPort, 'acme.example')).subjectAltName === 'DNS:acme.example', 20_000, 250);
     const root = await readFile(join(work, 'data', 'pki', 'authorities', 'local', 'root.crt'), 'utf8');
-    const page = await httpsGet(httpsPort, 'acme.example', root);
+    const page = await httpsGet(httpsPort, 'acme.example', '/', root);
     expect(page.status).toBe(200);
     expect(page.body).toContain('Acme Tools');
     // A platform subdomain of a valid site needs no verification.

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,24 +12,14 @@ import { startPebble, type RunningPebble } from '../helpers/pebble.ts';
 import { freePort } from '../helpers/cluster.ts';
 import { childPids } from '../../bench/processes.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
-
-const run = promisify(execFile);
-const SECRET = 'integration-secret-0123456789-abcdefghij';
-const PLATFORM = 'sites.test';
-/** Short-lived certificates, so the same run sees one renewed: the app renews at two thirds of the lifetime. */
-const VALIDITY_S = 20;
+import { TEST_DOMAIN_SECRET as SECRET, TEST_PLATFORM as PLATFORM, dnsModeEnv, tlsHandshake } from '../helpers/custom-domains.ts';
 
 /** The serial of the certificate nginx presents for `servername`, or undefined when it refuses the handshake. */
-function servedSerial(port: number, servername: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
-      const serial = socket.getPeerCertificate().serialNumber;
-      socket.destroy();
-      resolve(serial);
-    });
-    socket.once('error', () => resolve(undefined));
-  });
-}
+const servedSerial = async (port: number, servername: string) => (await tlsHandshake(port, servername)).serial;
+
+const run = promisify(execFile);
+/** Short-lived certificates, so the same run sees one renewed: the app renews at two thirds of the lifetime. */
+const VALIDITY_S = 20;
 
 /**
  * The whole path with real parts: the app (DOMAIN_VERIFICATION=dns, ACME against pebble, CERTS_DIR)
@@ -65,13 +54,7 @@ describe('a custom domain end to end: verified by DNS, certified by ACME through
       await writeFile(join(sitesDir, id, 'site.json'), JSON.stringify({ name, domains: ['shop.test'] }));
     }
     app = await startServer(sitesDir, {
-      PLATFORM_DOMAIN: PLATFORM,
-      DOMAIN_VERIFICATION: 'dns',
-      DOMAIN_TOKEN_SECRET: SECRET,
-      DNS_SERVERS: dns.address,
-      DOMAIN_RETRY_S: '1',
-      STATE_DIR: join(work, 'state'),
-      MARKDOWN_CACHE_DIR: 'off',
+      ...dnsModeEnv(dns.address, join(work, 'state')),
       ACME_DIRECTORY_URL: pebble.directoryUrl,
       ACME_EMAIL: 'ops@sites.test',
       NODE_EXTRA_CA_CERTS: pebble.caCertFile,

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
+import { sitesCli as runSitesCli } from '../helpers/custom-domains.ts';
 import { createTxtLookup } from '../../astro-multi-tenant/server/tenant/domain-dns.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
 
@@ -29,18 +29,7 @@ const env = (dnsServers: string) => ({
 
 /** `npm run sites -- <args>` against the test's sites and state, through the given DNS server. */
 function sitesCli(args: string[], dnsServers: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SITES_DIR: sitesDir, REDIS_URL: '', ...env(dnsServers) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolveRun({ code, out }));
-  });
+  return runSitesCli(args, { SITES_DIR: sitesDir, ...env(dnsServers) });
 }
 
 beforeAll(async () => {

@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { connect, type PeerCertificate } from 'node:tls';
-import { request } from 'node:https';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +8,13 @@ import { copySites, get, removeDir, startServer, type RunningServer } from '../h
 import { startNginx, type RunningNginx } from '../helpers/nginx.ts';
 import { freePort } from '../helpers/cluster.ts';
 import { childPids } from '../../bench/processes.ts';
+import { httpsGet, tlsHandshake } from '../helpers/custom-domains.ts';
+
+/** The certificate's subject nginx presents for `servername`, or the handshake's error. */
+const handshake = async (port: number, servername: string | undefined) => {
+  const { subject, error } = await tlsHandshake(port, servername);
+  return error === undefined ? { subject } : { error };
+};
 
 const run = promisify(execFile);
 
@@ -18,33 +23,6 @@ async function makeCertificate(dir: string, name: string): Promise<{ cert: strin
   const [cert, key] = [join(dir, `${name}.made.crt`), join(dir, `${name}.made.key`)];
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', key, '-out', cert]);
   return { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') };
-}
-
-/** The certificate nginx presents for `servername` (undefined: no SNI), or the handshake's error. */
-function handshake(port: number, servername: string | undefined): Promise<{ subject?: string; error?: string }> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }) }, () => {
-      const cert = socket.getPeerCertificate() as PeerCertificate;
-      socket.destroy();
-      const cn = cert.subject?.CN;
-      resolve({ subject: Array.isArray(cn) ? cn.join(',') : cn });
-    });
-    socket.once('error', (error) => resolve({ error: error.message }));
-  });
-}
-
-/** A GET over HTTPS to nginx, with SNI and Host `host`, trusting only `ca`. */
-function httpsGet(port: number, host: string, path: string, ca: string): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, servername: host, headers: { Host: host }, ca, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.once('error', reject);
-    req.end();
-  });
 }
 
 describe('HTTPS at the nginx edge with certificates by name (real nginx, real server)', () => {

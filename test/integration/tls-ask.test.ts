@@ -1,47 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { cp, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
+import { TEST_DOMAIN_SECRET as SECRET, TEST_PLATFORM as PLATFORM, dnsModeEnv, sitesCli as runSitesCli } from '../helpers/custom-domains.ts';
 
-const SECRET = 'integration-secret-0123456789-abcdefghij';
-const PLATFORM = 'sites.test';
+/** `npm run sites -- <args>` against the test's sites and shared state. */
+const sitesCli = (args: string[]) => runSitesCli(args, { SITES_DIR: sitesDir, ...dnsEnv() });
+
 
 let dns: TestDns;
 let sitesDir: string;
 let stateRoot: string;
 const started: RunningServer[] = [];
 
-const dnsEnv = () => ({
-  PLATFORM_DOMAIN: PLATFORM,
-  DOMAIN_VERIFICATION: 'dns',
-  DOMAIN_TOKEN_SECRET: SECRET,
-  DNS_SERVERS: dns.address,
-  DOMAIN_RETRY_S: '1',
-  STATE_DIR: join(stateRoot, 'state'),
-  MARKDOWN_CACHE_DIR: 'off',
-});
+const dnsEnv = () => dnsModeEnv(dns.address, join(stateRoot, 'state'));
 
 const ask = (port: number, query: string, headers: Record<string, string> = {}) => get(port, 'localhost', `/_platform/tls/ask${query}`, headers);
-
-/** `npm run sites -- <args>` against the test's sites and shared state. */
-function sitesCli(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SITES_DIR: sitesDir, REDIS_URL: '', ...dnsEnv() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolveRun({ code, out }));
-  });
-}
 
 beforeAll(async () => {
   dns = await startTestDns();
