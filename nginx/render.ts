@@ -128,12 +128,13 @@ function securityHeaders(tls: boolean, indent = '        '): string {
 }
 
 /**
- * ACME HTTP-01 (RFC 8555 §8.3): `/.well-known/acme-challenge/<token>` from the app, which serves
- * the site's `public/.well-known/acme-challenge/` for whichever site owns the host now. Never
+ * ACME HTTP-01 (RFC 8555 §8.3): `/.well-known/acme-challenge/<token>` from the app, which answers
+ * its own ACME client's tokens from the shared store, else the site's
+ * `public/.well-known/acme-challenge/` for whichever site owns the host now. Never
  * cached (a remembered 404 or an old token fails the challenge) and never redirected: the
  * plain-HTTP server's redirect to HTTPS skips this path (renderTlsMaps, $amt_https_probe).
  */
-export function renderAcmeLocations(o: EdgeOptions, tls: boolean): string {
+function renderAcmeLocations(o: EdgeOptions, tls: boolean): string {
   return `    # ACME HTTP-01 tokens: never cached, never redirected.
     location ^~ /.well-known/acme-challenge/ {
 ${proxyHeaders(false)}
