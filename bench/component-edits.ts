@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { MachineInfo, TargetResult } from './report.ts';
 import { ROOT } from './settings.ts';
@@ -131,11 +132,13 @@ export function renderComponentEdits(result: ComponentEditsResult): string {
 export async function writeComponentEdits(outDir: string, result: ComponentEditsResult, machine: MachineInfo, nodeArgs: string[]): Promise<string> {
   const target = componentEditsTarget(result);
   await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, 'component-edits.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, nodeArgs, componentEdits: result, target }, null, 2)}\n`);
+  // Other work on the machine shows in the first-use times (and in nothing else here): say how busy it was.
+  const load = loadavg().map((l) => l.toFixed(2)).join(' ');
+  await writeFile(join(outDir, 'component-edits.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, loadAverage: load, nodeArgs, componentEdits: result, target }, null, 2)}\n`);
   const md = join(outDir, 'component-edits.md');
   await writeFile(
     md,
-    `# Component edits\n\n${new Date().toISOString()} · ${machine.cpu} × ${machine.cores} · node ${machine.node} · flags ${nodeArgs.join(' ') || '(none)'} --expose-gc\n\n${renderComponentEdits(result)}\n\n${target.label}: ${target.measured}, goal ${target.threshold}: ${target.pass ? 'pass' : 'MISS'}\n`,
+    `# Component edits\n\n${new Date().toISOString()} · ${machine.cpu} × ${machine.cores} · load average ${load} at the end · node ${machine.node} · flags ${nodeArgs.join(' ') || '(none)'} --expose-gc\n\n${renderComponentEdits(result)}\n\n${target.label}: ${target.measured}, goal ${target.threshold}: ${target.pass ? 'pass' : 'MISS'}\n`,
   );
   return md;
 }

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stats } from 'node:fs';
+import { LRUCache } from 'lru-cache';
 import type { ContentCache } from '../sites/content-cache.ts';
 import { readContainedText, refusalReason } from '../sites/contained-file.ts';
 import { statsFingerprint } from '../sites/fs-fingerprint.ts';
@@ -8,6 +10,7 @@ import type { LayoutName } from '../sites/schema.ts';
 import { ComponentError } from './component-error.ts';
 import {
   COMPONENT_NAME,
+  compilerFilename,
   diskPath,
   displayPath,
   fileKey,
@@ -134,17 +137,30 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
   const { cache } = options;
   const maxFileBytes = options.maxFileBytes ?? 256 * 1024;
   const maxClosureFiles = options.maxClosureFiles ?? 64;
-  const compile = options.compile ?? (async (file: ComponentFile, source: string) => compileComponent(source, file));
+  const compileThrough = options.compile ?? (async (file: ComponentFile, source: string) => compileComponent(source, file));
+  // Compiled output of recently loaded files, by name and text: a component's imports (a shared
+  // Hero, a site's Badge) are loaded again with every component that imports them, and each load
+  // of a new version of one file reloads the rest. Immutable data, shared by the loads that use it.
+  const recent = new LRUCache<string, CompiledComponent>({ maxSize: 2 * 1024 * 1024, maxEntrySize: 64 * 1024, sizeCalculation: (c) => Math.max(1, c.body.length * 2 + c.css.reduce((n, x) => n + x.length * 2, 0)) });
+  async function compile(file: ComponentFile, source: string): Promise<CompiledComponent> {
+    const key = createHash('sha256').update(compilerFilename(file)).update('\0').update(source).digest('base64');
+    const known = recent.get(key);
+    if (known) return known;
+    const compiled = await compileThrough(file, source);
+    recent.set(key, compiled);
+    return compiled;
+  }
   let sharedRoot: Promise<string> | undefined;
   const sharedDir = () => (sharedRoot ??= realpath(options.sharedDir));
 
   /** Reads, compiles and links `entry` and its imports; null when the entry file does not exist. */
-  async function loadClosure(site: ComponentSite, entry: ComponentFile, name: string, kind: LoadedComponent['kind']): Promise<{ held: Held; fingerprint: string }> {
+  async function loadClosure(site: ComponentSite, entry: ComponentFile, name: string, kind: LoadedComponent['kind']): Promise<{ held: Held; fingerprint: string; bytes: number }> {
     const shared = await sharedDir();
     const units = new Map<string, ModuleUnit>();
     const css: ScopedCss[] = [];
     const paths: string[] = [];
     const stamps: string[] = [];
+    let bytes = 4096;
 
     async function visit(file: ComponentFile, chain: string[], from?: { file: ComponentFile; line?: number; column?: number; specifier: string }): Promise<ModuleUnit | null> {
       const key = fileKey(file);
@@ -183,13 +199,15 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
         deps.push(dep!);
       }
       compiled.css.forEach((code, i) => css.push({ scope: compiled.css.length > 1 ? `${compiled.scope}-${i}` : compiled.scope, file: displayPath(file), code }));
+      // Its source kept by the function (twice for two-byte text), the function and its closures, its CSS.
+      bytes += 2048 + compiled.body.length * 2 + compiled.css.reduce((n, code) => n + code.length * 2, 0);
       const unit: ModuleUnit = { file, run: moduleFunction(compiled.body, file), deps };
       units.set(key, unit);
       return unit;
     }
 
     const unit = await visit(entry, []);
-    if (!unit) return { held: { loaded: null, paths: [] }, fingerprint: MISSING };
+    if (!unit) return { held: { loaded: null, paths: [] }, fingerprint: MISSING, bytes: 64 };
     const version = stamps.join('|');
     const byRuntime = new WeakMap<CompilerRuntime, AstroComponentFactory>();
     const loaded: LoadedComponent = {
@@ -209,7 +227,7 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
         return made;
       },
     };
-    return { held: { loaded, paths }, fingerprint: version };
+    return { held: { loaded, paths }, fingerprint: version, bytes: bytes + version.length * 2 };
   }
 
   async function get(site: ComponentSite, file: ComponentFile, name: string, kind: LoadedComponent['kind']): Promise<LoadedComponent | undefined> {
@@ -224,8 +242,8 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
       async load() {
         const started = performance.now();
         try {
-          const { held, fingerprint } = await loadClosure(site, file, name, kind);
-          return { value: held, bytes: held.loaded ? estimateBytes(held.loaded) : 64, fingerprint };
+          const { held, fingerprint, bytes } = await loadClosure(site, file, name, kind);
+          return { value: held, bytes, fingerprint };
         } finally {
           options.observeLoad?.((performance.now() - started) / 1000);
         }
@@ -292,11 +310,6 @@ function issueOf(error: ComponentError): ComponentIssue {
 function dedupe(css: readonly ScopedCss[]): ScopedCss[] {
   const seen = new Set<string>();
   return css.filter((c) => !seen.has(c.scope) && (seen.add(c.scope), true));
-}
-
-/** Rough bytes held by a loaded component: its code and CSS, its functions and closures. */
-function estimateBytes(loaded: LoadedComponent): number {
-  return 8192 + loaded.css.reduce((sum, c) => sum + c.code.length * 2, 0) + loaded.version.length * 2;
 }
 
 /**
