@@ -27,6 +27,13 @@ describe("a site's stylesheet build", () => {
     await symlink(join(root, 'outside', 'secret.md'), join(siteDir, 'pages', 'leak.md'));
     await symlink(join(root, 'outside', 'folder'), join(siteDir, 'pages', 'linked'));
     await symlink(join(siteDir, 'pages', 'index.md'), join(siteDir, 'pages', 'alias.md'));
+    // The site's own components and layouts are scanned too; a component linked from outside is not.
+    await mkdir(join(siteDir, 'components'), { recursive: true });
+    await mkdir(join(siteDir, 'layouts'), { recursive: true });
+    await writeFile(join(siteDir, 'components', 'Price.astro'), '<p class="text-[#13579b]">price</p>\n');
+    await writeFile(join(siteDir, 'layouts', 'landing.astro'), '<main class="bg-[#2468ac]"><slot /></main>\n');
+    await writeFile(join(root, 'outside', 'Stolen.astro'), '<p class="bg-[#97531f]">outside component</p>\n');
+    await symlink(join(root, 'outside', 'Stolen.astro'), join(siteDir, 'components', 'Stolen.astro'));
   });
 
   afterAll(async () => {
@@ -51,5 +58,9 @@ describe("a site's stylesheet build", () => {
     expect(css).toMatch(/#fedcba/i);
     expect(css).not.toMatch(/#123457/i);
     expect(css).not.toMatch(/#654322/i);
+    // components/ and layouts/ (server/css/build-css.ts siteComponentTexts), never a link out.
+    expect(css).toMatch(/#13579b/i);
+    expect(css).toMatch(/#2468ac/i);
+    expect(css).not.toMatch(/#97531f/i);
   });
 });
