@@ -274,6 +274,29 @@ describe('site components: caching and edits', () => {
     expect(cache.stats.reloads).toBe(loads);
   });
 
+  it("keeps a broken component's error until a file it read changes: one compile, not one per request; a missing import mends when the file appears", async () => {
+    await put('components/Broken.astro', `<div>`, new Date(1_000_000));
+    await put('components/Lonely.astro', `---\nimport Ghost from './Ghost.astro';\n---\n<Ghost />`, new Date(1_000_000));
+    let now = 0;
+    let compiles = 0;
+    const cache = createContentCache({ maxEntries: 100, maxBytes: 1 << 24, checkIntervalMs: 500, now: () => now });
+    const { compileComponent } = await import('../../astro-multi-tenant/server/components/compile-component.ts');
+    const l = createComponentLoader({ cache, sharedDir: SHARED, compile: async (file, source) => (compiles++, compileComponent(source, file)) });
+    for (let i = 0; i < 5; i++) {
+      now += 200;
+      expect((await failure(l.component(site, 'Broken'))).problem).toBe('compile');
+    }
+    expect(compiles).toBe(1);
+    await put('components/Broken.astro', `<div>mended</div>`, new Date(2_000_000));
+    now += 600;
+    expect(await render(l, 'Broken')).toBe('<div>mended</div>');
+
+    expect((await failure(l.component(site, 'Lonely'))).problem).toBe('missing-import');
+    await put('components/Ghost.astro', `<p>boo</p>`);
+    now += 600;
+    expect(await render(l, 'Lonely')).toBe('<p>boo</p>');
+  });
+
   it('sees a component added, and one removed, at the next check', async () => {
     let now = 0;
     const cache = createContentCache({ maxEntries: 100, maxBytes: 1 << 24, checkIntervalMs: 500, now: () => now });

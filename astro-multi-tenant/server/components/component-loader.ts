@@ -126,9 +126,10 @@ export interface ComponentLoaderOptions {
 /** Content-cache key prefix of components (`invalidate(COMPONENT_CACHE_PREFIX + site, true)` drops a site's). */
 export const COMPONENT_CACHE_PREFIX = 'component\0';
 
-/** What the content cache holds per component: the loaded one, or null for "no such file". */
+/** What the content cache holds per component: the loaded one, null for "no such file", or why it cannot be used. */
 interface Held {
   loaded: LoadedComponent | null;
+  error?: ComponentError;
   /** Real paths of every file the value was built from, the entry first. */
   paths: string[];
 }
@@ -178,9 +179,15 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
       const read = await readContainedText(path, root, { maxBytes: maxFileBytes });
       if (read.kind === 'missing') {
         if (!from) return null;
+        // Part of the identity: the file appearing is an edit that can mend the importer.
+        paths.push(path);
+        stamps.push(MISSING);
         throw new ComponentError('missing-import', { file: displayPath(from.file), line: from.line, column: from.column }, `imports "${from.specifier}", but ${displayPath(file)} does not exist`, { specifier: from.specifier });
       }
       if (read.kind === 'refused') {
+        // Never what a stat gives, so it is read again once per check until it can be.
+        paths.push(path);
+        stamps.push('refused');
         throw new ComponentError('file', { file: displayPath(file) }, refusalReason(read));
       }
       paths.push(path);
@@ -206,10 +213,19 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
       return unit;
     }
 
-    const unit = await visit(entry, []);
+    let unit: ModuleUnit | null;
+    try {
+      unit = await visit(entry, []);
+    } catch (error) {
+      if (!(error instanceof ComponentError)) throw error;
+      // Kept like a component, until one of the files read changes: a page using a broken
+      // component costs its visitors a 503 from memory, not a compile each.
+      return { held: { loaded: null, error, paths }, fingerprint: stamps.join('|'), bytes: 1024 + error.message.length * 2 };
+    }
     if (!unit) return { held: { loaded: null, paths: [] }, fingerprint: MISSING, bytes: 64 };
     const version = stamps.join('|');
-    const byRuntime = new WeakMap<CompilerRuntime, AstroComponentFactory>();
+    const entryUnit = unit;
+    const byRuntime = new WeakMap<CompilerRuntime, AstroComponentFactory | ComponentError>();
     const loaded: LoadedComponent = {
       name,
       kind,
@@ -219,11 +235,17 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
       factory(runtime) {
         let made = byRuntime.get(runtime);
         if (!made) {
-          const exports = evaluate(unit, runtime);
-          made = exports.default as AstroComponentFactory;
-          if (typeof made !== 'function') throw new ComponentError('evaluate', { file: displayPath(entry) }, 'has no default export (not an Astro component)');
+          // A module that throws is remembered with this version: it would throw again.
+          try {
+            const exports = evaluate(entryUnit, runtime);
+            if (typeof exports.default !== 'function') throw new ComponentError('evaluate', { file: displayPath(entry) }, 'has no default export (not an Astro component)');
+            made = exports.default as AstroComponentFactory;
+          } catch (error) {
+            made = error instanceof ComponentError ? error : new ComponentError('evaluate', { file: displayPath(entry) }, String(error));
+          }
           byRuntime.set(runtime, made);
         }
+        if (made instanceof ComponentError) throw made;
         return made;
       },
     };
@@ -249,6 +271,7 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
         }
       },
     });
+    if (held?.error) throw held.error;
     return held?.loaded ?? undefined;
   }
 
@@ -279,11 +302,8 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
     async check(site) {
       const issues: ComponentIssue[] = [];
       const listed = await siteFiles(site.dir, (file, reason) => issues.push(issueOf(new ComponentError('file', { file: `sites/${site.id}/${file}` }, reason))));
-      const attempts: Array<[string, () => Promise<unknown>]> = [
-        ...listed.components.map((n): [string, () => Promise<unknown>] => [n, () => loader.component(site, n)]),
-        ...listed.layouts.map((n): [string, () => Promise<unknown>] => [n, () => loader.layout(site, n)]),
-      ];
-      for (const [, attempt] of attempts) {
+      const attempts = [...listed.components.map((n) => () => loader.component(site, n)), ...listed.layouts.map((n) => () => loader.layout(site, n))];
+      for (const attempt of attempts) {
         try {
           await attempt();
         } catch (error) {
