@@ -157,6 +157,28 @@ describe('the certificate manager', () => {
   });
 });
 
+describe('the certificate manager, started', () => {
+  it('brings a certificate another process issued into this machine\'s CERTS_DIR at the next poll, not the next full tick', async () => {
+    const clock = { now: 1_000 * DAY };
+    const store = createMemoryCertificateStore(() => clock.now);
+    const ca = fakeIssuer(clock);
+    const issuing = createCertificateManager({ store, issuer: ca.issuer, wanted: () => new Map([['shop.test', 'shop']]), renewBeforeMs: 30 * DAY, now: () => clock.now });
+    const dir = join(root, 'polled');
+    // This one never orders (its names are unknown): it only follows the store.
+    const following = createCertificateManager({ store, issuer: ca.issuer, wanted: () => undefined, renewBeforeMs: 30 * DAY, now: () => clock.now, certsDir: createCertsDir({ dir, getBundle: (h) => store.getBundle(h) }) });
+    following.start(3_600_000, 50);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      await issuing.tick();
+      const started = Date.now();
+      while (!(await readdir(dir).catch(() => [] as string[])).includes('shop.test.crt') && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 20));
+      expect(await readFile(join(dir, 'shop.test.crt'), 'utf8')).toBe('CHAIN shop.test S1\n');
+    } finally {
+      following.stop();
+    }
+  });
+});
+
 describe('CERTS_DIR', () => {
   it('leaves files it does not manage alone, and never removes a file newer than the records it was given', async () => {
     const dir = join(root, 'manual');

@@ -54,7 +54,10 @@ const bundle = { serial: 'AB01', chainPem: '-----BEGIN CERTIFICATE-----\nx\n----
 describe.each(kinds)('the %s certificate store', (_kind, open) => {
   it('gives another handle the record and certificate one handle wrote, and forgets both on remove', async () => {
     const [one, two] = open('records');
+    const v0 = await two.version();
     await one.put('shop.test', record, bundle);
+    const v1 = await two.version();
+    expect(v1).not.toBe(v0);
     expect(await two.get('shop.test')).toEqual(record);
     expect(await two.getBundle('shop.test')).toEqual(bundle);
     expect([...(await two.list())]).toEqual([['shop.test', record]]);
@@ -63,6 +66,7 @@ describe.each(kinds)('the %s certificate store', (_kind, open) => {
     expect((await one.get('shop.test'))?.failures).toBe(2);
     expect(await one.getBundle('shop.test')).toEqual(bundle);
     await one.remove('shop.test');
+    expect(await two.version()).not.toBe(v1);
     expect(await two.get('shop.test')).toBeUndefined();
     expect(await two.getBundle('shop.test')).toBeUndefined();
     expect((await two.list()).size).toBe(0);

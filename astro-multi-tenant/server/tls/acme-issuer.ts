@@ -1,4 +1,5 @@
 import { X509Certificate, randomUUID } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import acme from 'acme-client';
 import type { CertificateBundle, CertificateStore } from './certificate-store.ts';
 import { AcmeAttemptError, withProblemCapture } from './acme-problem.ts';
@@ -43,6 +44,24 @@ export function leafFacts(chainPem: string): { serial: string; notBefore: number
 }
 
 /**
+ * Why the CA's directory cannot be fetched (an error code such as ECONNREFUSED or
+ * UNABLE_TO_VERIFY_LEAF_SIGNATURE), or undefined when it answers. acme-client reports a request
+ * that got no answer as a TypeError from its own retry code, so an unexplained failure is
+ * followed by this probe to tell "the CA is unreachable" from a bug.
+ */
+export function caUnreachable(directoryUrl: string, timeoutMs = 5000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = httpsRequest(directoryUrl, { method: 'GET', timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(undefined);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    req.end();
+  });
+}
+
+/**
  * The ACME side of certificates, with acme-client. The account key is made once per directory
  * and kept in the shared store (taken under the store's `account` lock, so two workers starting
  * together register one account); each process keeps its client for the process's life.
@@ -78,36 +97,49 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
     return makeClient(account.keyPem, account.url);
   }
 
-  return {
-    issue(host) {
-      return withProblemCapture(async () => {
-        client ??= openAccount().catch((error) => {
-          client = undefined;
-          throw error;
-        });
-        const acmeClient = await client;
-        const [keyBuffer, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, await acme.crypto.createPrivateEcdsaKey());
-        const chainPem = await acmeClient.auto({
-          csr,
-          email: options.email,
-          termsOfServiceAgreed: true,
-          challengePriority: ['http-01'],
-          // The CA checks; a self-check from here would go through this machine's own resolver and port 80.
-          skipChallengeVerification: true,
-          challengeCreateFn: async (authz, challenge, keyAuthorization) => {
-            if (challenge.type !== 'http-01') throw new Error(`the CA offered no http-01 challenge for ${authz.identifier.value}`);
-            if (authz.identifier.value !== host) throw new Error(`the CA asked about ${authz.identifier.value}, not ${host}`);
-            if (!ACME_TOKEN.test(challenge.token)) throw new Error('the CA sent a challenge token that is not base64url');
-            await store.putChallenge(challenge.token, { host, keyAuthorization, expiresAt: now() + challengeTtlMs });
-          },
-          challengeRemoveFn: async (_authz, challenge) => {
-            await store.removeChallenge(challenge.token);
-          },
-        });
-        const facts = leafFacts(chainPem);
-        if (!facts.names.includes(host)) throw new Error(`the CA issued a certificate for ${facts.names.join(', ') || 'no name'}, not ${host}`);
-        return { serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter, chainPem, keyPem: keyBuffer.toString() };
+  /** One order for `host`, inside problem capture. */
+  function order(host: string): Promise<IssuedCertificate> {
+    return withProblemCapture(async () => {
+      client ??= openAccount().catch((error) => {
+        client = undefined;
+        throw error;
       });
+      const acmeClient = await client;
+      const [keyBuffer, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, await acme.crypto.createPrivateEcdsaKey());
+      const chainPem = await acmeClient.auto({
+        csr,
+        email: options.email,
+        termsOfServiceAgreed: true,
+        challengePriority: ['http-01'],
+        // The CA checks; a self-check from here would go through this machine's own resolver and port 80.
+        skipChallengeVerification: true,
+        challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+          if (challenge.type !== 'http-01') throw new Error(`the CA offered no http-01 challenge for ${authz.identifier.value}`);
+          if (authz.identifier.value !== host) throw new Error(`the CA asked about ${authz.identifier.value}, not ${host}`);
+          if (!ACME_TOKEN.test(challenge.token)) throw new Error('the CA sent a challenge token that is not base64url');
+          await store.putChallenge(challenge.token, { host, keyAuthorization, expiresAt: now() + challengeTtlMs });
+        },
+        challengeRemoveFn: async (_authz, challenge) => {
+          await store.removeChallenge(challenge.token);
+        },
+      });
+      const facts = leafFacts(chainPem);
+      if (!facts.names.includes(host)) throw new Error(`the CA issued a certificate for ${facts.names.join(', ') || 'no name'}, not ${host}`);
+      return { serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter, chainPem, keyPem: keyBuffer.toString() };
+    });
+  }
+
+  return {
+    async issue(host) {
+      try {
+        return await order(host);
+      } catch (error) {
+        if (error instanceof AcmeAttemptError && error.failure.kind === 'other') {
+          const code = await caUnreachable(directoryUrl);
+          if (code) throw new AcmeAttemptError({ kind: 'network', message: `cannot reach the CA at ${directoryUrl}: ${code}` });
+        }
+        throw error;
+      }
     },
   };
 }

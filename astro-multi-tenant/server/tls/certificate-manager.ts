@@ -55,8 +55,12 @@ export interface CertificateStatus {
 export interface CertificateManager {
   /** Loads the store, removes certificates no site wants, issues what is due, syncs CERTS_DIR. */
   tick(): Promise<void>;
-  /** Ticks every `intervalMs` (sooner when a renewal or retry falls due) until stop(); unref'd. */
-  start(intervalMs: number): void;
+  /**
+   * Until stop() (timers unref'd): a full tick every `intervalMs`, and in between, every `pollMs`
+   * (default 5 s), a check of the store's version that ticks at once when another process wrote a
+   * certificate; a renewal or retry falling due is met to the poll.
+   */
+  start(intervalMs: number, pollMs?: number): void;
   stop(): void;
   /** Runs a tick soon (a domain was just verified). */
   wake(): void;
@@ -90,6 +94,9 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
   let lastWanted = new Map<string, string>();
   let timer: NodeJS.Timeout | undefined;
   let intervalMs = 0;
+  let pollMs = 5000;
+  let lastVersion: string | undefined;
+  let lastFullTickAt = -Infinity;
   let running: Promise<void> | undefined;
   let again = false;
 
@@ -119,8 +126,11 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
     const wanted = options.wanted();
     // Wall-clock time (compared with file mtimes by the CERTS_DIR sync), whatever clock schedules.
     let loadedAt = Date.now();
+    // The version before the list: a write landing in between makes the next poll tick again.
+    lastVersion = await store.version();
     records = await store.list();
     const at = now();
+    lastFullTickAt = at;
     if (wanted) {
       lastWanted = wanted;
       let changed = false;
@@ -151,6 +161,7 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
       }
       if (changed || issued > 0) {
         loadedAt = Date.now();
+        lastVersion = await store.version();
         records = await store.list();
       }
     }
@@ -175,14 +186,28 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
     };
   }
 
+  /** The next renewal or retry of a wanted host still ahead (ms), from the last records. */
+  function nextEvent(at: number): number | undefined {
+    const wantedRecords = [...lastWanted.keys()].flatMap((h) => (records.has(h) ? [records.get(h)!] : []));
+    return nextEventAt(wantedRecords, at, renewBeforeMs);
+  }
+
+  /** A full tick when one is due (woken, interval passed, a renewal or retry due), else only when the store's version moved. */
+  async function poll(): Promise<void> {
+    const at = now();
+    const event = nextEvent(lastFullTickAt);
+    const due = again || at - lastFullTickAt >= intervalMs || (event !== undefined && at >= event);
+    again = false;
+    if (!due && (await store.version()) === lastVersion) return;
+    await manager.tick();
+  }
+
   function schedule(): void {
     if (intervalMs <= 0) return;
     const at = now();
-    const wantedRecords = [...lastWanted.keys()].flatMap((h) => (records.has(h) ? [records.get(h)!] : []));
-    const next = nextEventAt(wantedRecords, at, renewBeforeMs);
-    // At the next renewal or retry to the second (plus a little, so it is due), never later than the interval.
-    const delay = again ? 0 : Math.max(250, Math.min(intervalMs, next === undefined ? intervalMs : next - at + 50));
-    again = false;
+    const event = nextEvent(at);
+    // At the next renewal or retry (plus a little, so it is due), never later than the next poll.
+    const delay = again ? 0 : Math.max(100, Math.min(pollMs, event === undefined ? pollMs : event - at + 50));
     timer = setTimeout(() => {
       timer = undefined;
       loop();
@@ -190,9 +215,9 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
     timer.unref();
   }
 
-  /** One tick, then the next one scheduled: the only chain of ticks this process runs. */
+  /** One poll, then the next one scheduled: the only chain of ticks this process runs. */
   function loop(): void {
-    void manager.tick().catch((error) => options.onError?.(error)).finally(schedule);
+    void poll().catch((error) => options.onError?.(error)).finally(schedule);
   }
 
   const manager: CertificateManager = {
@@ -202,8 +227,10 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
       running = runTick().finally(() => (running = undefined));
       return running;
     },
-    start(every) {
+    start(every, poll = 5000) {
       intervalMs = every;
+      pollMs = Math.min(poll, every);
+      again = true;
       loop();
     },
     stop() {
@@ -215,10 +242,8 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
       if (intervalMs <= 0) return;
       // Waiting for the next tick: run it now. Otherwise a tick is running (or just ended and is
       // about to schedule the next one), and `again` makes that next one immediate.
-      if (!timer) {
-        again = true;
-        return;
-      }
+      again = true;
+      if (!timer) return;
       clearTimeout(timer);
       timer = undefined;
       loop();

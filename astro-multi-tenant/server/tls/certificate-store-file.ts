@@ -118,6 +118,8 @@ export function createFileCertificateStore(options: FileCertificateStoreOptions)
     async list() {
       return new Map(Object.entries(structuredClone((await readMain()).certs)));
     },
+    // Locks and the pause are in the same file, so this moves on those writes too: a few extra lists.
+    version: () => main.version(),
     async get(host) {
       const r = (await readMain()).certs[host];
       return r ? structuredClone(r) : undefined;

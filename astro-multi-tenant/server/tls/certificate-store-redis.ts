@@ -25,7 +25,8 @@ const parse = (json: string | null): unknown => {
  * - `<p>:bundles` hash host → { serial, chainPem, keyPem } (read only when a serial changed);
  * - `<p>:lock:<name>`: SET NX PX, value = owner;
  * - `<p>:challenge:<token>`: the HTTP-01 answer, expiring by itself (PX);
- * - `<p>:pause`: until when the CA asked the account to wait (PX).
+ * - `<p>:pause`: until when the CA asked the account to wait (PX);
+ * - `<p>:version`: INCR'd after every write of a record or certificate (workers poll it).
  * The private keys are as safe as this Redis: it must not be reachable by tenants (docs/security.md).
  */
 export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'amt:acme'): CertificateStore {
@@ -50,6 +51,9 @@ export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'a
       }
       return out;
     },
+    async version() {
+      return (await client.get(`${prefix}:version`)) ?? '0';
+    },
     async get(host) {
       const value = parse(await client.hget(certs, host));
       return isCertificateRecord(value) ? value : undefined;
@@ -62,10 +66,12 @@ export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'a
       // The bundle first: a reader that sees the new serial in the record finds its certificate.
       if (bundle) await client.hset(bundles, host, JSON.stringify(bundle));
       await client.hset(certs, host, JSON.stringify(record));
+      await client.incr(`${prefix}:version`);
     },
     async remove(host) {
       await client.hdel(certs, host);
       await client.hdel(bundles, host);
+      await client.incr(`${prefix}:version`);
     },
     async lock(name, owner, ttlMs) {
       return (await client.set(`${prefix}:lock:${name}`, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX')) === 'OK';

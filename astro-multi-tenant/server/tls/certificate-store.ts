@@ -67,6 +67,12 @@ export interface CertificateStore {
   putAccount(record: AccountRecord): Promise<void>;
   /** Every host's record: host → record (no PEMs). */
   list(): Promise<Map<string, CertificateRecord>>;
+  /**
+   * A cheap token that changes whenever a record or certificate is written or removed (one GET or
+   * one stat): each worker polls it every few seconds and lists the records only when it moved, so
+   * a certificate issued on one machine reaches every machine's CERTS_DIR within seconds.
+   */
+  version(): Promise<string>;
   get(host: string): Promise<CertificateRecord | undefined>;
   getBundle(host: string): Promise<CertificateBundle | undefined>;
   /** Writes a host's record and, when given, its certificate (both replace what was there). */
@@ -119,6 +125,7 @@ export function createMemoryCertificateStore(now: () => number = Date.now): Cert
   const locks = new Map<string, { owner: string; expiresAt: number }>();
   const challenges = new Map<string, ChallengeRecord>();
   let pause = 0;
+  let version = 0;
   const copy = <T>(value: T): T => structuredClone(value);
   return {
     location: '(memory)',
@@ -127,15 +134,18 @@ export function createMemoryCertificateStore(now: () => number = Date.now): Cert
       accounts.set(record.directoryUrl, copy(record));
     },
     list: async () => new Map([...records].map(([host, r]) => [host, copy(r)])),
+    version: async () => String(version),
     get: async (host) => (records.has(host) ? copy(records.get(host)) : undefined),
     getBundle: async (host) => (bundles.has(host) ? copy(bundles.get(host)) : undefined),
     async put(host, record, bundle) {
       records.set(host, copy(record));
       if (bundle) bundles.set(host, copy(bundle));
+      version++;
     },
     async remove(host) {
       records.delete(host);
       bundles.delete(host);
+      version++;
     },
     async lock(name, owner, ttlMs) {
       const held = locks.get(name);
