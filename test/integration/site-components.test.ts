@@ -25,12 +25,14 @@ async function writeLab(sitesDir: string): Promise<void> {
     'components/Greeting.astro': '---\nconst { name, count } = Astro.props;\n---\n<p class="greeting" data-count-type={typeof count}>Hello {name}, {count + 1} times</p>\n<style>.greeting { color: rgb(1, 2, 3); }</style>\n',
     'components/Box.astro': '---\nimport Greeting from \'./Greeting.astro\';\nconst { title } = Astro.props;\n---\n<section class="box" data-title={title}><Greeting name="from the box" count={0} /><slot /></section>\n',
     'components/Broken.astro': '---\nconst x = 1;\n---\n<div>\n  <p>{x</p>\n</div>\n',
+    'components/Explodes.astro': '---\nexport const parts = (() => { throw new Error(\'module code failed on purpose\'); })();\n---\n<p>{parts}</p>\n',
     'components/Sneaky.astro': '---\nimport fs from \'node:fs\';\n---\n<p>{fs.readFileSync(\'/etc/hostname\', \'utf8\')}</p>\n',
     'layouts/article.astro': '---\nimport PageBody from \'@shared/PageBody.astro\';\nconst { site, page, canonical, stylesheets } = Astro.props;\n---\n<html><head><title>{page.title}</title>{stylesheets.map((href) => <link rel="stylesheet" href={href} />)}<link rel="canonical" href={canonical} /></head><body data-site={site.id}><main data-layout="lab-article"><h1>{page.title}</h1><PageBody page={page} /></main></body></html>\n',
     'pages/index.md': page('Lab home', 'Intro.\n\n::Greeting{name="Ada" count=41}\n\n:::Box{title="Outer"}\nInside *the box*.\n\n::Greeting{name="nested" count=1}\n:::\n\nAfter.'),
     'pages/plain.md': page('Plain', 'No components here.'),
     'pages/broken.md': page('Broken', '::Broken'),
     'pages/sneaky.md': page('Sneaky', '::Sneaky'),
+    'pages/explodes.md': page('Explodes', '::Explodes'),
     'pages/unknown.md': page('Unknown', 'Text.\n\n::Nowhere{a=1}'),
     'pages/story.md': page('A story', 'Once upon a time.\n\n::Greeting{name="reader" count=2}', 'article'),
   };
@@ -105,6 +107,12 @@ describe('site components on one server', () => {
     expect((await get(server.port, 'lab.example', '/')).status).toBe(200);
     expect((await get(server.port, 'lab.example', '/plain')).status).toBe(200);
     expect((await get(server.port, 'acme.example', '/')).status).toBe(200);
+  });
+
+  it('answers 503, not a render failure, for a page whose component’s module code throws, naming the file', async () => {
+    expect((await get(server.port, 'lab.example', '/explodes')).status).toBe(503);
+    await logged((l) => l.includes('COMPONENT_INVALID') && l.includes('sites/lab/components/Explodes.astro') && l.includes('module code failed on purpose'));
+    expect((await get(server.port, 'lab.example', '/')).status).toBe(200);
   });
 
   it('refuses a component importing a Node built-in, with a clear error, and never runs it', async () => {

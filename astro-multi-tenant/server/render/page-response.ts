@@ -60,6 +60,10 @@ export function createPageResponse(deps: PageResponseDeps) {
       done();
     }
   };
+  /** A render that failed because a site component could not be made answers with that component's error (503). */
+  const componentFailed = (view: View) => (error: unknown) => {
+    throw (view.kind === 'page' && view.componentFailure) || error;
+  };
   return async function respondWithPage(ctx: SiteRequest, page: Page): Promise<RouteKind> {
     const { req, res, site, siteOrigin, target } = ctx;
     const { frontmatter, html, layout, segments } = page;
@@ -87,7 +91,7 @@ export function createPageResponse(deps: PageResponseDeps) {
       ...(own.components ? { components: own.components } : {}),
     };
     if (viewer) {
-      await gated(site.id, () => deps.renderer.render(req, res, view));
+      await gated(site.id, () => deps.renderer.render(req, res, view)).catch(componentFailed(view));
       return 'page';
     }
 
@@ -111,11 +115,11 @@ export function createPageResponse(deps: PageResponseDeps) {
       return 'page';
     }
     if (!cache || !deps.renderer.renderCaptured || req.method === 'HEAD') {
-      await gated(site.id, () => deps.renderer.render(req, res, view));
+      await gated(site.id, () => deps.renderer.render(req, res, view)).catch(componentFailed(view));
       return 'page';
     }
     res.setHeader('X-Render-Cache', 'miss');
-    const body = await gated(site.id, () => deps.renderer.renderCaptured!(req, res, view));
+    const body = await gated(site.id, () => deps.renderer.renderCaptured!(req, res, view)).catch(componentFailed(view));
     if (res.statusCode === 200 && body.length > 0) cache.set(key, etag, body);
     return 'page';
   };

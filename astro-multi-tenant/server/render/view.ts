@@ -72,6 +72,12 @@ export type View =
       siteLayout?: ViewComponent;
       /** The site components the page calls, loaded by the server before the render; absent when none. */
       components?: Readonly<Record<string, ViewComponent>>;
+      /**
+       * Set by the view when making a site component or layout threw (its module code failed,
+       * a ComponentError): the render then fails, and the server answers this error (503 for this
+       * page, the file named in the log) instead of a render failure's 500.
+       */
+      componentFailure?: unknown;
     }
   | { kind: 'site-not-found'; status: 404; site: SiteView; stylesheets: string[] }
   | { kind: 'sign-in'; status: number; site: SiteView; form: SignInView; stylesheets: string[] }
