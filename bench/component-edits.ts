@@ -42,7 +42,7 @@ export interface ComponentEditsResult {
   naive: EditRun;
   /** First compile of a component (the Astro compiler, the import check and rewrite), ms. */
   compileMs: { p50: number; p99: number; max: number; count: number };
-  /** First load of a component from cold (read, compile through an empty disk cache, link, make), ms. */
+  /** First load of a component from cold (read, compile in the compiler child through an empty disk cache, link, make), ms. */
   firstLoadMs: { p50: number; p99: number; max: number; count: number };
 }
 
@@ -125,7 +125,7 @@ export function renderComponentEdits(result: ComponentEditsResult): string {
     '| first use of a component | p50 ms | p99 ms | max ms | count |',
     '| --- | ---: | ---: | ---: | ---: |',
     `| compile (Astro compiler + import check + rewrite) | ${result.compileMs.p50} | ${result.compileMs.p99} | ${result.compileMs.max} | ${result.compileMs.count} |`,
-    `| first load (read, compile via empty disk cache, link, make) | ${result.firstLoadMs.p50} | ${result.firstLoadMs.p99} | ${result.firstLoadMs.max} | ${result.firstLoadMs.count} |`,
+    `| first load (read, compile in the compiler child via empty disk cache, link, make) | ${result.firstLoadMs.p50} | ${result.firstLoadMs.p99} | ${result.firstLoadMs.max} | ${result.firstLoadMs.count} |`,
   ].join('\n');
 }
 

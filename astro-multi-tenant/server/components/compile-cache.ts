@@ -36,6 +36,8 @@ export interface CompileCacheOptions {
   maxBytes: number;
   /** Identity of the compiler (componentCompilerId()): part of every key. */
   compilerId: string;
+  /** Compiles a miss; default: compileComponent in this process (compiler-process.ts isolates it). */
+  compileSource?: (file: ComponentFile, source: string) => Promise<CompiledComponent>;
   onWarning?: (message: string, details: Record<string, unknown>) => void;
 }
 
@@ -66,6 +68,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
   }) as typeof counts & { readonly writes: number; readonly pruned: number };
   const pending = new Set<Promise<unknown>>();
   let writable = true;
+  const compileSource = options.compileSource ?? (async (file: ComponentFile, source: string) => compileComponent(source, file));
 
   async function read(key: string): Promise<CompiledComponent | undefined> {
     let text: string;
@@ -97,7 +100,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
 
   return {
     async compile(file, source) {
-      if (!folder.usable) return compileComponent(source, file);
+      if (!folder.usable) return compileSource(file, source);
       const key = compileCacheKey(options.compilerId, file, source);
       const cached = await read(key);
       if (cached) {
@@ -105,7 +108,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
         return cached;
       }
       stats.misses++;
-      const compiled = compileComponent(source, file);
+      const compiled = await compileSource(file, source);
       if (writable) write(key, compiled);
       return compiled;
     },

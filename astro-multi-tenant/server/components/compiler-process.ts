@@ -1,0 +1,104 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ComponentError, type ComponentProblem } from './component-error.ts';
+import { displayPath, type ComponentFile } from './component-file.ts';
+import type { CompiledComponent } from './compile-component.ts';
+
+/**
+ * Compiles components in a child process of its own, so that the Astro compiler cannot take the
+ * server down. @astrojs/compiler-rs is native code: markup nested a few thousand deep
+ * (`<div>` × 5000, about 25 KB) overflows its stack and the process dies of SIGSEGV, which no
+ * try/catch and no worker thread can contain; and its time grows faster than the nesting
+ * (40 ms at 2,000 deep). In a child, a crash or a compile over `timeoutMs` is that file's
+ * ComponentError (the loader keeps it until the file changes), and the next compile gets a new
+ * child. Compiles are rare (first use of a version on a machine; the disk cache serves the rest)
+ * and take a millisecond or two, so one child per server process compiles one file at a time,
+ * and goes away after `idleMs` without work.
+ */
+export interface IsolatedCompiler {
+  compile(file: ComponentFile, source: string): Promise<CompiledComponent>;
+  /** Stops the child (tests, shutdown); a later compile starts a new one. */
+  close(): void;
+}
+
+export interface CompileRequest {
+  id: number;
+  file: ComponentFile;
+  source: string;
+}
+
+export type CompileReply =
+  | { id: number; ok: true; compiled: CompiledComponent }
+  | { id: number; ok: false; error: { problem: ComponentProblem; file: string; line?: number; column?: number; reason: string; specifier?: string } };
+
+const CHILD = fileURLToPath(new URL('./compiler-child.ts', import.meta.url));
+
+export function createIsolatedCompiler(options: { timeoutMs?: number; idleMs?: number } = {}): IsolatedCompiler {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const idleMs = options.idleMs ?? 30_000;
+  let child: ChildProcess | undefined;
+  let nextId = 1;
+  let idleTimer: NodeJS.Timeout | undefined;
+  // One compile at a time: what a crash or a timeout is blamed on is never in doubt.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  function stop(): void {
+    clearTimeout(idleTimer);
+    child?.kill('SIGKILL');
+    child = undefined;
+  }
+
+  function start(): ChildProcess {
+    // Its own small heap, none of the server's flags; stdout/stderr are the server's, for its rare words.
+    const started = fork(CHILD, [], { execArgv: ['--max-old-space-size=256'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    started.on('error', () => {});
+    return started;
+  }
+
+  function compileNow(file: ComponentFile, source: string): Promise<CompiledComponent> {
+    clearTimeout(idleTimer);
+    const worker = (child ??= start());
+    const id = nextId++;
+    const where = { file: displayPath(file) };
+    worker.ref();
+    return new Promise<CompiledComponent>((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+        worker.unref();
+        idleTimer = setTimeout(stop, idleMs);
+        idleTimer.unref();
+      };
+      const onMessage = (reply: CompileReply) => {
+        if (reply.id !== id) return;
+        finish();
+        if (reply.ok) resolve(reply.compiled);
+        else reject(new ComponentError(reply.error.problem, { file: reply.error.file || where.file, line: reply.error.line, column: reply.error.column }, reply.error.reason, { specifier: reply.error.specifier }));
+      };
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+        finish();
+        if (child === worker) child = undefined;
+        reject(new ComponentError('compile', where, `the Astro compiler crashed on this file (${signal ?? `exit code ${code}`}); markup or expressions nested thousands deep do that`));
+      };
+      const timer = setTimeout(() => {
+        finish();
+        if (child === worker) child = undefined;
+        worker.kill('SIGKILL');
+        reject(new ComponentError('compile', where, `took more than ${timeoutMs} ms to compile`));
+      }, timeoutMs);
+      worker.on('message', onMessage);
+      worker.on('exit', onExit);
+      worker.send({ id, file, source } satisfies CompileRequest);
+    });
+  }
+
+  return {
+    compile(file, source) {
+      const result = queue.then(() => compileNow(file, source));
+      queue = result.catch(() => {});
+      return result;
+    },
+    close: stop,
+  };
+}

@@ -1,0 +1,41 @@
+import { describe, it, expect, afterEach } from 'vitest';
+import { createIsolatedCompiler, type IsolatedCompiler } from '../../astro-multi-tenant/server/components/compiler-process.ts';
+import { compileComponent } from '../../astro-multi-tenant/server/components/compile-component.ts';
+import { ComponentError } from '../../astro-multi-tenant/server/components/component-error.ts';
+
+const file = { area: 'site', site: 'acme', path: 'components/Deep.astro' } as const;
+const nested = (depth: number) => `${'<div>'.repeat(depth)}${'</div>'.repeat(depth)}`;
+
+let compiler: IsolatedCompiler;
+afterEach(() => compiler?.close());
+
+async function failure(promise: Promise<unknown>): Promise<ComponentError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(ComponentError);
+  return error as ComponentError;
+}
+
+describe('compiling in a child process', () => {
+  it('gives exactly what compiling in this process gives, errors included', async () => {
+    compiler = createIsolatedCompiler();
+    const source = `---\nimport Badge from './Badge.astro';\nconst { n } = Astro.props;\n---\n<p class="x">{n}<Badge /></p>\n<style>.x { color: red }</style>`;
+    expect(await compiler.compile(file, source)).toEqual(compileComponent(source, file));
+    const error = await failure(compiler.compile(file, '<div>\n<p></div>'));
+    expect(error.message).toMatch(/^sites\/acme\/components\/Deep\.astro:2:\d+: Expected corresponding JSX closing tag for 'p'/);
+    expect(error.problem).toBe('compile');
+  });
+
+  it('turns a crash of the native compiler (markup nested 20,000 deep: SIGSEGV) into an error for that file; this process lives on and the next file compiles', async () => {
+    compiler = createIsolatedCompiler();
+    const error = await failure(compiler.compile(file, nested(20_000)));
+    expect(error.message).toMatch(/^sites\/acme\/components\/Deep\.astro: the Astro compiler crashed on this file \(SIGSEGV/);
+    expect((await compiler.compile(file, '<p>after</p>')).body).toContain('<p>after</p>');
+  });
+
+  it('stops a compile over its time limit with an error for that file', async () => {
+    compiler = createIsolatedCompiler({ timeoutMs: 1 });
+    // 2,000 deep takes tens of milliseconds to compile (and a child to start), never one.
+    const error = await failure(compiler.compile(file, nested(2000)));
+    expect(error.message).toBe('sites/acme/components/Deep.astro: took more than 1 ms to compile');
+  });
+});
