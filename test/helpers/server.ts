@@ -109,10 +109,16 @@ export function get(port: number, host: string, path = '/', headers: Record<stri
   });
 }
 
-/** Sends bytes exactly as given (for malformed Host headers and raw paths) and returns the status code. */
+/**
+ * Sends bytes exactly as given (for malformed Host headers and raw paths) and returns the status
+ * code. The request must end the connection itself (`Connection: close`, or HTTP/1.0): the socket
+ * is not half-closed after writing, because Node's HTTP server (httpAllowHalfOpen false) aborts a
+ * request whose client has half-closed before its answer is written, which on a busy machine
+ * lost answers that needed any asynchronous work.
+ */
 export function rawRequest(port: number, text: string): Promise<{ status: number; raw: string }> {
   return new Promise((resolveResponse, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.end(Buffer.from(text, 'latin1')));
+    const socket = connect(port, '127.0.0.1', () => socket.write(Buffer.from(text, 'latin1')));
     let raw = '';
     socket.on('data', (c) => (raw += c.toString('latin1')));
     socket.on('end', () => resolveResponse({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0), raw }));
