@@ -279,3 +279,34 @@ describe('content cache: concurrent loads', () => {
     expect(await c.get('k', flaky)).toBe('ok');
   });
 });
+
+describe('content cache: values built from several files', () => {
+  it('hands the held value to fingerprint(), and keeps the fingerprint a load says it was built from', async () => {
+    let now = 0;
+    const c = cache({ checkIntervalMs: 100, now: () => now });
+    // A value made of an entry file and whatever it names; only the load knows what it names.
+    const stamps: Record<string, string> = { entry: 'e1', dep: 'd1' };
+    const seen: Array<string[] | undefined> = [];
+    let loads = 0;
+    const source: CacheSource<{ files: string[]; built: string }> = {
+      async fingerprint(previous) {
+        seen.push(previous?.files);
+        return (previous?.files ?? ['entry']).map((f) => stamps[f]).join('|');
+      },
+      async load() {
+        loads++;
+        const built = `${stamps.entry}|${stamps.dep}`;
+        return { value: { files: ['entry', 'dep'], built }, bytes: 10, fingerprint: built };
+      },
+    };
+    expect((await c.get('k', source))!.built).toBe('e1|d1');
+    now = 200;
+    await c.get('k', source);
+    expect(seen).toEqual([undefined, ['entry', 'dep']]);
+    expect(loads).toBe(1);
+    stamps.dep = 'd2';
+    now = 400;
+    expect((await c.get('k', source))!.built).toBe('e1|d2');
+    expect(loads).toBe(2);
+  });
+});
