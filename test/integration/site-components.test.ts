@@ -26,6 +26,7 @@ async function writeLab(sitesDir: string): Promise<void> {
     'components/Box.astro': '---\nimport Greeting from \'./Greeting.astro\';\nconst { title } = Astro.props;\n---\n<section class="box" data-title={title}><Greeting name="from the box" count={0} /><slot /></section>\n',
     'components/Broken.astro': '---\nconst x = 1;\n---\n<div>\n  <p>{x</p>\n</div>\n',
     'components/Explodes.astro': '---\nexport const parts = (() => { throw new Error(\'module code failed on purpose\'); })();\n---\n<p>{parts}</p>\n',
+    'components/Throws.astro': '---\nconst { when } = Astro.props;\nif (when === \'now\') throw new Error(\'render failed on purpose\');\n---\n<p>fine</p>\n',
     'components/Sneaky.astro': '---\nimport fs from \'node:fs\';\n---\n<p>{fs.readFileSync(\'/etc/hostname\', \'utf8\')}</p>\n',
     'layouts/article.astro': '---\nimport PageBody from \'@shared/PageBody.astro\';\nconst { site, page, canonical, stylesheets } = Astro.props;\n---\n<html><head><title>{page.title}</title>{stylesheets.map((href) => <link rel="stylesheet" href={href} />)}<link rel="canonical" href={canonical} /></head><body data-site={site.id}><main data-layout="lab-article"><h1>{page.title}</h1><PageBody page={page} /></main></body></html>\n',
     'pages/index.md': page('Lab home', 'Intro.\n\n::Greeting{name="Ada" count=41}\n\n:::Box{title="Outer"}\nInside *the box*.\n\n::Greeting{name="nested" count=1}\n:::\n\nAfter.'),
@@ -33,6 +34,7 @@ async function writeLab(sitesDir: string): Promise<void> {
     'pages/broken.md': page('Broken', '::Broken'),
     'pages/sneaky.md': page('Sneaky', '::Sneaky'),
     'pages/explodes.md': page('Explodes', '::Explodes'),
+    'pages/throws.md': page('Throws', '::Throws{when="now"}'),
     'pages/unknown.md': page('Unknown', 'Text.\n\n::Nowhere{a=1}'),
     'pages/story.md': page('A story', 'Once upon a time.\n\n::Greeting{name="reader" count=2}', 'article'),
   };
@@ -113,6 +115,12 @@ describe('site components on one server', () => {
     expect((await get(server.port, 'lab.example', '/explodes')).status).toBe(503);
     await logged((l) => l.includes('COMPONENT_INVALID') && l.includes('sites/lab/components/Explodes.astro') && l.includes('module code failed on purpose'));
     expect((await get(server.port, 'lab.example', '/')).status).toBe(200);
+  });
+
+  it('answers 503 for a page whose component throws while rendering, naming the component file', async () => {
+    expect((await get(server.port, 'lab.example', '/throws')).status).toBe(503);
+    await loggedIssue('lab', 'sites/lab/components/Throws.astro', ['threw while rendering sites/lab/pages/throws.md', 'render failed on purpose']);
+    expect((await get(server.port, 'lab.example', '/plain')).status).toBe(200);
   });
 
   it('refuses a component importing a Node built-in, with a clear error, and never runs it', async () => {

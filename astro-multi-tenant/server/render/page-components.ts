@@ -96,6 +96,23 @@ export function createPageComponents(options: PageComponentsOptions): (site: Sit
   };
 }
 
+/**
+ * A render that failed in one of the site's own components or layouts: the error for the page
+ * (503, PAGE_INVALID naming that file and its words), or undefined when the failure is not
+ * traceably the site's (then it stays a render failure, 500). Compiled site components run under
+ * the name `component:sites/<id>/…` (components/module-function.ts), which their stack frames carry.
+ */
+export function siteComponentFailure(error: unknown, siteId: string, page: Page): ContentError | undefined {
+  const prefix = `component:sites/${siteId}/`;
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const at = e.stack?.indexOf(prefix) ?? -1;
+    if (at < 0) continue;
+    const file = /^component:(sites\/[^\s:()]+\.astro)/.exec(e.stack!.slice(at))?.[1];
+    if (file) return new ContentError('PAGE_INVALID', [{ file, field: '', reason: `threw while rendering ${page.file}: ${e.message.split('\n')[0]}` }]);
+  }
+  return undefined;
+}
+
 function describeCalls(page: Page): string {
   const names = page.components.map((n) => `"${n}"`).join(', ');
   return `line ${firstLine(page.segments, page.components[0]!)}: calls the site component${page.components.length === 1 ? '' : 's'} ${names}`;

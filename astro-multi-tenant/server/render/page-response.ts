@@ -11,7 +11,7 @@ import { SESSION_PREFIX, type Sessions } from '../session/sessions.ts';
 import { SESSION_COOKIE_NAMES } from '../session/cookies.ts';
 import { SessionStoreUnavailable } from '../session/store.ts';
 import type { RouteKind } from '../ops/metrics.ts';
-import type { PageComponents } from './page-components.ts';
+import { siteComponentFailure, type PageComponents } from './page-components.ts';
 
 export interface PageResponseDeps {
   renderer: Renderer;
@@ -60,9 +60,13 @@ export function createPageResponse(deps: PageResponseDeps) {
       done();
     }
   };
-  /** A render that failed because a site component could not be made answers with that component's error (503). */
-  const componentFailed = (view: View) => (error: unknown) => {
-    throw (view.kind === 'page' && view.componentFailure) || error;
+  /**
+   * A render that failed in a site component answers with that component's error (503 for this
+   * page): one that could not be made (its module code threw), or one that threw while rendering.
+   */
+  const componentFailed = (view: View, site: Site, page: Page) => (error: unknown) => {
+    if (view.kind === 'page' && view.componentFailure) throw view.componentFailure;
+    throw siteComponentFailure(error, site.id, page) ?? error;
   };
   return async function respondWithPage(ctx: SiteRequest, page: Page): Promise<RouteKind> {
     const { req, res, site, siteOrigin, target } = ctx;
@@ -91,7 +95,7 @@ export function createPageResponse(deps: PageResponseDeps) {
       ...(own.components ? { components: own.components } : {}),
     };
     if (viewer) {
-      await gated(site.id, () => deps.renderer.render(req, res, view)).catch(componentFailed(view));
+      await gated(site.id, () => deps.renderer.render(req, res, view)).catch(componentFailed(view, site, page));
       return 'page';
     }
 
@@ -115,11 +119,11 @@ export function createPageResponse(deps: PageResponseDeps) {
       return 'page';
     }
     if (!cache || !deps.renderer.renderCaptured || req.method === 'HEAD') {
-      await gated(site.id, () => deps.renderer.render(req, res, view)).catch(componentFailed(view));
+      await gated(site.id, () => deps.renderer.render(req, res, view)).catch(componentFailed(view, site, page));
       return 'page';
     }
     res.setHeader('X-Render-Cache', 'miss');
-    const body = await gated(site.id, () => deps.renderer.renderCaptured!(req, res, view)).catch(componentFailed(view));
+    const body = await gated(site.id, () => deps.renderer.renderCaptured!(req, res, view)).catch(componentFailed(view, site, page));
     if (res.statusCode === 200 && body.length > 0) cache.set(key, etag, body);
     return 'page';
   };
