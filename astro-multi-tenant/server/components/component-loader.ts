@@ -10,7 +10,6 @@ import type { LayoutName } from '../sites/schema.ts';
 import { ComponentError } from './component-error.ts';
 import {
   COMPONENT_NAME,
-  compilerFilename,
   diskPath,
   displayPath,
   fileKey,
@@ -139,16 +138,22 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
   const maxFileBytes = options.maxFileBytes ?? 256 * 1024;
   const maxClosureFiles = options.maxClosureFiles ?? 64;
   const compileThrough = options.compile ?? (async (file: ComponentFile, source: string) => compileComponent(source, file));
-  // Compiled output of recently loaded files, by name and text: a component's imports (a shared
-  // Hero, a site's Badge) are loaded again with every component that imports them, and each load
-  // of a new version of one file reloads the rest. Immutable data, shared by the loads that use it.
-  const recent = new LRUCache<string, CompiledComponent>({ maxSize: 2 * 1024 * 1024, maxEntrySize: 64 * 1024, sizeCalculation: (c) => Math.max(1, c.body.length * 2 + c.css.reduce((n, x) => n + x.length * 2, 0)) });
+  // The compiled output of recently loaded files, one version per file: a component's imports (a
+  // shared Hero, a site's Badge) are loaded again with every component that imports them, and each
+  // load of a new version of one file reloads the rest. Immutable data, shared by the loads that
+  // use it; an edit replaces the file's entry, so old versions are not kept here.
+  const recent = new LRUCache<string, { hash: string; compiled: CompiledComponent }>({
+    maxSize: 2 * 1024 * 1024,
+    maxEntrySize: 128 * 1024,
+    sizeCalculation: ({ compiled: c }) => 1024 + 2 * (c.body.length + c.css.reduce((n, x) => n + x.length, 0) + c.imports.reduce((n, i) => n + i.specifier.length + 64, 0)),
+  });
   async function compile(file: ComponentFile, source: string): Promise<CompiledComponent> {
-    const key = createHash('sha256').update(compilerFilename(file)).update('\0').update(source).digest('base64');
+    const key = fileKey(file);
+    const hash = createHash('sha256').update(source).digest('base64');
     const known = recent.get(key);
-    if (known) return known;
+    if (known?.hash === hash) return known.compiled;
     const compiled = await compileThrough(file, source);
-    recent.set(key, compiled);
+    recent.set(key, { hash, compiled });
     return compiled;
   }
   let sharedRoot: Promise<string> | undefined;
