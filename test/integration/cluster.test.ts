@@ -76,7 +76,7 @@ describe('the PM2 cluster (real pm2, two workers)', () => {
     expect(broken.issues[0].file).toBe('sites/broken/site.json');
     expect(broken.errors5m).toBeGreaterThanOrEqual(1);
     expect(model.sites.find((s: { id: string }) => s.id === 'acme')).toMatchObject({ health: 'ok', domains: ['acme.example'] });
-    expect(model.totals).toMatchObject({ sites: 5, invalid: 1, workers: 2, unreachableWorkers: 0 });
+    expect(model.totals).toMatchObject({ sites: 6, invalid: 1, workers: 2, unreachableWorkers: 0 });
     for (const worker of model.workers) {
       expect(worker.memory.rssBytes).toBeGreaterThan(10 * 1024 * 1024);
       // PM2 started the worker with ecosystem.config.js's node_args: the V8 heap is bounded
