@@ -2,14 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cp, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from '../../bench/processes.ts';
-import { SAMPLE_SITES, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { ROOT, SAMPLE_SITES, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { startPebble, type RunningPebble } from '../helpers/pebble.ts';
 import { redisForTests } from '../helpers/redis.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
 
+const run = promisify(execFile);
 const SECRET = 'acme-redis-integration-secret-0123456789';
 const PLATFORM = 'sites.test';
 
@@ -18,6 +22,7 @@ let pebble: RunningPebble;
 let redis: { url: string; stop(): Promise<void> };
 let cleaner: Redis;
 let sitesDir: string;
+let edgeSitesDir: string;
 let root: string;
 let portOne: number;
 const started: RunningServer[] = [];
@@ -51,6 +56,8 @@ beforeAll(async () => {
   await dropAcmeKeys();
   root = await mkdtemp(join(tmpdir(), 'amt-acme-redis-'));
   sitesDir = await copySites();
+  // Machine one's copy of the sites has no shop site (a machine that has not loaded it yet).
+  edgeSitesDir = await copySites();
   await cp(join(SAMPLE_SITES, 'bakery'), join(sitesDir, 'shop'), { recursive: true });
   const config = JSON.parse(await readFile(join(sitesDir, 'shop', 'site.json'), 'utf8')) as Record<string, unknown>;
   await writeFile(join(sitesDir, 'shop', 'site.json'), JSON.stringify({ ...config, name: 'Shop Test', domains: ['shop.test'], aliases: [] }));
@@ -68,14 +75,18 @@ afterAll(async () => {
   }
   await redis?.stop();
   await removeDir(sitesDir);
+  await removeDir(edgeSitesDir);
   await removeDir(root);
 }, 60_000);
 
+const one = () => started[0]!;
+const two = () => started[1]!;
+
 describe('certificates shared through Redis (REDIS_URL): one order, every machine answers and gets the files', () => {
-  it('a machine that never ordered answers the CA\'s HTTP-01 request from Redis, and both machines\' CERTS_DIRs get the same certificate', async () => {
-    // Machine one takes the CA's validation requests (pebble's httpPort) but cannot reach DNS, so it
-    // never verifies the domain itself and is not woken to order; machine two verifies and orders.
-    const one = await startServer(sitesDir, env('one', portOne, '127.0.0.1:9'));
+  it('a machine that does not serve the domain answers the CA\'s HTTP-01 request from Redis, and both machines\' CERTS_DIRs get the same certificate', async () => {
+    // Machine one takes the CA's validation requests (pebble's httpPort) but has not loaded the shop
+    // site, so it never orders for shop.test; machine two serves it, verifies it and orders.
+    const one = await startServer(edgeSitesDir, env('one', portOne, dns.address));
     started.push(one);
     const two = await startServer(sitesDir, env('two', 0, dns.address));
     started.push(two);
@@ -90,7 +101,20 @@ describe('certificates shared through Redis (REDIS_URL): one order, every machin
     for (const file of ['shop.test.crt', 'shop.test.key']) {
       expect(await readFile(join(root, 'one', 'certs', file), 'utf8'), file).toBe(await readFile(join(root, 'two', 'certs', file), 'utf8'));
     }
-    // Machine one serves the verified domain too: the domain state is shared as well.
-    expect((await get(one.port, 'shop.test')).status).toBe(200);
+    expect((await get(two.port, 'shop.test')).status).toBe(200);
   }, 60_000);
+
+  it('npm run sites -- revoke-certificate revokes at the CA, and the servers replace the certificate on both machines', async () => {
+    const serialIn = async (name: string) => new X509Certificate(await readFile(join(root, name, 'certs', 'shop.test.crt'), 'utf8')).serialNumber.toUpperCase();
+    const revoked = await serialIn('one');
+    const { stdout } = await run(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli/sites.ts'), 'revoke-certificate', 'shop.test'], { cwd: ROOT, env: { ...process.env, SITES_DIR: sitesDir, ...env('two', 0, dns.address) } });
+    expect(stdout).toContain(`revoked shop.test (serial ${revoked})`);
+    // Pebble's own record of the certificate says revoked (its management API; serial as Go prints it).
+    const pebbleStatus = await pebble.manage(`/cert-status-by-serial/${revoked.toLowerCase().replace(/^0+/, '')}`);
+    expect(JSON.parse(pebbleStatus.body)).toMatchObject({ Status: 'Revoked' });
+    // Pebble's certificates here last five years: only the revocation can make a new one.
+    for (const name of ['one', 'two']) await waitFor(async () => (await serialIn(name)) !== revoked, 15_000, 100);
+    expect(await serialIn('one')).toBe(await serialIn('two'));
+    expect([...one().logs, ...two().logs].some((l) => l.includes('certificate for shop.test renewed'))).toBe(true);
+  }, 40_000);
 });

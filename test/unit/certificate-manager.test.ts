@@ -26,6 +26,7 @@ function fakeIssuer(clock: { now: number }, delayMs = 0) {
   const failures = new Map<string, AttemptFailure>();
   let serial = 0;
   const issuer: AcmeIssuer = {
+    async revoke() {},
     async issue(host): Promise<IssuedCertificate> {
       calls.push(host);
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));

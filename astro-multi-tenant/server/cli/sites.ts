@@ -25,6 +25,9 @@ import { createRedisClient } from '../session/redis-client.ts';
 import { createRedisCertificateStore } from '../tls/certificate-store-redis.ts';
 import { createFileCertificateStore } from '../tls/certificate-store-file.ts';
 import { certificateLine } from '../tls/certificate-line.ts';
+import { revokeCertificate } from '../tls/revoke-certificate.ts';
+import { createAcmeIssuer } from '../tls/acme-issuer.ts';
+import { AcmeAttemptError } from '../tls/acme-problem.ts';
 import type { CertificateRecord } from '../tls/certificate-store.ts';
 import { fileURLToPath } from 'node:url';
 import { componentIssues } from '../sites/check-components.ts';
@@ -40,6 +43,9 @@ const USAGE = `usage: npm run sites -- <command>
   domains <id>          each custom domain and alias of the site: its ownership check (checked now
                         through DNS_SERVERS and recorded, with DOMAIN_VERIFICATION=dns), its
                         certificate (with ACME_DIRECTORY_URL) and the DNS records to create
+  revoke-certificate <host>
+                        revoke the host's certificate at the CA (ACME_DIRECTORY_URL; e.g. a leaked
+                        key); the servers order a new one within seconds
   new <id> [--domain d] scaffold sites/<id>/ (site.json, pages/index.md, public/)
   add-member <id> <email> [--name "Full Name"]
                         add or update a member in sites/<id>/members.json; the password is read
@@ -76,7 +82,7 @@ function domainStateStore(redis: ReturnType<typeof createRedisClient> | undefine
 /** DOMAIN_VERIFICATION=dns: each domain's site by its shared record, where that record is served now. */
 async function readVerifiedOwners(): Promise<Map<string, string>> {
   const dv = config.domainVerification!;
-  const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
+  const redis = await readyRedis();
   try {
     const records = await domainStateStore(redis).load().catch(() => new Map<string, DomainRecord>());
     const at = Date.now();
@@ -84,6 +90,17 @@ async function readVerifiedOwners(): Promise<Map<string, string>> {
   } finally {
     redis?.disconnect();
   }
+}
+
+/**
+ * A Redis client for one command, ready for commands (the client has no offline queue: a command
+ * sent before it connects fails at once). Waits up to 5 s, then lets the command fail with the reason.
+ */
+async function readyRedis(): Promise<ReturnType<typeof createRedisClient> | undefined> {
+  if (!config.redis) return undefined;
+  const redis = createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) });
+  if (redis.status !== 'ready') await Promise.race([new Promise((r) => redis.once('ready', r)), new Promise((r) => setTimeout(r, 5000).unref())]);
+  return redis;
 }
 
 async function main(): Promise<number> {
@@ -150,7 +167,7 @@ async function main(): Promise<number> {
       if (dv) {
         // The same checks and the same shared records as the servers (Redis when configured, else
         // STATE_DIR): a domain verified here is served by every worker at its next tick.
-        const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
+        const redis = await readyRedis();
         const store = domainStateStore(redis);
         const mine = [...domains, ...aliases].filter((h) => h !== `${id}.${config.platformDomain}`);
         // This command reads one site: a domain recorded for another site is assumed still listed
@@ -177,7 +194,7 @@ async function main(): Promise<number> {
       const acme = config.acme;
       let certificates: Map<string, CertificateRecord> | undefined;
       if (acme) {
-        const redis = config.redis ? createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000) }) : undefined;
+        const redis = await readyRedis();
         try {
           certificates = await (redis ? createRedisCertificateStore(redis) : createFileCertificateStore({ dir: config.stateDir, sitesDir: config.sitesDir })).list();
         } catch (error) {
@@ -191,6 +208,32 @@ async function main(): Promise<number> {
       const text = formatDomainReport({ site: id, platformDomain: config.platformDomain, domains, aliases, statuses, target: config.domainTarget, now, certificate });
       console.log(text.split('\n').map(terminalSafe).join('\n'));
       return 0;
+    }
+    case 'revoke-certificate': {
+      const acme = config.acme;
+      if (!acme) {
+        console.error('sites revoke-certificate: ACME_DIRECTORY_URL is not set; there are no certificates to revoke');
+        return 2;
+      }
+      let host: string;
+      try {
+        host = normalizeHost(args[0] ?? '').hostname;
+      } catch {
+        console.error(`sites revoke-certificate: "${args[0] ?? ''}" is not a host name`);
+        return 2;
+      }
+      const redis = await readyRedis();
+      const store = redis ? createRedisCertificateStore(redis) : createFileCertificateStore({ dir: config.stateDir, sitesDir: config.sitesDir });
+      try {
+        const { serial } = await revokeCertificate({ store, issuer: createAcmeIssuer({ directoryUrl: acme.directoryUrl, email: acme.email, store }), host });
+        console.log(`revoked ${terminalSafe(host)} (serial ${serial}) at ${acme.directoryUrl}; the servers order a new certificate within seconds`);
+        return 0;
+      } catch (error) {
+        console.error(`sites revoke-certificate: ${terminalSafe(error instanceof AcmeAttemptError ? `${error.failure.kind}: ${error.message}` : (error as Error).message)}`);
+        return 1;
+      } finally {
+        redis?.disconnect();
+      }
     }
     case 'new': {
       const id = args[0];

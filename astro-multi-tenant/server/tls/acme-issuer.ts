@@ -34,6 +34,12 @@ export interface AcmeIssuer {
    * @throws AcmeAttemptError with the failure's kind (rate_limited, validation, ca, network, other).
    */
   issue(host: string): Promise<IssuedCertificate>;
+  /**
+   * Revokes a certificate at the CA with the account that ordered it (RFC 8555 §7.6): for a key
+   * that leaked, or a host that must stop being vouched for. One the CA already revoked counts as
+   * done. @throws AcmeAttemptError like issue().
+   */
+  revoke(chainPem: string): Promise<void>;
 }
 
 /** Facts of the leaf (first certificate of a PEM chain): serial (hex, upper case) and validity. @throws when the PEM holds no certificate. */
@@ -100,11 +106,7 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   /** One order for `host`, inside problem capture. */
   function order(host: string): Promise<IssuedCertificate> {
     return withProblemCapture(async () => {
-      client ??= openAccount().catch((error) => {
-        client = undefined;
-        throw error;
-      });
-      const acmeClient = await client;
+      const acmeClient = await account();
       const [keyBuffer, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, await acme.crypto.createPrivateEcdsaKey());
       const chainPem = await acmeClient.auto({
         csr,
@@ -129,7 +131,23 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
     });
   }
 
+  const account = () =>
+    (client ??= openAccount().catch((error) => {
+      client = undefined;
+      throw error;
+    }));
+
   return {
+    async revoke(chainPem) {
+      await withProblemCapture(async () => {
+        try {
+          await (await account()).revokeCertificate(chainPem);
+        } catch (error) {
+          // RFC 8555 §6.7 alreadyRevoked: the goal is reached.
+          if (!/already been revoked|alreadyRevoked/i.test((error as Error).message)) throw error;
+        }
+      });
+    },
     async issue(host) {
       try {
         return await order(host);
