@@ -90,6 +90,23 @@ describe('site components: compile and render', () => {
     expect(html).toContain('to acme');
   });
 
+  it('runs TypeScript frontmatter: types, generics, satisfies, enums, parameter properties and namespaces', async () => {
+    await put('components/Typed.astro', `---
+import type { Thing } from './Badge.astro';
+interface Props { n: number; label?: string }
+const { n, label = 'x' } = Astro.props as Props;
+const twice = <T,>(v: T): [T, T] => [v, v];
+const mode = { kind: 'typed' } as const satisfies Record<string, string>;
+enum Level { High = 'high' }
+namespace Units { export const suffix = 'px'; }
+class Box { constructor(public size: number) {} }
+let width!: number;
+width = new Box(n).size;
+---
+<p>{twice(label).join('')} {mode.kind} {Level.High} {width}{Units.suffix}</p>`);
+    expect(await render(loader(), 'Typed', { n: 4, label: 'ab' })).toBe('<p>abab typed high 4px</p>');
+  });
+
   it('renders <Fragment> (the compiler imports Fragment from its runtime) and shared components that use it', async () => {
     await put('components/Raw.astro', `---\nconst { html } = Astro.props;\n---\n<Fragment set:html={html} /><Fragment><i>after</i></Fragment>`);
     expect(await render(loader(), 'Raw', { html: '<b>bold</b>' })).toBe('<b>bold</b><i>after</i>');

@@ -1,4 +1,4 @@
-import { SourceMap } from 'node:module';
+import { SourceMap, stripTypeScriptTypes } from 'node:module';
 import { transform } from '@astrojs/compiler-rs';
 import { ComponentError } from './component-error.ts';
 import { compilerFilename, displayPath, type ComponentFile } from './component-file.ts';
@@ -7,8 +7,9 @@ import { COMPILER_RUNTIME, ModuleRefusal, rewriteModule } from './module-rewrite
 /**
  * One `.astro` file compiled for the host: Astro's own compiler (@astrojs/compiler-rs, the call
  * and options of astro/dist/core/compile/compile.js, so the output matches what `astro build`
- * makes of our shared components), TypeScript in the frontmatter stripped by that compiler, then
- * rewritten into a function body (module-rewrite.ts). Pure: the same text at the same path gives
+ * makes of our shared components), TypeScript in the frontmatter stripped by that compiler (what
+ * it leaves, such as namespaces, by Node's own transform), then rewritten into a function body
+ * (module-rewrite.ts). Pure: the same text at the same path gives
  * the same result, which is what lets the disk cache share it between sites and workers.
  */
 export interface CompiledComponent {
@@ -63,7 +64,7 @@ export function compileComponent(source: string, file: ComponentFile): CompiledC
 
   let rewritten;
   try {
-    rewritten = rewriteModule(result.code, filename);
+    rewritten = rewriteWithTypeScriptLeft(result.code, filename);
   } catch (error) {
     if (!(error instanceof ModuleRefusal)) throw error;
     const at = sourcePosition(source, result.map, error);
@@ -76,6 +77,27 @@ export function compileComponent(source: string, file: ComponentFile): CompiledC
     return { specifier: i.specifier, kind: i.kind, line: at?.line, column: at?.column };
   });
   return { body: rewritten.body, imports, css: result.css, scope: result.scope };
+}
+
+/**
+ * rewriteModule, and when the compiled module does not parse, once more after Node's own
+ * TypeScript transform: the Astro compiler strips types and enums but leaves what is not mere
+ * syntax to erase (a `namespace` with values). Only then, because the first use of the transform
+ * costs about half a second (and Node says it is experimental).
+ */
+function rewriteWithTypeScriptLeft(code: string, filename: string): ReturnType<typeof rewriteModule> {
+  try {
+    return rewriteModule(code, filename);
+  } catch (error) {
+    if (!(error instanceof ModuleRefusal) || error.kind !== 'syntax') throw error;
+    let transformed: string;
+    try {
+      transformed = stripTypeScriptTypes(code, { mode: 'transform' });
+    } catch {
+      throw error;
+    }
+    return rewriteModule(transformed, filename);
+  }
 }
 
 type Position = { line: number; column: number };

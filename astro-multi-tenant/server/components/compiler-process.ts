@@ -50,7 +50,8 @@ export function createIsolatedCompiler(options: { timeoutMs?: number; idleMs?: n
 
   function start(): ChildProcess {
     // Its own small heap, none of the server's flags; stdout/stderr are the server's, for its rare words.
-    const started = fork(CHILD, [], { execArgv: ['--max-old-space-size=256'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    // --no-warnings: Node's TypeScript transform (compile-component.ts) says it is experimental on stderr.
+    const started = fork(CHILD, [], { execArgv: ['--max-old-space-size=256', '--no-warnings'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
     started.on('error', () => {});
     return started;
   }
