@@ -65,7 +65,7 @@ export function createPageComponents(options: PageComponentsOptions): (site: Sit
     const plan = options.planFor(site.id);
     const layoutFile = `sites/${site.id}/layouts/${page.layout}.astro`;
     if (!plan.limits.components || !options.loader) {
-      const uses = page.components.length > 0 ? `calls ${describeCalls(page)}` : (await hasLayoutFile(site, page.layout)) ? `uses the site layout ${layoutFile}` : undefined;
+      const uses = page.components.length > 0 ? describeCalls(page) : (await hasLayoutFile(site, page.layout)) ? `uses the site layout ${layoutFile}` : undefined;
       if (uses === undefined) return NONE;
       const why = !options.loader ? 'this server loads no site components' : `the site's plan "${plan.name}" does not allow site components and layouts (an operator allows them with "components": true in the plan, PLANS_FILE)`;
       throw new ContentError('PAGE_INVALID', [{ file: page.file, field: 'body', reason: `${uses}, but ${why}` }]);
