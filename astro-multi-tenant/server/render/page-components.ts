@@ -68,7 +68,7 @@ export function createPageComponents(options: PageComponentsOptions): (site: Sit
       const uses = page.components.length > 0 ? describeCalls(page) : (await hasLayoutFile(site, page.layout)) ? `uses the site layout ${layoutFile}` : undefined;
       if (uses === undefined) return NONE;
       const why = !options.loader ? 'this server loads no site components' : `the site's plan "${plan.name}" does not allow site components and layouts (an operator allows them with "components": true in the plan, PLANS_FILE)`;
-      throw new ContentError('PAGE_INVALID', [{ file: page.file, field: 'body', reason: `${uses}, but ${why}` }]);
+      throw new ContentError('PAGE_INVALID', [{ file: page.file, field: page.components.length > 0 ? 'body' : 'layout', reason: `${uses}, but ${why}` }]);
     }
     const loader = options.loader;
     const componentSite = { id: site.id, dir: site.dir };
