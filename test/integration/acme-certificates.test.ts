@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { cp, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -112,6 +112,9 @@ describe('ACME certificates for verified custom domains, from a real CA (pebble)
     const metrics = (await get(port, `shop.${PLATFORM}`, '/_platform/metrics')).body;
     expect(metrics).toMatch(/^amt_certificates\{state="(valid|due)"\} 1$/m);
     expect(metrics).toMatch(/^amt_certificate_earliest_expiry_seconds \d/m);
+    // promtool (Debian's prometheus package) finds nothing wrong with the new series either.
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    expect(lint.status, `${lint.stdout}${lint.stderr}`).toBe(0);
   });
 
   it('npm run sites -- domains shop shows the domain verified and its certificate from the shared store', async () => {
