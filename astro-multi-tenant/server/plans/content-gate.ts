@@ -18,7 +18,8 @@ import type { NamedPlan } from './plans-file.ts';
  * - `maxPublicBytes`: while a site's public/ holds more bytes than its plan allows, its public
  *   files answer 503 naming the folder, its total and the limit (pages keep being served).
  *
- * Counts and totals come from a folder walk (stat only, never a read: content-limits.ts) cached per
+ * Counts and totals come from a folder walk (listings, and a stat per public/ file; never a read:
+ * content-limits.ts) cached per
  * site for `ttlMs` and run in the background: a request never waits for a walk, so a site is
  * checked against its last walk, and its very first requests, before any walk finished, pass.
  * Walks are started by requests that need them (a page or a public file of the site), one at a
@@ -109,7 +110,9 @@ export function createContentGate(options: ContentGateOptions): ContentGate {
   const ttlMs = options.ttlMs ?? 60_000;
   const concurrency = options.concurrency ?? 2;
   const now = options.now ?? Date.now;
-  const measure = options.measure ?? measureContent;
+  // Page sizes are checked on each page's descriptor (checkPage, pageSizeLimit): the walk needs
+  // only the listings of pages/, not a stat per page file.
+  const measure = options.measure ?? ((dir: string, maxPageBytes: number, maxPages: number) => measureContent(dir, maxPageBytes, maxPages, { pageSizes: false }));
   const measured = new LRUCache<string, Measured>({ max: options.maxSites ?? 50_000 });
   const walking = new Map<string, Promise<void>>();
   const queue: Array<() => void> = [];

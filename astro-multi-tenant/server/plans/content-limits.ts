@@ -26,7 +26,12 @@ export interface ContentUsage {
 /** Entries looked at per folder walk at most, so a pathological tree cannot stall the caller. */
 const WALK_LIMIT = 200_000;
 
-async function walk(dir: string, visit: (path: string, relative: string, bytes: number) => void, budget: { left: number }, prefix = ''): Promise<void> {
+/**
+ * Calls `visit` for every regular file below `dir` (dot-names skipped, links not followed). With
+ * `sizes` false, `bytes` is 0 and no file is stat'ed: the listing's own entry types (d_type, what
+ * lstat would say of the kind) tell files from the rest.
+ */
+async function walk(dir: string, visit: (path: string, relative: string, bytes: number) => void, budget: { left: number }, prefix = '', sizes = true): Promise<void> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -38,7 +43,8 @@ async function walk(dir: string, visit: (path: string, relative: string, bytes: 
     if (entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) await walk(path, visit, budget, relative);
+    if (entry.isDirectory()) await walk(path, visit, budget, relative, sizes);
+    else if (entry.isFile() && !sizes) visit(path, relative, 0);
     else if (entry.isFile()) {
       const s = await lstat(path).catch(() => undefined);
       if (s?.isFile()) visit(path, relative, s.size);
@@ -50,8 +56,14 @@ async function walk(dir: string, visit: (path: string, relative: string, bytes: 
  * Measures a site folder (pages/ and public/) with stat only, never reading a file. Bounded by
  * WALK_LIMIT entries per folder. With `maxPages`, also finds `lastPageWithin` (the page names are
  * held only for the duration of the walk).
+ *
+ * `pageSizes: false` counts and names the pages from the folder listings alone, without a stat per
+ * page file: `largestPage` and `pagesOverLimit` then stay empty. For the content gate, which
+ * checks a page's size on the descriptor it is read from and needs only the count, the names and
+ * public/'s total: one listing per folder instead of one stat per page.
  */
-export async function measureContent(siteDir: string, maxPageBytes: number, maxPages?: number): Promise<ContentUsage> {
+export async function measureContent(siteDir: string, maxPageBytes: number, maxPages?: number, options: { pageSizes?: boolean } = {}): Promise<ContentUsage> {
+  const pageSizes = options.pageSizes ?? true;
   const usage: ContentUsage = { pages: 0, largestPage: undefined, pagesOverLimit: [], publicBytes: 0, truncated: false };
   const names: string[] = [];
   const pagesBudget = { left: WALK_LIMIT };
@@ -59,9 +71,10 @@ export async function measureContent(siteDir: string, maxPageBytes: number, maxP
     if (!file.endsWith('.md')) return;
     usage.pages++;
     if (maxPages !== undefined) names.push(file);
+    if (!pageSizes) return;
     if (!usage.largestPage || bytes > usage.largestPage.bytes) usage.largestPage = { file, bytes };
     if (bytes > maxPageBytes) usage.pagesOverLimit.push({ file, bytes });
-  }, pagesBudget);
+  }, pagesBudget, '', pageSizes);
   const publicBudget = { left: WALK_LIMIT };
   await walk(join(siteDir, 'public'), (_path, _file, bytes) => (usage.publicBytes += bytes), publicBudget);
   usage.truncated = pagesBudget.left < 0 || publicBudget.left < 0;

@@ -36,6 +36,14 @@ export interface CacheSource<T> {
    */
   fingerprint(previous?: T): Promise<string | null>;
   load(fingerprint: string): Promise<Loaded<T>>;
+  /**
+   * Optional, for a key not held at all (a cold load): loads and fingerprints in one go, for a
+   * source whose reads yield the inputs' identity anyway (the fstat of the descriptor a file is
+   * read from), so a cold load makes no separate fingerprint stat first. The fingerprint returned
+   * must be the one `fingerprint()` would have given for the same inputs (the next check compares
+   * them), taken before the inputs were read. `null`: the thing does not exist (nothing is kept).
+   */
+  loadCold?(): Promise<(Loaded<T> & { fingerprint: string }) | null>;
 }
 
 interface Entry {
@@ -77,7 +85,25 @@ export function createContentCache(options: ContentCacheOptions): ContentCache {
   // Concurrent requests for the same cold key share one load instead of stampeding the disk.
   const inflight = new Map<string, Promise<unknown>>();
 
+  function keep(key: string, loaded: Loaded<unknown>, fingerprint: string): void {
+    // An entry larger than the whole budget is served but not kept.
+    if (loaded.bytes <= options.maxBytes) {
+      lru.set(key, { value: loaded.value, fingerprint: loaded.fingerprint ?? fingerprint, checkedAt: now(), bytes: loaded.bytes });
+    } else {
+      lru.delete(key);
+    }
+  }
+
   async function refresh<T>(key: string, source: CacheSource<T>, previous: Entry | undefined): Promise<T | null> {
+    if (!previous && source.loadCold) {
+      const loaded = await source.loadCold();
+      if (loaded === null) {
+        lru.delete(key);
+        return null;
+      }
+      keep(key, loaded, loaded.fingerprint);
+      return loaded.value;
+    }
     const fingerprint = await source.fingerprint(previous?.value as T | undefined);
     if (fingerprint === null) {
       lru.delete(key);
@@ -90,12 +116,7 @@ export function createContentCache(options: ContentCacheOptions): ContentCache {
     }
     if (previous) stats.reloads++;
     const loaded = await source.load(fingerprint);
-    // An entry larger than the whole budget is served but not kept.
-    if (loaded.bytes <= options.maxBytes) {
-      lru.set(key, { value: loaded.value, fingerprint: loaded.fingerprint ?? fingerprint, checkedAt: now(), bytes: loaded.bytes });
-    } else {
-      lru.delete(key);
-    }
+    keep(key, loaded, fingerprint);
     return loaded.value;
   }
 

@@ -67,13 +67,11 @@ export function createSiteLoader(options: SiteLoaderOptions) {
   const { cssDir, cache } = options;
   const source = options.source ?? createFolderSiteSource(options.sitesDir);
 
-  async function loadFromDisk(id: string, manifestPath: string, fingerprint: string): Promise<Loaded<SiteState | null>> {
+  type Read = Awaited<ReturnType<SiteSource['readConfig']>>;
+
+  /** The site from its config as read (`read`, not null) and the manifest's fingerprint part. */
+  async function siteFrom(id: string, read: NonNullable<Read>, manifestPath: string, fingerprint: string): Promise<Loaded<SiteState | null>> {
     const file = `sites/${id}/${SITE_CONFIG_FILE}`;
-    // Independent reads run together: on a cold load each thread-pool round trip is most of the cost.
-    const [read, dir] = await Promise.all([source.readConfig(id), source.realSiteDir(id)]);
-    // Removed between the stat and the read: the same answer as if the stat had not found it (the
-    // next look re-stats and drops the entry).
-    if (read === null) return { value: null, bytes: 1 };
     const { text } = read;
     // Refused unread (a link out of the folder, too large): the site is unavailable (503), with the
     // reason in the log, and never answers with another file's config.
@@ -87,8 +85,32 @@ export function createSiteLoader(options: SiteLoaderOptions) {
       cssFile = undefined;
       cssProblem = 'stale';
     }
+    // One realpath of the site folder per load: the one the config was checked against.
+    const dir = read.dir ?? (await source.realSiteDir(id));
     const site: Site = { id, dir, config: parsed.config, cssFile, cssProblem, version: fingerprint };
     return { value: { ok: true, site }, bytes: 1024 + text.length * 2 };
+  }
+
+  /** A reload after the fingerprint changed. */
+  async function loadFromDisk(id: string, manifestPath: string, fingerprint: string): Promise<Loaded<SiteState | null>> {
+    const read = await source.readConfig(id);
+    // Removed between the stat and the read: the same answer as if the stat had not found it (the
+    // next look re-stats and drops the entry).
+    if (read === null) return { value: null, bytes: 1 };
+    return siteFrom(id, read, manifestPath, fingerprint);
+  }
+
+  /**
+   * A site this process does not hold: no stat of site.json first, the read's own descriptor
+   * stat is its version (the same `ino:size:mtime` a stat of the name gives while the file is
+   * unchanged; taken before the read, so never newer than the text). The manifest's stat runs
+   * beside the read. One thread-pool round trip fewer than fingerprint-then-load.
+   */
+  async function loadCold(id: string, manifestPath: string): Promise<(Loaded<SiteState | null> & { fingerprint: string }) | null> {
+    const [read, manifest] = await Promise.all([source.readConfig(id), fileFingerprint(manifestPath)]);
+    if (read === null) return null;
+    const fingerprint = `${read.version}|${manifest ?? '-'}`;
+    return { ...(await siteFrom(id, read, manifestPath, fingerprint)), fingerprint };
   }
 
   return async function loadSite(id: string): Promise<SiteState | null> {
@@ -103,6 +125,14 @@ export function createSiteLoader(options: SiteLoaderOptions) {
         const started = performance.now();
         try {
           return await loadFromDisk(id, cssManifestPath(cssDir, id), fingerprint);
+        } finally {
+          options.observeLoad?.((performance.now() - started) / 1000);
+        }
+      },
+      async loadCold() {
+        const started = performance.now();
+        try {
+          return await loadCold(id, cssManifestPath(cssDir, id));
         } finally {
           options.observeLoad?.((performance.now() - started) / 1000);
         }

@@ -44,8 +44,11 @@ export interface SiteSource {
    * A site.json that may not be read (a link leading out of the site folder, not a regular file,
    * over MAX_SITE_CONFIG_BYTES) comes back with `refused` saying why and an empty `text`, which no
    * schema accepts: a caller that only parses treats it as a broken config, never as another's.
+   *
+   * `dir`, when the source knows it, is the site folder's real path the file was checked
+   * against (what `realSiteDir` answers): a caller that needs both asks once.
    */
-  readConfig(id: string): Promise<{ text: string; version: string; refused?: string } | null>;
+  readConfig(id: string): Promise<{ text: string; version: string; refused?: string; dir?: string } | null>;
   /** The folder a site's files are read from (pages, public, members.json). */
   siteDir(id: string): string;
   /** Its symlink-resolved path: every file served must live below it. */
@@ -132,9 +135,9 @@ export function createFolderSiteSource(sitesDir: string, fs: SourceFs = nodeFs a
         // The name's stat (it follows links, as the open did) gives the refused file a version
         // like any other, so callers that compare versions do not re-read it on every look.
         const version = read.reason === 'not-a-file' ? null : await configVersion(id);
-        return version === null ? null : { text: '', version, refused: refusalReason(read) };
+        return version === null ? null : { text: '', version, refused: refusalReason(read), dir: realDir };
       }
-      return { text: read.text, version: fingerprintOf(read.stats) };
+      return { text: read.text, version: fingerprintOf(read.stats), dir: realDir };
     },
     siteDir: (id) => join(sitesDir, id),
     realSiteDir: (id) => fs.realpath(join(sitesDir, id)),
