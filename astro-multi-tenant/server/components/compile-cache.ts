@@ -61,12 +61,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
     extension: '.json',
     onRefused: (reason) => options.onWarning?.(`component cache folder is not usable (${reason}); compiling in memory until restart`, { dir, reason }),
   });
-  const counts = { hits: 0, misses: 0, writeErrors: 0 };
-  const stats = Object.defineProperties(counts, {
-    writes: { get: () => folder.stats.writes, enumerable: true },
-    pruned: { get: () => folder.stats.pruned, enumerable: true },
-  }) as typeof counts & { readonly writes: number; readonly pruned: number };
-  const pending = new Set<Promise<unknown>>();
+  const stats = folder.withCounts({ hits: 0, misses: 0, writeErrors: 0 });
   let writable = true;
   const compileSource = options.compileSource ?? (async (file: ComponentFile, source: string) => compileComponent(source, file));
 
@@ -94,8 +89,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
         options.onWarning?.('component cache folder is not writable; compiling in memory (set COMPONENT_CACHE_DIR)', { dir, code: error.code });
       }
     });
-    pending.add(writing);
-    void writing.finally(() => pending.delete(writing));
+    folder.track(writing);
   }
 
   return {
@@ -112,10 +106,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
       if (writable) write(key, compiled);
       return compiled;
     },
-    async settle() {
-      while (pending.size > 0) await Promise.allSettled([...pending]);
-      await folder.settle();
-    },
+    settle: () => folder.settle(),
     stats,
   };
 }

@@ -30,9 +30,13 @@ export interface CacheFolder {
    * folder is refused. File system errors (EACCES, ENOSPC …) are thrown for the owner to judge.
    */
   write(key: string, text: string): Promise<boolean>;
-  /** Waits for a running prune. */
+  /** Keeps a background task of the owner's (a write in flight) for `settle`. */
+  track(task: Promise<unknown>): void;
+  /** Waits for the tasks tracked and a running prune (tests, shutdown). */
   settle(): Promise<void>;
   readonly stats: Readonly<{ writes: number; pruned: number }>;
+  /** `counts` with the folder's `writes` and `pruned` as read-only fields: an owner's stats. */
+  withCounts<T extends object>(counts: T): T & { readonly writes: number; readonly pruned: number };
 }
 
 export interface CacheFolderOptions {
@@ -58,6 +62,7 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
   // Bytes this worker believes are on disk: seeded by a scan, then counted as it writes.
   let knownBytes: number | undefined;
   let pruning: Promise<void> | undefined;
+  const pending = new Set<Promise<unknown>>();
 
   const pathOf = (key: string) => join(dir, key.slice(0, 2), `${key}${extension}`);
 
@@ -145,10 +150,23 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
       if (knownBytes === undefined || knownBytes > maxBytes) void prune().catch(() => {});
       return true;
     },
+    track(task) {
+      pending.add(task);
+      void task.finally(() => pending.delete(task)).catch(() => {});
+    },
     async settle() {
-      while (pruning) await pruning.catch(() => {});
+      while (pending.size > 0 || pruning) {
+        await Promise.allSettled([...pending]);
+        if (pruning) await pruning.catch(() => {});
+      }
     },
     stats,
+    withCounts(counts) {
+      return Object.defineProperties(counts, {
+        writes: { get: () => stats.writes, enumerable: true },
+        pruned: { get: () => stats.pruned, enumerable: true },
+      }) as typeof counts & { readonly writes: number; readonly pruned: number };
+    },
   };
 }
 

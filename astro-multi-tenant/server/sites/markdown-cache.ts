@@ -93,19 +93,9 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
     extension: '.html',
     onRefused: (reason) => options.onWarning?.(`Markdown cache folder is not usable (${reason}); cache off until restart`, { dir, reason }),
   });
-  const counts = { hits: 0, misses: 0, writeErrors: 0, refusals: 0 };
-  const stats = Object.defineProperties(counts, {
-    writes: { get: () => folder.stats.writes, enumerable: true },
-    pruned: { get: () => folder.stats.pruned, enumerable: true },
-  }) as typeof counts & { readonly writes: number; readonly pruned: number };
-  const pending = new Set<Promise<unknown>>();
+  const stats = folder.withCounts({ hits: 0, misses: 0, writeErrors: 0, refusals: 0 });
   let writable = true;
-
-  const track = <T>(promise: Promise<T>): Promise<T> => {
-    pending.add(promise);
-    void promise.finally(() => pending.delete(promise)).catch(() => {});
-    return promise;
-  };
+  const track = (task: Promise<unknown>) => folder.track(task);
 
   /** Writes this process's pid into a render's journal; false when it cannot (the render still runs). */
   async function journalRender(key: string, journal: string): Promise<boolean> {
@@ -176,10 +166,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       }
       return html;
     },
-    async settle() {
-      while (pending.size > 0) await Promise.allSettled([...pending]);
-      await folder.settle();
-    },
+    settle: () => folder.settle(),
     stats,
   };
 }
