@@ -31,7 +31,7 @@ import { AcmeAttemptError } from '../tls/acme-problem.ts';
 import type { CertificateRecord } from '../tls/certificate-store.ts';
 import { fileURLToPath } from 'node:url';
 import { componentIssues } from '../sites/check-components.ts';
-import { createComponentLoader } from '../components/component-loader.ts';
+import { openComponentLoader } from '../components/open-component-loader.ts';
 import { createContentCache } from '../sites/content-cache.ts';
 
 const USAGE = `usage: npm run sites -- <command>
@@ -106,9 +106,13 @@ async function readyRedis(): Promise<ReturnType<typeof createRedisClient> | unde
 async function main(): Promise<number> {
   switch (command) {
     case 'check': {
-      const componentLoader = createComponentLoader({
+      // Compiled as the server compiles (a child process: a compiler crash is that file's error, not
+      // the command's end), through the same disk cache of compiled output.
+      const { loader: componentLoader, close: closeComponents } = await openComponentLoader({
         cache: createContentCache({ maxEntries: 10_000, maxBytes: 256 * 1024 * 1024, checkIntervalMs: 0 }),
         sharedDir: fileURLToPath(new URL('../../../shared-components', import.meta.url)),
+        cacheDir: config.componentCacheDir,
+        cacheBytes: config.componentCacheBytes,
       });
       // Conflicts are decided as the server decides them: by who already serves the host, and with
       // DOMAIN_VERIFICATION=dns first by whom it is verified for (tenant/domain-verifier.ts ownerOf).
@@ -124,6 +128,7 @@ async function main(): Promise<number> {
         // Site components and layouts: the plan's flag, called names, and each file compiled as the server would.
         r.issues.push(...(await componentIssues({ id: r.id, dir: await source.realSiteDir(r.id) }, r.componentCalls, plan, componentLoader)));
       }
+      closeComponents();
       console.log(formatReport(reports));
       const failed = reports.filter((r) => r.issues.length > 0).length;
       console.log(`\n${reports.length} site(s) checked, ${failed} with errors`);
