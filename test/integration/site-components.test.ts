@@ -13,7 +13,13 @@ import { eventually, freshnessDeadlineMs } from '../helpers/eventually.ts';
  * default plan, which does not allow them.
  */
 const CONTENT_CHECK_MS = 500;
-const EDIT_DEADLINE_MS = freshnessDeadlineMs({ contentCheckMs: CONTENT_CHECK_MS });
+/**
+ * A component edit: two content checks and the loaded-machine margin (freshnessDeadlineMs), plus
+ * one compile of the edited file in the compiler's child process on each worker (a few ms idle,
+ * up to ~1 s on this 2-core VM under a parallel test load).
+ */
+const COMPILE_MARGIN_MS = 1000;
+const EDIT_DEADLINE_MS = freshnessDeadlineMs({ contentCheckMs: CONTENT_CHECK_MS }) + COMPILE_MARGIN_MS;
 
 const page = (title: string, body: string, layout?: string) => `---\ntitle: ${title}\n${layout ? `layout: ${layout}\n` : ''}---\n\n${body}\n`;
 
