@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -31,8 +31,14 @@ export interface RunningPebble {
   rootPem(): Promise<string>;
   /** GET on the management API (JSON answers parsed, others as text). */
   manage(path: string): Promise<{ status: number; body: string }>;
-  pid: number;
+  /** The current pebble process's pid (a new one after restart()). */
+  readonly pid: number;
   logs: string[];
+  /**
+   * Stops pebble and starts it again on the same ports with the same listener certificate: a CA
+   * that forgot everything (accounts, orders, certificates; a new root), as pebble keeps no state.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -96,38 +102,59 @@ export async function startPebble(options: PebbleOptions): Promise<RunningPebble
       ...(options.certificateValiditySeconds ? { certificateValidityPeriod: options.certificateValiditySeconds } : {}),
     },
   }));
-  const child = spawn('pebble', ['-config', config, '-dnsserver', options.dnsServer, '-strict=false'], {
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const logs: string[] = [];
-  child.stdout!.on('data', (c: Buffer) => logs.push(c.toString()));
-  child.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
-  child.once('error', (e) => logs.push(String(e)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const directoryUrl = `https://127.0.0.1:${port}/dir`;
   const managementUrl = `https://127.0.0.1:${managementPort}`;
-  const started = Date.now();
-  for (;;) {
-    try {
-      const res = await getWithCa(directoryUrl, caPem);
-      if (res.status === 200) break;
-      throw new Error(`directory answered ${res.status}`);
-    } catch (error) {
-      if (child.exitCode !== null || Date.now() - started > 15_000) {
-        await stopChild(child, 'SIGTERM', 2000);
-        await rm(dir, { recursive: true, force: true });
-        throw new StartError(`pebble did not start: ${(error as Error).message}\n${logs.join('')}`, [child.pid]);
+
+  /** Spawns pebble and resolves once its directory answers; on failure stops it and throws StartError. */
+  async function launch(): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+    const child = spawn('pebble', ['-config', config, '-dnsserver', options.dnsServer, '-strict=false'], {
+      env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (c: Buffer) => logs.push(c.toString()));
+    child.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
+    child.once('error', (e) => logs.push(String(e)));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const started = Date.now();
+    for (;;) {
+      try {
+        const res = await getWithCa(directoryUrl, caPem);
+        if (res.status === 200) return { child, exited };
+        throw new Error(`directory answered ${res.status}`);
+      } catch (error) {
+        if (child.exitCode !== null || Date.now() - started > 15_000) {
+          await stopChild(child, 'SIGTERM', 2000);
+          throw new StartError(`pebble did not start: ${(error as Error).message}\n${logs.join('')}`, [child.pid]);
+        }
+        await new Promise((r) => setTimeout(r, 50));
       }
-      await new Promise((r) => setTimeout(r, 50));
     }
   }
+
+  let current: { child: ChildProcess; exited: Promise<void> };
+  try {
+    current = await launch();
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const halt = async () => {
+    await stopChild(current.child, 'SIGTERM', 5000);
+    await current.exited;
+  };
   return {
     directoryUrl,
     managementUrl,
     caCertFile: files.ca,
-    pid: child.pid!,
+    get pid() {
+      return current.child.pid!;
+    },
     logs,
+    async restart() {
+      await halt();
+      current = await launch();
+    },
     manage: (path) => getWithCa(`${managementUrl}${path}`, caPem),
     async rootPem() {
       const res = await getWithCa(`${managementUrl}/roots/0`, caPem);
@@ -135,8 +162,7 @@ export async function startPebble(options: PebbleOptions): Promise<RunningPebble
       return res.body;
     },
     async stop() {
-      await stopChild(child, 'SIGTERM', 5000);
-      await exited;
+      await halt();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -147,6 +147,25 @@ describe('ACME certificates for verified custom domains, from a real CA (pebble)
     await waitFor(async () => (await fileSerial()) === after!.serial, 5000, 100);
   }, 60_000);
 
+  it('when the CA forgets the account (pebble restarted: no accounts, a new root), a new account is registered and the next renewal goes through', async () => {
+    const store = createFileCertificateStore({ dir: join(root, 'state'), sitesDir });
+    const before = await store.getAccount(pebble.directoryUrl);
+    expect(before?.url).toBeDefined();
+    const serial = (await store.get('shop.test'))?.serial;
+    await pebble.restart();
+    await waitFor(async () => (await store.get('shop.test'))?.serial !== serial, VALIDITY_S * 1000 + 10_000, 200);
+    const after = await store.getAccount(pebble.directoryUrl);
+    expect(after?.url).toBeDefined();
+    expect(after!.url).not.toBe(before!.url);
+    // The new certificate chains to the restarted CA's new root, in CERTS_DIR too.
+    await waitFor(async () => (await fileSerial()) === (await store.get('shop.test'))?.serial, 10_000, 100);
+    const rootFile = join(root, 'pebble-root-2.pem');
+    await writeFile(rootFile, await pebble.rootPem());
+    const verified = await run('openssl', ['verify', '-CAfile', rootFile, '-untrusted', join(certsDir, 'shop.test.crt'), join(certsDir, 'shop.test.crt')]);
+    expect(verified.stdout).toContain(': OK');
+    expect(server!.logs.join('\n')).not.toMatch(/certificate for shop\.test not issued/);
+  }, 40_000);
+
   it('answers an HTTP-01 token from the shared store on its own host only; a malformed token is a 404', async () => {
     const store = createFileCertificateStore({ dir: join(root, 'state'), sitesDir });
     const token = 'tOkEn_0123456789-abcdefghijklmnop';

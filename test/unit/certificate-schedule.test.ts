@@ -89,7 +89,7 @@ describe('the renewal schedule', () => {
 
 describe('ACME failures, classified', () => {
   it('a 429 or rateLimited problem is a rate limit carrying Retry-After', () => {
-    expect(classifyAcmeFailure(new Error('Too many'), { status: 429, type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates', retryAfterMs: 3_600_000 })).toEqual({ kind: 'rate_limited', message: 'rate limited by the CA: too many certificates', retryAfterMs: 3_600_000 });
+    expect(classifyAcmeFailure(new Error('Too many'), { status: 429, type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates', retryAfterMs: 3_600_000 })).toEqual({ kind: 'rate_limited', message: 'rate limited by the CA: too many certificates', retryAfterMs: 3_600_000, type: 'rateLimited' });
     expect(classifyAcmeFailure(new Error('x'), { status: 400, type: 'urn:ietf:params:acme:error:rateLimited' }).kind).toBe('rate_limited');
   });
 
@@ -99,6 +99,8 @@ describe('ACME failures, classified', () => {
     expect(classifyAcmeFailure(new Error('x'), { status: 400, type: 'urn:ietf:params:acme:error:malformed' }).kind).toBe('ca');
     expect(classifyAcmeFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), undefined).kind).toBe('network');
     expect(classifyAcmeFailure(new Error('boom'), undefined)).toEqual({ kind: 'other', message: 'boom' });
+    // The problem type travels along: an account the CA forgot is registered again (acme-issuer.ts).
+    expect(classifyAcmeFailure(new Error('x'), { status: 400, type: 'urn:ietf:params:acme:error:accountDoesNotExist' })).toMatchObject({ kind: 'ca', type: 'accountDoesNotExist' });
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {

@@ -1,7 +1,7 @@
 import { X509Certificate, randomUUID } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import acme from 'acme-client';
-import type { CertificateBundle, CertificateStore } from './certificate-store.ts';
+import type { AccountRecord, CertificateBundle, CertificateStore } from './certificate-store.ts';
 import { AcmeAttemptError, withProblemCapture } from './acme-problem.ts';
 
 /** ACME tokens are base64url (RFC 8555 §8.3); anything else is never stored nor answered. */
@@ -78,16 +78,19 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   const challengeTtlMs = options.challengeTtlMs ?? 10 * 60_000;
   const owner = `${process.pid}-${randomUUID()}`;
   let client: Promise<acme.Client> | undefined;
+  /** The account URL the CA said it does not know (accountDoesNotExist): a stored account with it is replaced. */
+  let forgotten: string | undefined;
 
   const makeClient = (accountKey: string, accountUrl?: string) =>
     new acme.Client({ directoryUrl, accountKey, accountUrl, backoffAttempts: 12, backoffMin: options.pollMinMs ?? 250, backoffMax: options.pollMaxMs ?? 5000 });
 
   async function openAccount(): Promise<acme.Client> {
-    let account = await store.getAccount(directoryUrl);
+    const usable = (a: AccountRecord | undefined) => (a && a.url !== forgotten ? a : undefined);
+    let account = usable(await store.getAccount(directoryUrl));
     if (!account) {
       if (!(await store.lock('account', owner, 60_000))) throw new AcmeAttemptError({ kind: 'other', message: 'another process is registering the ACME account; trying again shortly' });
       try {
-        account = await store.getAccount(directoryUrl);
+        account = usable(await store.getAccount(directoryUrl));
         if (!account) {
           const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
           const fresh = makeClient(keyPem);
@@ -150,7 +153,16 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
     },
     async issue(host) {
       try {
-        return await order(host);
+        try {
+          return await order(host);
+        } catch (error) {
+          // The CA lost or deleted our account (a test CA restarted, an account deactivated): register
+          // a new one, once, and order again. Another process's client learns it at its own failure.
+          if (!(error instanceof AcmeAttemptError) || error.failure.type !== 'accountDoesNotExist') throw error;
+          forgotten = (await client?.catch(() => undefined))?.getAccountUrl();
+          client = undefined;
+          return await order(host);
+        }
       } catch (error) {
         if (error instanceof AcmeAttemptError && error.failure.kind === 'other') {
           const code = await caUnreachable(directoryUrl);

@@ -106,6 +106,12 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTF
  * - `other`: anything else (a bug, a store failure inside the attempt).
  */
 export function classifyAcmeFailure(error: unknown, problem: AcmeProblem | undefined): AttemptFailure {
+  const failure = kindOf(error, problem);
+  const type = problem?.type?.replace('urn:ietf:params:acme:error:', '');
+  return type ? { ...failure, type } : failure;
+}
+
+function kindOf(error: unknown, problem: AcmeProblem | undefined): AttemptFailure {
   const message = (error as Error)?.message || String(error);
   const code = (error as NodeJS.ErrnoException)?.code;
   const short = problem?.type?.replace('urn:ietf:params:acme:error:', '');

@@ -55,6 +55,8 @@ export interface AttemptFailure {
   kind: AcmeErrorKind;
   message: string;
   retryAfterMs?: number;
+  /** The CA's problem type without its `urn:ietf:params:acme:error:` prefix (`accountDoesNotExist`), when it sent one. */
+  type?: string;
 }
 
 /** The record after a failed attempt at `now`: one more failure, the next attempt after backoff or the CA's Retry-After, whichever is later. The certificate it had is kept (nginx keeps serving it). */
