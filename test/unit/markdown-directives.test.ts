@@ -61,7 +61,12 @@ describe('component directives in Markdown', () => {
 
   it('refuses a call that does not parse, naming its line', async () => {
     await expect(renderMarkdownHere('Intro\n\n::Pricing{plan="pro}\n')).rejects.toThrow(/^line 3 of the body: "::Pricing\{plan="pro}" looks like a component call but is not one/);
-    await expect(renderMarkdownHere('Intro\n::Pricing extra words\n')).rejects.toThrow(/^line 2 of the body: /);
+    await expect(renderMarkdownHere('Intro\n::Pricing{plan="pro"} extra words\n')).rejects.toThrow(/^line 2 of the body: /);
+    await expect(renderMarkdownHere(':::Box[unclosed label\ntext\n:::\n')).rejects.toThrow(/^line 1 of the body: /);
+  });
+
+  it('keeps a capitalised word between colons in prose as text: only a call with props is a mistake', async () => {
+    expect(await renderMarkdownHere('::Warning:: read this first.\n\n::Note to self\n')).toBe('<p>::Warning:: read this first.</p>\n<p>::Note to self</p>');
   });
 
   it('refuses a directive name that is not PascalCase', async () => {

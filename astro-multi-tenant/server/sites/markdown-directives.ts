@@ -155,12 +155,16 @@ function textOf(node: MdastNode): string {
   return (node.children ?? []).map(textOf).join('');
 }
 
-/** A line of a paragraph that starts like a component call: the directive did not parse. */
-const BROKEN_CALL = /(?:^|\n)[ \t]*(:{2,}[A-Z][^\n]{0,60})/;
+/**
+ * A paragraph line that starts like a component call with props or a label (`::Name{`, `::Name[`)
+ * but did not parse as one (an unclosed quote or brace, words after it). Without the `{` or `[`
+ * a line is prose (`::Warning:: read this`), and stays the text it always was.
+ */
+const BROKEN_CALL = /(?:^|\n)[ \t]*(:{2,}[A-Z][A-Za-z0-9_-]*[{[][^\n]{0,60})/;
 
 /**
  * Turns each component directive into a marked `<div>` (see the module comment) and records the
- * call; a paragraph line that starts like a call (`::Name…`) but did not parse is an error.
+ * call; a paragraph line that starts like a call with props (`::Name{…`) but did not parse is an error.
  *
  * @throws ComponentCallError naming the line.
  */
