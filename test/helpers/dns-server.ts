@@ -7,6 +7,8 @@ export interface TestDns {
   address: string;
   setTxt(name: string, value: string): Promise<void>;
   clearTxt(name: string): Promise<void>;
+  /** Answers A queries for `name` with these addresses instead of the default 127.0.0.1. */
+  addA(name: string, addresses: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export async function startTestDns(): Promise<TestDns> {
     address: `127.0.0.1:${dnsPort}`,
     setTxt: (name, value) => manage('/set-txt', { host: fqdn(name), value }),
     clearTxt: (name) => manage('/clear-txt', { host: fqdn(name) }),
+    addA: (name, addresses) => manage('/add-a', { host: fqdn(name), addresses }),
     async stop() {
       await stopChild(child, 'SIGTERM', 5000);
       await exited;

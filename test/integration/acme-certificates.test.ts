@@ -166,6 +166,26 @@ describe('ACME certificates for verified custom domains, from a real CA (pebble)
     expect(server!.logs.join('\n')).not.toMatch(/certificate for shop\.test not issued/);
   }, 40_000);
 
+  it('a verified domain the CA cannot reach is recorded as a validation failure with a backoff, on the status page and in the metrics, while others keep theirs', async () => {
+    await cp(join(SAMPLE_SITES, 'bakery'), join(sitesDir, 'broken'), { recursive: true });
+    const config = JSON.parse(await readFile(join(sitesDir, 'broken', 'site.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(sitesDir, 'broken', 'site.json'), JSON.stringify({ ...config, name: 'Broken', domains: ['broken.test'], aliases: [] }));
+    // Its A record points where nothing listens: pebble's HTTP-01 request is refused.
+    await dns.addA('broken.test', ['127.0.0.2']);
+    await dns.setTxt('_amt-verify.broken.test', verificationToken(SECRET, 'broken', 'broken.test'));
+    await waitFor(async () => server!.logs.some((l) => l.includes('certificate for broken.test not issued: validation')), 20_000, 100);
+    const row = (await status(server!)).certificates?.find((c) => c.host === 'broken.test') as { state: string; failures: number; lastError?: string; nextAttemptAt?: number } | undefined;
+    expect(row).toMatchObject({ state: 'failed', failures: 1 });
+    expect(row?.lastError).toMatch(/^connection: .*127\.0\.0\.2.*refused/);
+    // The first retry waits two minutes: no second attempt within this test.
+    expect(row!.nextAttemptAt! - Date.now()).toBeGreaterThan(60_000);
+    const metrics = (await get(port, `shop.${PLATFORM}`, '/_platform/metrics')).body;
+    expect(metrics).toMatch(/^amt_acme_errors_total\{kind="validation"\} 1$/m);
+    expect(metrics).toMatch(/^amt_certificates\{state="failed"\} 1$/m);
+    expect(await exists(join(certsDir, 'broken.test.crt'))).toBe(false);
+    expect((await status(server!)).certificates?.find((c) => c.host === 'shop.test')?.state).toMatch(/^(valid|due)$/);
+  }, 40_000);
+
   it('answers an HTTP-01 token from the shared store on its own host only; a malformed token is a 404', async () => {
     const store = createFileCertificateStore({ dir: join(root, 'state'), sitesDir });
     const token = 'tOkEn_0123456789-abcdefghijklmnop';
