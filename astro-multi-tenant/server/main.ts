@@ -262,6 +262,7 @@ async function main() {
       },
       onRemoved: (host) => logger.info({ host }, `certificate for ${host} removed: no site serves it any more`),
       onSynced: (result) => logger.info({ certsDir: acmeConfig.certsDir, written: result.written, removed: result.removed }, 'CERTS_DIR updated'),
+      onSyncError: (error) => logger.error({ err: error, certsDir: acmeConfig.certsDir }, 'certificates: cannot write CERTS_DIR; nginx keeps the files it has'),
       onError: (error) => {
         metrics.observeAcmeError('store');
         logger.error({ err: error }, 'certificates: cannot read or write the certificate store');

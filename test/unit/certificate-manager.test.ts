@@ -148,6 +148,23 @@ describe('the certificate manager', () => {
     expect((await readdir(certsDir)).sort()).toEqual(['shop.test.crt', 'shop.test.key']);
   });
 
+  it('a CERTS_DIR it cannot write is reported apart from the store, and the certificate is kept in the store', async () => {
+    const blocker = join(root, 'a-file');
+    await writeFile(blocker, 'not a folder');
+    const syncErrors: string[] = [];
+    const storeErrors: unknown[] = [];
+    const { store, manager } = setup({
+      wanted: () => new Map([['shop.test', 'shop']]),
+      certsDir: createCertsDir({ dir: join(blocker, 'certs'), getBundle: async () => undefined }),
+      onSyncError: (error) => syncErrors.push((error as NodeJS.ErrnoException).code ?? ''),
+      onError: (error) => storeErrors.push(error),
+    });
+    await manager.tick();
+    expect(syncErrors).toEqual(['ENOTDIR']);
+    expect(storeErrors).toEqual([]);
+    expect((await store.get('shop.test'))?.serial).toBe('S1');
+  });
+
   it('orders and removes nothing while the wanted names are unknown, nor for a host the resolver would not serve', async () => {
     const unknown = setup({ wanted: () => undefined });
     await unknown.manager.tick();

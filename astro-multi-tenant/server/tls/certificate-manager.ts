@@ -35,6 +35,9 @@ export interface CertificateManagerOptions {
   onFailure?: (host: string, site: string, failure: AttemptFailure, record: CertificateRecord) => void;
   onRemoved?: (host: string) => void;
   onSynced?: (result: SyncResult) => void;
+  /** CERTS_DIR could not be written (permissions, a full disk): the store is fine, this machine's files lag. */
+  onSyncError?: (error: unknown) => void;
+  /** The shared store could not be read or written: nothing was decided this tick. */
   onError?: (error: unknown) => void;
 }
 
@@ -166,7 +169,13 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
       }
     }
     if (options.certsDir) {
-      const result = await options.certsDir.sync(records, loadedAt);
+      let result: SyncResult;
+      try {
+        result = await options.certsDir.sync(records, loadedAt);
+      } catch (error) {
+        options.onSyncError?.(error);
+        return;
+      }
       if (result.written.length > 0 || result.removed.length > 0) options.onSynced?.(result);
     }
   }
