@@ -117,6 +117,15 @@ describe.each(kinds)('the %s certificate store', (_kind, open) => {
     await sleep(350);
     expect(await two.getPause()).toBe(0);
   });
+
+  it('keeps the later of two pauses: a shorter Retry-After seen by another worker never cuts a longer one short', async () => {
+    const [one, two] = open('pause-max');
+    const long = Date.now() + 60_000;
+    await one.setPause(long);
+    await two.setPause(Date.now() + 1_000);
+    expect(await one.getPause()).toBe(long);
+    expect(await two.getPause()).toBe(long);
+  });
 });
 
 describe('the STATE_DIR certificate store', () => {

@@ -8,6 +8,14 @@ const UNLOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+// Sets the pause only when it ends later than the one stored: two workers rate-limited at once with
+// different Retry-After values leave the later one, as the file and memory stores do.
+const PAUSE_SCRIPT = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if current >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
 const parse = (json: string | null): unknown => {
   if (json === null) return undefined;
   try {
@@ -25,7 +33,7 @@ const parse = (json: string | null): unknown => {
  * - `<p>:bundles` hash host → { serial, chainPem, keyPem } (read only when a serial changed);
  * - `<p>:lock:<name>`: SET NX PX, value = owner;
  * - `<p>:challenge:<token>`: the HTTP-01 answer, expiring by itself (PX);
- * - `<p>:pause`: until when the CA asked the account to wait (PX);
+ * - `<p>:pause`: until when the CA asked the account to wait (PX; a shorter pause never replaces a longer one);
  * - `<p>:version`: INCR'd after every write of a record or certificate (workers poll it).
  * The private keys are as safe as this Redis: it must not be reachable by tenants (docs/security.md).
  */
@@ -95,7 +103,7 @@ export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'a
     },
     async setPause(until) {
       const ms = Math.round(until - Date.now());
-      if (ms > 0) await client.set(`${prefix}:pause`, String(until), 'PX', ms);
+      if (ms > 0) await client.eval(PAUSE_SCRIPT, 1, `${prefix}:pause`, String(Math.round(until)), ms);
     },
   };
 }

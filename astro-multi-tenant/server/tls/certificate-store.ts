@@ -37,8 +37,12 @@ export interface CertificateRecord {
   nextAttemptAt?: number;
   /** Since when no site wants this host (domain removed, no longer verified): removed after a delay. */
   unwantedSince?: number;
-  /** The CA said this certificate is revoked (renewed at once). */
+  /** Marked revoked (`sites revoke-certificate`): renewed at once. */
   revoked?: boolean;
+  /** ARI (tls/renewal-info.ts): the moment inside the CA's suggested window chosen to renew at; a past window means at once. */
+  renewAfter?: number;
+  /** ARI: when to ask the CA about this certificate again. */
+  ariCheckAt?: number;
 }
 
 /** The certificate itself: the chain nginx serves and the key it signs with. */
@@ -92,6 +96,7 @@ export interface CertificateStore {
   removeChallenge(token: string): Promise<void>;
   /** Until when the CA asked the whole account to wait (rate limits); 0 when it did not. */
   getPause(): Promise<number>;
+  /** Pauses every order until `until` (ms), unless a later pause is already stored: a shorter one never replaces it. */
   setPause(until: number): Promise<void>;
 }
 
