@@ -7,6 +7,9 @@ import { createContentCache, type CacheSource } from '../../astro-multi-tenant/s
 import { createSiteLoader, cssManifestPath } from '../../astro-multi-tenant/server/sites/loader.ts';
 import { createFolderSiteSource, type SourceFs } from '../../astro-multi-tenant/server/sites/site-source.ts';
 import { measureContent } from '../../astro-multi-tenant/server/plans/content-limits.ts';
+import { readFolderEntry } from '../../astro-multi-tenant/server/sites/contained-file.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 /**
  * Issue 12: a cold site costs as few file-system round trips as it can without giving up any
@@ -83,14 +86,30 @@ describe('content cache: a cold key is loaded without a fingerprint first', () =
 });
 
 describe('site loader: a cold site is read without a stat of site.json first', () => {
-  it('makes no stat of site.json and one realpath of the folder for a site it does not hold', async () => {
+  it('makes no stat of site.json and no realpath of the folder for a site it does not hold', async () => {
     await writeSite('alpha');
     const { loadSite, calls } = loaderWith(60_000);
     const state = await loadSite('alpha');
     expect(state).toMatchObject({ ok: true, site: { id: 'alpha', dir: join(sitesDir, 'alpha'), config: { name: 'alpha' } } });
     // Before: a stat of site.json (the fingerprint), then two realpaths of the folder (the read's
-    // and the site's dir). Now the read's descriptor stat is the version and its realpath the dir.
-    expect(calls).toEqual({ stat: 0, readdir: 0, realpath: 1 });
+    // and the site's dir). Now the read's descriptor stat is the version, and where the
+    // descriptor is (site.json being a plain entry of the folder) tells the folder's real path.
+    expect(calls).toEqual({ stat: 0, readdir: 0, realpath: 0 });
+  });
+
+  it('resolves a symlinked site folder to its target, and reads a site.json linked inside the folder the careful way', async () => {
+    await mkdir(join(root, 'elsewhere', 'beta'), { recursive: true });
+    await writeFile(join(root, 'elsewhere', 'beta', 'site.json'), JSON.stringify({ name: 'beta' }));
+    await symlink(join(root, 'elsewhere', 'beta'), join(sitesDir, 'beta'));
+    await mkdir(join(sitesDir, 'gamma', 'config'), { recursive: true });
+    await writeFile(join(sitesDir, 'gamma', 'config', 'real.json'), JSON.stringify({ name: 'gamma' }));
+    await symlink('config/real.json', join(sitesDir, 'gamma', 'site.json'));
+    const { loadSite, calls } = loaderWith(60_000);
+    expect(await loadSite('beta')).toMatchObject({ ok: true, site: { dir: join(root, 'elsewhere', 'beta'), config: { name: 'beta' } } });
+    expect(calls.realpath).toBe(0);
+    // The folder is gamma itself, not config/ where the link leads: its pages stay servable.
+    expect(await loadSite('gamma')).toMatchObject({ ok: true, site: { dir: join(sitesDir, 'gamma'), config: { name: 'gamma' } } });
+    expect(calls.realpath).toBe(1);
   });
 
   it('gives the site the same version a stat of site.json gives, so the next check does not reload it', async () => {
@@ -143,5 +162,34 @@ describe('content walk without page sizes (the content gate)', () => {
     expect({ pages: listed.pages, lastPageWithin: listed.lastPageWithin, publicBytes: listed.publicBytes }).toEqual({ pages: sized.pages, lastPageWithin: sized.lastPageWithin, publicBytes: sized.publicBytes });
     expect(listed).toMatchObject({ pages: 4, lastPageWithin: 'blog/a.md', publicBytes: 300, largestPage: undefined, pagesOverLimit: [] });
     expect(sized.pagesOverLimit).toHaveLength(4);
+  });
+});
+
+describe('readFolderEntry: a plain entry of a folder, and where the folder really is', () => {
+  it('reads a plain file and tells the folder\'s real path, also through a linked folder', async () => {
+    await mkdir(join(root, 'real'));
+    await writeFile(join(root, 'real', 'site.json'), 'hello');
+    await symlink(join(root, 'real'), join(root, 'via'));
+    expect(await readFolderEntry(join(root, 'via'), 'site.json', { maxBytes: 100 })).toMatchObject({ kind: 'text', text: 'hello', realDir: join(root, 'real') });
+  });
+
+  it('hands a symlinked entry back to the careful path, unread, wherever it leads', async () => {
+    await mkdir(join(root, 'dir'));
+    await writeFile(join(root, 'secret'), 'SECRET');
+    await symlink(join(root, 'secret'), join(root, 'dir', 'out.json'));
+    await writeFile(join(root, 'dir', 'in.json'), 'inside');
+    await symlink('in.json', join(root, 'dir', 'link-in.json'));
+    expect(await readFolderEntry(join(root, 'dir'), 'out.json', { maxBytes: 100 })).toEqual({ kind: 'link' });
+    expect(await readFolderEntry(join(root, 'dir'), 'link-in.json', { maxBytes: 100 })).toEqual({ kind: 'link' });
+  });
+
+  it('answers missing, and refuses a FIFO and a file over the limit, unread', async () => {
+    await mkdir(join(root, 'dir'));
+    await promisify(execFile)('mkfifo', [join(root, 'dir', 'pipe.json')]);
+    await writeFile(join(root, 'dir', 'big.json'), 'x'.repeat(101));
+    expect(await readFolderEntry(join(root, 'dir'), 'none.json', { maxBytes: 100 })).toEqual({ kind: 'missing' });
+    expect(await readFolderEntry(join(root, 'no-folder'), 'site.json', { maxBytes: 100 })).toEqual({ kind: 'missing' });
+    expect(await readFolderEntry(join(root, 'dir'), 'pipe.json', { maxBytes: 100 })).toEqual({ kind: 'refused', reason: 'not-a-file' });
+    expect(await readFolderEntry(join(root, 'dir'), 'big.json', { maxBytes: 100 })).toEqual({ kind: 'refused', reason: 'too-large', size: 101, limit: 100 });
   });
 });

@@ -3,7 +3,7 @@ import type { Dirent, Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isValidSiteId } from '../tenant/resolve-host.ts';
 import { isMissing, statsFingerprint } from './fs-fingerprint.ts';
-import { readContainedText, refusalReason } from './contained-file.ts';
+import { readContainedText, readFolderEntry, refusalReason, type ContainedText } from './contained-file.ts';
 
 export const SITE_CONFIG_FILE = 'site.json';
 /** Largest site.json read (bytes); checked on the open descriptor before reading. */
@@ -122,22 +122,32 @@ export function createFolderSiteSource(sitesDir: string, fs: SourceFs = nodeFs a
       // Read through the descriptor check (contained-file.ts) against the site folder's real
       // path: site.json is the owner's file like any other. The version is the descriptor's own
       // stat, so it is exactly the file read (an in-place write during the read makes it older).
-      let realDir: string;
-      try {
-        realDir = await fs.realpath(join(sitesDir, id));
-      } catch (error) {
-        if (isMissing(error)) return null;
-        throw error;
+      // A plain site.json (the usual case) tells the folder's real path from its descriptor, with
+      // no realpath first; a symlinked one is read the careful way (links inside are followed).
+      let read: ContainedText;
+      let realDir: string | undefined;
+      const direct = await readFolderEntry(join(sitesDir, id), SITE_CONFIG_FILE, { maxBytes: MAX_SITE_CONFIG_BYTES });
+      if (direct.kind === 'link') {
+        try {
+          realDir = await fs.realpath(join(sitesDir, id));
+        } catch (error) {
+          if (isMissing(error)) return null;
+          throw error;
+        }
+        read = await readContainedText(configPath(id), realDir, { maxBytes: MAX_SITE_CONFIG_BYTES });
+      } else {
+        read = direct;
+        realDir = direct.kind === 'text' ? direct.realDir : undefined;
       }
-      const read = await readContainedText(configPath(id), realDir, { maxBytes: MAX_SITE_CONFIG_BYTES });
+      const dir = realDir === undefined ? {} : { dir: realDir };
       if (read.kind === 'missing') return null;
       if (read.kind === 'refused') {
         // The name's stat (it follows links, as the open did) gives the refused file a version
         // like any other, so callers that compare versions do not re-read it on every look.
         const version = read.reason === 'not-a-file' ? null : await configVersion(id);
-        return version === null ? null : { text: '', version, refused: refusalReason(read), dir: realDir };
+        return version === null ? null : { text: '', version, refused: refusalReason(read), ...dir };
       }
-      return { text: read.text, version: fingerprintOf(read.stats), dir: realDir };
+      return { text: read.text, version: fingerprintOf(read.stats), ...dir };
     },
     siteDir: (id) => join(sitesDir, id),
     realSiteDir: (id) => fs.realpath(join(sitesDir, id)),
