@@ -9,6 +9,7 @@ import { createPlatformPages } from '../http/respond.ts';
 import { createPageResponse } from '../render/page-response.ts';
 import { createSiteStylesheets, CSS_PREFIX } from '../render/site-view.ts';
 import { listPageRoutes, type PageLoader } from '../sites/pages.ts';
+import type { Site } from '../sites/loader.ts';
 import type { Renderer } from '../render/astro-renderer.ts';
 import type { RenderCache } from '../render/render-cache.ts';
 import type { Logger } from '../log.ts';
@@ -105,10 +106,12 @@ export function createRequestPipeline(deps: PipelineDeps) {
   const pace = deps.refusalPacer ? () => deps.refusalPacer!.pace() : undefined;
   const own = deps.siteComponents;
   const pageComponents = createPageComponents({ loader: own?.loader, stylesheets: own?.stylesheets, planFor: (id) => fairness.plans().planFor(id), checkIntervalMs: own?.checkIntervalMs ?? 500 });
+  // Only a site whose plan allows components gets their stylesheet: making it compiles them all.
+  const componentCss = own ? (site: Site, file: string) => (fairness.plans().planFor(site.id).limits.components ? own.stylesheets.read({ id: site.id, dir: site.dir }, file) : Promise.resolve(undefined)) : undefined;
   const siteStages = sequence<SiteRequest>([
     requestLimitStage({ plans: fairness.plans, limiter: fairness.limiter, onThrottle: (site, reason, plan) => fairness.onThrottle(site, reason, plan), pace }),
     sessionEndpointsStage({ sessions: deps.sessions, renderer: deps.renderer, stylesheets }),
-    cssStage({ cssDir: deps.cssDir, pages, componentCss: own ? (site, file) => own.stylesheets.read({ id: site.id, dir: site.dir }, file) : undefined }),
+    cssStage({ cssDir: deps.cssDir, pages, componentCss }),
     platformPathsStage({ pages }),
     wellKnownStage(notFound),
     trailingSlashStage({ edgeCacheSeconds }),

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copySites, get, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
+import { compileComponent } from '../../astro-multi-tenant/server/components/compile-component.ts';
+import { siteComponentFile } from '../../astro-multi-tenant/server/components/component-file.ts';
+
+/**
+ * Site components (issue 15) against a hostile site owner, over HTTP with the real server:
+ * `lab` is on a plan with "components": true, `plain` on the default plan, which does not allow them.
+ */
+const GREETING = '---\nconst { name } = Astro.props;\n---\n<p class="greeting">Hello {name}</p>\n<style>.greeting { color: rgb(1, 2, 3); }</style>\n';
+
+/** The component stylesheet name the server would give a site whose only component is `name` (css/component-stylesheet.ts). */
+function stylesheetNameOf(site: string, name: string, source: string): string {
+  const compiled = compileComponent(source, siteComponentFile(site, name));
+  const text = compiled.css.map((code) => `/* sites/${site}/components/${name}.astro */\n${code}`).join('\n');
+  return `components.${createHash('sha256').update(text).digest('hex').slice(0, 16)}.css`;
+}
+
+describe('site components against a hostile site owner', () => {
+  let server: RunningServer;
+  let sitesDir: string;
+
+  beforeAll(async () => {
+    sitesDir = await copySites();
+    const page = (title: string, body: string) => `---\ntitle: ${title}\n---\n\n${body}\n`;
+    for (const [id, plan] of [['lab', true], ['plain', false]] as const) {
+      const dir = join(sitesDir, id);
+      for (const folder of ['pages', 'components']) await mkdir(join(dir, folder), { recursive: true });
+      await writeFile(join(dir, 'site.json'), JSON.stringify({ name: id, domains: [`${id}.example`], layout: 'page' }));
+      await writeFile(join(dir, 'components/Greeting.astro'), GREETING);
+      await writeFile(join(dir, 'pages/index.md'), page(`${id} home`, plan ? '::Greeting{name="Ada"}' : 'Just text.'));
+    }
+    const plans = join(sitesDir, 'plans.json');
+    await writeFile(plans, JSON.stringify({ plans: { studio: { components: true } }, sites: { lab: 'studio' } }));
+    server = await startServer(sitesDir, { CONTENT_CHECK_MS: '500', PLANS_FILE: plans });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await removeDir(sitesDir);
+  });
+
+  it('never compiles or serves the component stylesheet of a site whose plan does not allow components', async () => {
+    // The name is computed the way the server names it, so a 404 means "not served", not "wrong name".
+    const labName = stylesheetNameOf('lab', 'Greeting', GREETING);
+    expect((await get(server.port, 'lab.example', '/')).body).toContain(`/_platform/css/lab/${labName}`);
+    const res = await get(server.port, 'plain.example', `/_platform/css/plain/${stylesheetNameOf('plain', 'Greeting', GREETING)}`);
+    expect(res.status).toBe(404);
+    expect(res.body).not.toContain('greeting');
+  });
+});
