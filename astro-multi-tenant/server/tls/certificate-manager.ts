@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { CertificateRecord, CertificateStore } from './certificate-store.ts';
 import type { AcmeIssuer, IssuedCertificate } from './acme-issuer.ts';
 import type { CertsDir, SyncResult } from './certs-dir.ts';
+import { renewalMoment, type RenewalWindow } from './renewal-info.ts';
 import { AcmeAttemptError } from './acme-problem.ts';
-import { afterFailure, afterSuccess, backoffMs, certificateState, isBackingOff, needsCertificate, nextEventAt, type AttemptFailure, type CertificateState } from './renewal-schedule.ts';
+import { afterFailure, afterSuccess, backoffMs, certificateState, hasCertificate, isBackingOff, needsCertificate, nextEventAt, renewalTime, type AttemptFailure, type CertificateState } from './renewal-schedule.ts';
 
 export interface CertificateManagerOptions {
   store: CertificateStore;
@@ -31,7 +32,18 @@ export interface CertificateManagerOptions {
   maxIssuesPerTick?: number;
   /** How long a domain's issuing lock lasts (ms); longer than any order takes. Default 5 minutes. */
   lockTtlMs?: number;
+  /**
+   * The CA's renewal information (ARI, tls/renewal-info.ts) for a certificate: undefined when the
+   * CA offers none. Omitted: renewal goes by dates alone.
+   */
+  renewalInfo?: (chainPem: string) => Promise<RenewalWindow | undefined>;
+  /** At most this many ARI questions per tick. Default 10. */
+  maxRenewalInfoPerTick?: number;
+  /** Random numbers in [0, 1): where in the CA's window to renew. Default Math.random. */
+  random?: () => number;
   onIssued?: (host: string, site: string, cert: IssuedCertificate, renewal: boolean) => void;
+  /** The CA's renewal information moved a certificate's renewal earlier (a revocation, an incident). */
+  onRenewalAdvised?: (host: string, renewAfter: number) => void;
   onFailure?: (host: string, site: string, failure: AttemptFailure, record: CertificateRecord) => void;
   onRemoved?: (host: string) => void;
   onSynced?: (result: SyncResult) => void;
@@ -125,6 +137,38 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
     }
   }
 
+  /**
+   * Asks the CA's renewal information about `host`'s certificate and records when to renew and when
+   * to ask again: every 6 hours or the CA's Retry-After (1 minute to 1 day); a day when the CA has no
+   * ARI; an hour after a failed question. Under the host's lock, and only for the serial it asked
+   * about, so it never overwrites a certificate another worker just stored. True when it wrote.
+   */
+  async function checkRenewalInfo(host: string): Promise<boolean> {
+    if (!options.renewalInfo || !(await store.lock(`cert:${host}`, owner, 60_000))) return false;
+    try {
+      const [fresh, bundle] = await Promise.all([store.get(host), store.getBundle(host)]);
+      if (!fresh?.serial || bundle?.serial !== fresh.serial || (fresh.ariCheckAt ?? 0) > now()) return false;
+      let window: RenewalWindow | undefined;
+      let nextCheckMs: number;
+      try {
+        window = await options.renewalInfo(bundle.chainPem);
+        nextCheckMs = window ? Math.min(Math.max(window.retryAfterMs ?? 6 * 3600_000, 60_000), 86_400_000) : 86_400_000;
+      } catch {
+        nextCheckMs = 3600_000;
+      }
+      const at = now();
+      let renewAfter = fresh.renewAfter;
+      // A moment already chosen inside the same window is kept: asking again never postpones it.
+      if (window && (renewAfter === undefined || renewAfter < window.start || renewAfter > window.end)) renewAfter = renewalMoment(window, at, (options.random ?? Math.random)());
+      const before = hasCertificate(fresh) ? renewalTime(fresh, renewBeforeMs) : Infinity;
+      await store.put(host, { ...fresh, renewAfter, ariCheckAt: at + nextCheckMs });
+      if (renewAfter !== undefined && renewAfter < before) options.onRenewalAdvised?.(host, renewAfter);
+      return true;
+    } finally {
+      await store.unlock(`cert:${host}`, owner).catch(() => {});
+    }
+  }
+
   async function runTick(): Promise<void> {
     const wanted = options.wanted();
     // Wall-clock time (compared with file mtimes by the CERTS_DIR sync), whatever clock schedules.
@@ -161,6 +205,16 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
         if (options.serves && !(await options.serves(host))) continue;
         issued++;
         await issueOne(host, site);
+      }
+      if (options.renewalInfo) {
+        let asked = 0;
+        for (const [host] of wanted) {
+          const record = records.get(host);
+          if (asked >= (options.maxRenewalInfoPerTick ?? 10)) break;
+          if (!record?.serial || (record.ariCheckAt ?? 0) > at || needsCertificate(record, at, renewBeforeMs)) continue;
+          asked++;
+          if (await checkRenewalInfo(host)) changed = true;
+        }
       }
       if (changed || issued > 0) {
         loadedAt = Date.now();

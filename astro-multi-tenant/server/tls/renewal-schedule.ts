@@ -25,19 +25,30 @@ export function renewAt(notBefore: number, notAfter: number, renewBeforeMs: numb
   return notAfter - Math.min(renewBeforeMs, Math.max(0, notAfter - notBefore) / 3);
 }
 
+/** A record that holds a certificate: its serial and validity are known. */
+export type Certified = CertificateRecord & { serial: string; notBefore: number; notAfter: number };
+
+export const hasCertificate = (record: CertificateRecord | undefined): record is Certified =>
+  record?.serial !== undefined && record.notBefore !== undefined && record.notAfter !== undefined;
+
+/** When this certificate is renewed: by its dates, or earlier when the CA's renewal information (ARI) says so. */
+export function renewalTime(record: Certified, renewBeforeMs: number): number {
+  return Math.min(renewAt(record.notBefore, record.notAfter, renewBeforeMs), record.renewAfter ?? Infinity);
+}
+
 /** Where `record` stands at `now`. No record or no certificate yet: pending, or failed after an attempt failed. */
 export function certificateState(record: CertificateRecord | undefined, now: number, renewBeforeMs: number): CertificateState {
-  if (!record?.serial || record.notAfter === undefined || record.notBefore === undefined) return record && record.failures > 0 ? 'failed' : 'pending';
+  if (!hasCertificate(record)) return record && record.failures > 0 ? 'failed' : 'pending';
   if (record.revoked) return 'revoked';
   if (now >= record.notAfter) return 'expired';
   if (record.failures > 0) return 'failing';
-  return now >= renewAt(record.notBefore, record.notAfter, renewBeforeMs) ? 'due' : 'valid';
+  return now >= renewalTime(record, renewBeforeMs) ? 'due' : 'valid';
 }
 
 /** Whether this host needs a new certificate now (none, revoked, expired, or inside its renewal window). */
 export function needsCertificate(record: CertificateRecord | undefined, now: number, renewBeforeMs: number): boolean {
-  if (!record?.serial || record.notAfter === undefined || record.notBefore === undefined || record.revoked) return true;
-  return now >= renewAt(record.notBefore, record.notAfter, renewBeforeMs);
+  if (!hasCertificate(record) || record.revoked) return true;
+  return now >= renewalTime(record, renewBeforeMs);
 }
 
 /** Whether backoff (or the CA's Retry-After) still holds the next attempt back. */
@@ -83,7 +94,7 @@ export function nextEventAt(records: Iterable<CertificateRecord>, now: number, r
   };
   for (const r of records) {
     consider(r.nextAttemptAt);
-    if (r.serial && r.notBefore !== undefined && r.notAfter !== undefined) consider(renewAt(r.notBefore, r.notAfter, renewBeforeMs));
+    if (hasCertificate(r)) consider(renewalTime(r, renewBeforeMs));
   }
   return next;
 }
