@@ -135,6 +135,26 @@ describe('site loader: a cold site is read without a stat of site.json first', (
     expect(await loadSite('alpha')).toMatchObject({ ok: true, site: { config: { name: 'After, and longer' }, cssFile: 'site.0123abcd.css' } });
   });
 
+  it('reads a built CSS manifest once, through one descriptor, and keeps its stat as part of the version', async () => {
+    await writeSite('alpha');
+    await mkdir(join(cssDir, 'alpha'));
+    await writeFile(join(cssDir, 'alpha', 'site.0123abcd.css'), 'body{}');
+    await writeFile(cssManifestPath(cssDir, 'alpha'), JSON.stringify({ file: 'site.0123abcd.css' }));
+    const { loadSite, cache } = loaderWith(0);
+    const first = await loadSite('alpha');
+    expect(first).toMatchObject({ ok: true, site: { cssFile: 'site.0123abcd.css', cssProblem: undefined } });
+    const m = await fs.stat(cssManifestPath(cssDir, 'alpha'));
+    if (!first?.ok) throw new Error('site did not load');
+    expect(first.site.version.endsWith(`|${m.ino}:${m.size}:${m.mtimeMs}`)).toBe(true);
+    expect(await loadSite('alpha')).toBe(first);
+    expect(cache.stats).toMatchObject({ misses: 1, revalidations: 1, reloads: 0 });
+    // A manifest naming a stylesheet that is not there: the base CSS, flagged stale.
+    await writeSite('beta');
+    await mkdir(join(cssDir, 'beta'));
+    await writeFile(cssManifestPath(cssDir, 'beta'), JSON.stringify({ file: 'site.ffffffff.css' }));
+    expect(await loadSite('beta')).toMatchObject({ ok: true, site: { cssFile: undefined, cssProblem: 'stale' } });
+  });
+
   it('answers null for a folder without site.json, and refuses a site.json linking out of its folder', async () => {
     await mkdir(join(sitesDir, 'bare'));
     await mkdir(join(root, 'elsewhere'));
