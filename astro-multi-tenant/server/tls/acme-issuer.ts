@@ -1,8 +1,9 @@
 import { X509Certificate, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import acme from 'acme-client';
 import type { AccountRecord, CertificateBundle, CertificateStore } from './certificate-store.ts';
-import { AcmeAttemptError, withProblemCapture } from './acme-problem.ts';
+import { AcmeAttemptError, seconds, withProblemCapture } from './acme-problem.ts';
 
 /** ACME tokens are base64url (RFC 8555 §8.3); anything else is never stored nor answered. */
 export const ACME_TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
@@ -25,6 +26,14 @@ export interface AcmeIssuerOptions {
   /** acme-client's status polling: wait between polls, first and at most (ms). */
   pollMinMs?: number;
   pollMaxMs?: number;
+  /** Each request to the CA: no answer within this long fails the attempt (kind `network`). Default 30 s. */
+  requestTimeoutMs?: number;
+  /**
+   * One whole attempt (account, order, challenge, finalisation, download): unfinished by then, it
+   * fails (kind `network`) and is retried with backoff. Default 3 minutes: inside the manager's
+   * 5-minute domain lock, so no second worker orders the same host while this one still waits.
+   */
+  attemptTimeoutMs?: number;
 }
 
 export interface AcmeIssuer {
@@ -57,7 +66,9 @@ export function leafFacts(chainPem: string): { serial: string; notBefore: number
  */
 export function caUnreachable(directoryUrl: string, timeoutMs = 5000): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const req = httpsRequest(directoryUrl, { method: 'GET', timeout: timeoutMs }, (res) => {
+    // ACME_DIRECTORY_URL is https (config.ts); a plain-http directory (a CA stand-in) is probed as such.
+    const request = directoryUrl.startsWith('http:') ? httpRequest : httpsRequest;
+    const req = request(directoryUrl, { method: 'GET', timeout: timeoutMs }, (res) => {
       res.resume();
       resolve(undefined);
     });
@@ -76,6 +87,8 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   const { store, directoryUrl } = options;
   const now = options.now ?? Date.now;
   const challengeTtlMs = options.challengeTtlMs ?? 10 * 60_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? 3 * 60_000;
   const owner = `${process.pid}-${randomUUID()}`;
   let client: Promise<acme.Client> | undefined;
   /** The account URL the CA said it does not know (accountDoesNotExist): a stored account with it is replaced. */
@@ -131,7 +144,7 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
       const facts = leafFacts(chainPem);
       if (!facts.names.includes(host)) throw new Error(`the CA issued a certificate for ${facts.names.join(', ') || 'no name'}, not ${host}`);
       return { serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter, chainPem, keyPem: keyBuffer.toString() };
-    });
+    }, { requestTimeoutMs, deadlineMs: attemptTimeoutMs, deadlineMessage: `the CA did not complete the order for ${host} within ${seconds(attemptTimeoutMs)} s` });
   }
 
   const account = () =>
@@ -149,7 +162,7 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
           // RFC 8555 §6.7 alreadyRevoked: the goal is reached.
           if (!/already been revoked|alreadyRevoked/i.test((error as Error).message)) throw error;
         }
-      });
+      }, { requestTimeoutMs, deadlineMs: attemptTimeoutMs, deadlineMessage: `the CA did not complete the revocation within ${seconds(attemptTimeoutMs)} s` });
     },
     async issue(host) {
       try {

@@ -19,7 +19,26 @@ export interface AcmeProblem {
   retryAfterMs?: number;
 }
 
-const context = new AsyncLocalStorage<{ last?: AcmeProblem }>();
+/** One attempt's async context: the last problem the CA sent, and the bounds its requests run under. */
+interface AttemptContext {
+  last?: AcmeProblem;
+  /** Each request's timeout (ms): a CA that accepts a connection and never answers. */
+  requestTimeoutMs?: number;
+  /** Aborted at the attempt's deadline: every request still running or started after it fails at once. */
+  signal?: AbortSignal;
+  /** The request that went unanswered for requestTimeoutMs, when one did (for the failure's message). */
+  noAnswer?: string;
+}
+
+/** An axios request config as this hook sees it: `amtTimer` is its own per-request timer. */
+interface RequestConfig {
+  method?: string;
+  url?: string;
+  signal?: unknown;
+  amtTimer?: NodeJS.Timeout;
+}
+
+const context = new AsyncLocalStorage<AttemptContext>();
 let installed = false;
 
 /** Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms from `now`; undefined when absent or unreadable. Pure. */
@@ -52,36 +71,97 @@ function record(response: ResponseLike | undefined): void {
 }
 
 /**
- * Hooks acme-client's axios instance once per process: records problems (above), and turns off
- * acme-client's own retries of 429 and 5xx answers. Those sleep inside the call for as long as
- * Retry-After says (hours, for a rate limit) while holding the domain's lock; the manager's
- * backoff and per-domain schedule retry instead, shared by the whole cluster.
+ * Hooks acme-client's axios instance once per process: records problems (above), bounds each
+ * request of an attempt (its timeout and deadline signal, from withProblemCapture; axios has no
+ * timeout by default, so a CA that stopped answering held the order, the domain's lock and the
+ * manager's tick forever), and turns off acme-client's own retries of 429 and 5xx answers. Those
+ * sleep inside the call for as long as Retry-After says (hours, for a rate limit) while holding the
+ * domain's lock; the manager's backoff and per-domain schedule retry instead, shared by the whole
+ * cluster.
  */
 export function installProblemCapture(): void {
   if (installed) return;
   installed = true;
   (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+  // The request timeout is this hook's own timer and abort, not axios's `timeout`: acme-client's
+  // retry interceptor turns every request that got no answer into a TypeError ("reading 'config'"),
+  // so the failure could not say which request timed out; the timer records it in the attempt.
+  acme.axios.interceptors.request.use((config) => {
+    const attempt = context.getStore();
+    if (!attempt) return config;
+    const signals: AbortSignal[] = attempt.signal ? [attempt.signal] : [];
+    const ms = attempt.requestTimeoutMs;
+    if (ms) {
+      const controller = new AbortController();
+      const request = config as RequestConfig;
+      request.amtTimer = setTimeout(() => {
+        attempt.noAnswer ??= `no answer within ${seconds(ms)} s (${(request.method ?? 'get').toUpperCase()} ${request.url})`;
+        controller.abort();
+      }, ms);
+      request.amtTimer.unref();
+      signals.push(controller.signal);
+    }
+    if (signals.length > 0) config.signal = signals.length === 1 ? signals[0] : AbortSignal.any(signals);
+    return config;
+  });
   acme.axios.interceptors.response.use(
     (response) => {
+      clearTimeout((response.config as RequestConfig).amtTimer);
       record(response);
       return response;
     },
-    (error: { response?: ResponseLike }) => {
+    (error: { config?: RequestConfig; response?: ResponseLike }) => {
+      // An answer that is an error (4xx, 5xx) is an answer: its timer must not fire later in the attempt.
+      clearTimeout(error?.config?.amtTimer);
       record(error?.response);
       return Promise.reject(error);
     },
   );
 }
 
-/** Runs `fn` with problem capture; returns its result, or throws an AttemptFailure-carrying AcmeAttemptError. */
-export async function withProblemCapture<T>(fn: () => Promise<T>): Promise<T> {
+/** Bounds on one attempt's requests to the CA (ms); unset = unbounded. */
+export interface AttemptLimits {
+  /** Each request: no answer within this long fails it (kind `network`). */
+  requestTimeoutMs?: number;
+  /** The whole attempt: at this point every request still running is aborted and the attempt fails with `deadlineMessage`. */
+  deadlineMs?: number;
+  /** The failure's message at the deadline (kind `network`); default "the CA did not complete the request within N s". */
+  deadlineMessage?: string;
+}
+
+/**
+ * Runs `fn` with problem capture and `limits` on its requests to the CA; returns its result, or
+ * throws an AttemptFailure-carrying AcmeAttemptError. At the deadline the attempt fails at once;
+ * `fn` itself is left to fail on its next request (the signal is aborted), never awaited.
+ */
+export async function withProblemCapture<T>(fn: () => Promise<T>, limits: AttemptLimits = {}): Promise<T> {
   installProblemCapture();
-  const store: { last?: AcmeProblem } = {};
+  const controller = limits.deadlineMs ? new AbortController() : undefined;
+  const store: AttemptContext = { requestTimeoutMs: limits.requestTimeoutMs, signal: controller?.signal };
+  let timer: NodeJS.Timeout | undefined;
   try {
-    return await context.run(store, fn);
+    const run = context.run(store, fn);
+    if (!controller) return await run;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        const message = limits.deadlineMessage ?? `the CA did not complete the request within ${seconds(limits.deadlineMs!)} s`;
+        reject(new AcmeAttemptError({ kind: 'network', message }));
+      }, limits.deadlineMs);
+    });
+    return await Promise.race([run, deadline]);
   } catch (error) {
-    throw error instanceof AcmeAttemptError ? error : new AcmeAttemptError(classifyAcmeFailure(error, store.last));
+    if (error instanceof AcmeAttemptError) throw error;
+    if (store.noAnswer) throw new AcmeAttemptError({ kind: 'network', message: `cannot reach the CA: ${store.noAnswer}` });
+    throw new AcmeAttemptError(classifyAcmeFailure(error, store.last));
+  } finally {
+    if (timer) clearTimeout(timer);
   }
+}
+
+/** ms as seconds for a message: 300 → "0.3", 30000 → "30". Pure. */
+export function seconds(ms: number): string {
+  return String(Math.round(ms / 100) / 10);
 }
 
 /** A failed attempt, classified: thrown by the issuer, recorded by the manager. */
