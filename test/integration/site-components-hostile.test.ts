@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copySites, get, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { compileComponent } from '../../astro-multi-tenant/server/components/compile-component.ts';
 import { siteComponentFile } from '../../astro-multi-tenant/server/components/component-file.ts';
 
@@ -33,8 +33,15 @@ describe('site components against a hostile site owner', () => {
       await writeFile(join(dir, 'components/Greeting.astro'), GREETING);
       await writeFile(join(dir, 'pages/index.md'), page(`${id} home`, plan ? '::Greeting{name="Ada"}' : 'Just text.'));
     }
+    // crowd: more component files than a site may have (256), each one cheap, one page calling one.
+    const crowd = join(sitesDir, 'crowd');
+    for (const folder of ['pages', 'components']) await mkdir(join(crowd, folder), { recursive: true });
+    await writeFile(join(crowd, 'site.json'), JSON.stringify({ name: 'crowd', domains: ['crowd.example'], layout: 'page' }));
+    for (let i = 0; i < 300; i++) await writeFile(join(crowd, `components/Many${i}.astro`), `<p class="m${i}">${i}</p>\n<style>.m${i} { color: red; }</style>\n`);
+    await writeFile(join(crowd, 'pages/index.md'), page('crowd home', '::Many1'));
+    await writeFile(join(crowd, 'pages/text.md'), page('crowd text', 'Just text.'));
     const plans = join(sitesDir, 'plans.json');
-    await writeFile(plans, JSON.stringify({ plans: { studio: { components: true } }, sites: { lab: 'studio' } }));
+    await writeFile(plans, JSON.stringify({ plans: { studio: { components: true } }, sites: { lab: 'studio', crowd: 'studio' } }));
     server = await startServer(sitesDir, { CONTENT_CHECK_MS: '500', PLANS_FILE: plans });
   }, 60_000);
 
@@ -50,5 +57,12 @@ describe('site components against a hostile site owner', () => {
     const res = await get(server.port, 'plain.example', `/_platform/css/plain/${stylesheetNameOf('plain', 'Greeting', GREETING)}`);
     expect(res.status).toBe(404);
     expect(res.body).not.toContain('greeting');
+  });
+
+  it('answers 503 for the pages that use components of a site with more component files than a site may have, naming the count, and compiles none of them', async () => {
+    expect((await get(server.port, 'crowd.example', '/')).status).toBe(503);
+    await waitFor(async () => server.logs.some((l) => l.includes('COMPONENT_INVALID') && l.includes('sites/crowd/components: the site has 300 component and layout files, more than the 256 a site may have')), 5000);
+    expect((await get(server.port, 'crowd.example', '/text')).status).toBe(200);
+    expect((await get(server.port, 'lab.example', '/')).status).toBe(200);
   });
 });

@@ -6,6 +6,9 @@ import { createComponentChecks } from '../../astro-multi-tenant/server/component
 import { createComponentLoader } from '../../astro-multi-tenant/server/components/component-loader.ts';
 import { createContentCache } from '../../astro-multi-tenant/server/sites/content-cache.ts';
 import { formatIssue, type ContentIssue } from '../../astro-multi-tenant/server/errors.ts';
+import { componentIssues } from '../../astro-multi-tenant/server/sites/check-components.ts';
+import { DEFAULT_PLAN_WITHOUT_FILE } from '../../astro-multi-tenant/server/plans/plans-file.ts';
+import { compileComponent } from '../../astro-multi-tenant/server/components/compile-component.ts';
 
 let root: string;
 beforeEach(async () => {
@@ -39,5 +42,36 @@ describe('component problems on the status page', () => {
     expect(results.get('not-allowed')).toEqual(ok);
     expect(results.get('clean')).toEqual(ok);
     expect(compiled).not.toContain('not-allowed');
+  });
+});
+
+describe('a site with more component files than a site may have (256)', () => {
+  function countingLoader(compiled: string[]) {
+    return createComponentLoader({
+      cache: createContentCache({ maxEntries: 1000, maxBytes: 1 << 26, checkIntervalMs: 0 }),
+      sharedDir: resolve(import.meta.dirname, '../../shared-components'),
+      compile: async (file, source) => {
+        compiled.push(file.path);
+        return compileComponent(source, file);
+      },
+    });
+  }
+  beforeEach(async () => {
+    for (let i = 0; i < 300; i++) await writeFile(join(root, 'allowed', 'components', `Many${i}.astro`), `<p>${i}</p>`);
+  });
+
+  it('is reported on the status page with the count, and none of its files is compiled', async () => {
+    const compiled: string[] = [];
+    const check = createComponentChecks({ loader: countingLoader(compiled), siteDir: async (id) => join(root, id), allowed: () => true });
+    const results = await check(new Map([['allowed', { ok: true, issues: [] as ContentIssue[] }]]));
+    expect(results.get('allowed')!.issues.map(formatIssue)).toEqual(['sites/allowed/components: the site has 301 component and layout files, more than the 256 a site may have']);
+    expect(compiled).toEqual([]);
+  });
+
+  it('is reported by sites check with the count, and none of its files is compiled', async () => {
+    const compiled: string[] = [];
+    const issues = await componentIssues({ id: 'allowed', dir: join(root, 'allowed') }, [], { name: 'studio', limits: DEFAULT_PLAN_WITHOUT_FILE }, countingLoader(compiled));
+    expect(issues.map(formatIssue)).toEqual(['sites/allowed/components: the site has 301 component and layout files, more than the 256 a site may have; the server answers 503 for its pages that use components']);
+    expect(compiled).toEqual([]);
   });
 });

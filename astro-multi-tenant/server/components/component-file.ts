@@ -12,6 +12,14 @@ export type ComponentFile = { area: 'site'; site: string; path: string } | { are
 /** Site component names: PascalCase, so that `::Name{…}` in Markdown reads like the file. */
 export const COMPONENT_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/;
 
+/**
+ * Most component and layout files one site may have: every one is compiled and loaded to make
+ * the site's component stylesheet (css/component-stylesheet.ts), so the site owner must not
+ * decide how many there are. Past it, the site's pages that use components answer 503 and
+ * `sites check` says why.
+ */
+export const MAX_SITE_COMPONENT_FILES = 256;
+
 /** Layouts a site may replace: exactly the shared ones (schema.ts `layout`). */
 export const LAYOUT_NAMES: readonly LayoutName[] = ['page', 'landing', 'article'];
 

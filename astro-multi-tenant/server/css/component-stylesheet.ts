@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ComponentLoader, ComponentSite } from '../components/component-loader.ts';
-import { isComponentName, isLayoutName } from '../components/component-file.ts';
+import { ComponentError, type ComponentLoader, type ComponentSite, type LoadedComponent } from '../components/component-loader.ts';
+import { isComponentName, isLayoutName, MAX_SITE_COMPONENT_FILES } from '../components/component-file.ts';
 import type { LayoutName } from '../sites/schema.ts';
 
 /**
@@ -16,11 +16,22 @@ import type { LayoutName } from '../sites/schema.ts';
  * make the same text from the same files and answer for a name another worker put in a page. A
  * component that does not compile is left out (its pages answer 503 anyway), so one broken file
  * never unstyles the others.
+ *
+ * Bounded, because a site owner decides how many files there are and how much CSS they hold (the
+ * compiler's scoping makes a 256 KiB `<style>` of short rules about 3 MB of text): at most
+ * `maxFiles` components and layouts per site, listed before any is loaded; at most `maxBytes` of
+ * text per site, counted as it is made, one component at a time (never all of them held at once);
+ * and at most `maxHeldBytes` of text over all sites, the least recently made going first. Past
+ * either per-site bound the site's pages that use components answer 503 (ComponentError, the
+ * limit named in the log), like a component that does not compile.
  */
 export interface ComponentStylesheets {
-  /** The stylesheet's file name now (`components.<16 hex>.css`), or undefined when the site's components have no CSS. */
+  /**
+   * The stylesheet's file name now (`components.<16 hex>.css`), or undefined when the site's
+   * components have no CSS. @throws ComponentError (`unsupported`) when the site is over `maxFiles` or `maxBytes`.
+   */
   current(site: ComponentSite): Promise<ComponentCss | undefined>;
-  /** The text of `file` when it is the site's current stylesheet or the one before it; undefined otherwise. */
+  /** The text of `file` when it is the site's current stylesheet or the one before it; undefined otherwise. Throws as `current`. */
   read(site: ComponentSite, file: string): Promise<string | undefined>;
 }
 
@@ -38,6 +49,12 @@ export interface ComponentStylesheetOptions {
   checkIntervalMs: number;
   /** Sites whose texts are kept (least recently made go first); default 1000. */
   maxSites?: number;
+  /** Most component and layout files one site may have; default MAX_SITE_COMPONENT_FILES (256). */
+  maxFiles?: number;
+  /** Longest stylesheet text of one site (characters); default 2 MiB. */
+  maxBytes?: number;
+  /** Most text kept over all sites (characters, current and previous texts); default 64 MiB. */
+  maxHeldBytes?: number;
   now?: () => number;
 }
 
@@ -46,6 +63,8 @@ interface Held {
   current: ComponentCss | undefined;
   previous: ComponentCss | undefined;
   making: Promise<ComponentCss | undefined> | undefined;
+  /** Why the text could not be made at `at` (over a bound): answered until the next check. */
+  failed?: unknown;
 }
 
 export function createComponentStylesheets(options: ComponentStylesheetOptions): ComponentStylesheets {
@@ -53,35 +72,85 @@ export function createComponentStylesheets(options: ComponentStylesheetOptions):
   const maxSites = options.maxSites ?? 1000;
   const held = new Map<string, Held>();
 
+  const maxFiles = options.maxFiles ?? MAX_SITE_COMPONENT_FILES;
+  const maxBytes = options.maxBytes ?? 2 * 1024 * 1024;
+  const maxHeldBytes = options.maxHeldBytes ?? 64 * 1024 * 1024;
+  let heldBytes = 0;
+  const sizeOf = (e: Held) => (e.current?.css.length ?? 0) + (e.previous?.css.length ?? 0);
+
   async function make(site: ComponentSite): Promise<ComponentCss | undefined> {
-    const names = await usableFiles(options.loader, site);
-    if (names.components.length === 0 && names.layouts.length === 0) return undefined;
-    const css = await options.loader.css(site, names);
+    const listed = await listSiteComponentFiles(site.dir);
+    const count = listed.components.length + listed.layouts.length;
+    const tooMuch = (what: string) => new ComponentError('unsupported', { file: `sites/${site.id}/components` }, `${what}: the site's component stylesheet is not made and its pages that use components answer 503`);
+    if (count > maxFiles) throw tooMuch(tooManyFiles(count, maxFiles));
+    // Layouts first, then components, each scope once: what any worker makes of the same files.
+    const loads = [...listed.layouts.map((name) => () => options.loader.layout(site, name)), ...listed.components.map((name) => () => options.loader.component(site, name))];
+    const seen = new Set<string>();
+    const parts: string[] = [];
+    let size = 0;
+    for (const load of loads) {
+      // One that does not load is left out (its pages answer 503 anyway).
+      const loaded: LoadedComponent | undefined = await load().catch(() => undefined);
+      for (const c of loaded?.css ?? []) {
+        if (seen.has(c.scope)) continue;
+        seen.add(c.scope);
+        const part = `/* ${c.file} */\n${c.code}`;
+        size += part.length + 1;
+        if (size > maxBytes) throw tooMuch(`the styles of its components and layouts come to more than ${Math.round(maxBytes / 1024)} KiB (at ${c.file})`);
+        parts.push(part);
+      }
+    }
+    const css = parts.join('\n');
     if (css.trim() === '') return undefined;
     return { file: `components.${createHash('sha256').update(css).digest('hex').slice(0, 16)}.css`, css };
   }
 
+  /** Drops the least recently made sites' texts while more than maxHeldBytes is kept. */
+  function bound(): void {
+    for (const [id, e] of held) {
+      if (heldBytes <= maxHeldBytes && held.size <= maxSites) return;
+      if (e.making) continue;
+      heldBytes -= sizeOf(e);
+      held.delete(id);
+    }
+  }
+
   async function current(site: ComponentSite): Promise<ComponentCss | undefined> {
     let entry = held.get(site.id);
-    if (entry && now() - entry.at < options.checkIntervalMs) return entry.current;
+    if (entry && now() - entry.at < options.checkIntervalMs) {
+      if (entry.failed !== undefined) throw entry.failed;
+      return entry.current;
+    }
     if (entry?.making) return entry.making;
     if (!entry) {
       entry = { at: 0, current: undefined, previous: undefined, making: undefined };
       held.set(site.id, entry);
-      if (held.size > maxSites) held.delete(held.keys().next().value!);
     }
     const e = entry;
     e.making = make(site)
-      .then((made) => {
-        if (made?.file !== e.current?.file) {
-          e.previous = e.current;
-          e.current = made;
-        }
-        e.at = now();
-        return made;
-      })
+      .then(
+        (made) => {
+          if (made?.file !== e.current?.file) {
+            heldBytes -= sizeOf(e);
+            e.previous = e.current;
+            e.current = made;
+            heldBytes += sizeOf(e);
+          }
+          e.failed = undefined;
+          return made;
+        },
+        (error: unknown) => {
+          e.failed = error;
+          throw error;
+        },
+      )
       .finally(() => {
+        e.at = now();
         e.making = undefined;
+        // Most recently made last, so the bound drops the oldest.
+        held.delete(site.id);
+        held.set(site.id, e);
+        bound();
       });
     return e.making;
   }
@@ -98,17 +167,17 @@ export function createComponentStylesheets(options: ComponentStylesheetOptions):
   };
 }
 
-/** The site's components and layouts that load (a broken one is left out), by file name in their folders. */
-async function usableFiles(loader: ComponentLoader, site: ComponentSite): Promise<{ components: string[]; layouts: LayoutName[] }> {
+/** The site's component and layout names, by file name in their folders (misnamed files are not components). */
+export async function listSiteComponentFiles(siteDir: string): Promise<{ components: string[]; layouts: LayoutName[] }> {
   const names = async (folder: string) =>
-    (await readdir(join(site.dir, folder)).catch(() => [] as string[]))
+    (await readdir(join(siteDir, folder)).catch(() => [] as string[]))
       .filter((f) => f.endsWith('.astro'))
       .map((f) => f.slice(0, -'.astro'.length))
       .sort();
-  const loads = async (load: () => Promise<unknown>) => load().then((loaded) => loaded !== undefined, () => false);
-  const components: string[] = [];
-  for (const name of (await names('components')).filter(isComponentName)) if (await loads(() => loader.component(site, name))) components.push(name);
-  const layouts: LayoutName[] = [];
-  for (const name of (await names('layouts')).filter(isLayoutName)) if (await loads(() => loader.layout(site, name))) layouts.push(name);
-  return { components, layouts };
+  return { components: (await names('components')).filter(isComponentName), layouts: (await names('layouts')).filter(isLayoutName) };
+}
+
+/** The words for a site over MAX_SITE_COMPONENT_FILES (the server's log and `sites check`). */
+export function tooManyFiles(count: number, max = MAX_SITE_COMPONENT_FILES): string {
+  return `the site has ${count} component and layout files, more than the ${max} a site may have`;
 }

@@ -4,6 +4,8 @@ import type { ContentIssue } from '../errors.ts';
 import type { ComponentLoader } from '../components/component-loader.ts';
 import { formatLocation } from '../components/component-error.ts';
 import type { NamedPlan } from '../plans/plans-file.ts';
+import { MAX_SITE_COMPONENT_FILES } from '../components/component-file.ts';
+import { listSiteComponentFiles, tooManyFiles } from '../css/component-stylesheet.ts';
 
 /** One `::Name{…}` call found in a page by `sites check` (sites/check.ts). */
 export interface ComponentCallSite {
@@ -20,7 +22,8 @@ export interface ComponentCallSite {
  *   has layouts/*.astro: one error per page and layout file, saying why (the server answers 503);
  * - a page calls a component the site does not have;
  * - a component or layout that does not compile, imports what it may not, or is misnamed
- *   (the loader's check, file:line:column).
+ *   (the loader's check, file:line:column);
+ * - more component and layout files than MAX_SITE_COMPONENT_FILES (then none is compiled).
  * `loader` undefined checks only the plan and the names (no compiling).
  */
 export async function componentIssues(site: { id: string; dir: string }, calls: readonly ComponentCallSite[], plan: NamedPlan, loader: ComponentLoader | undefined): Promise<ContentIssue[]> {
@@ -36,6 +39,12 @@ export async function componentIssues(site: { id: string; dir: string }, calls: 
   }
   for (const call of calls) {
     if (!components.has(call.name)) issues.push({ file: call.file, field: 'body', reason: `line ${call.line}: calls the component "${call.name}", but sites/${site.id}/components/${call.name}.astro does not exist` });
+  }
+  const listed = await listSiteComponentFiles(site.dir);
+  const count = listed.components.length + listed.layouts.length;
+  if (count > MAX_SITE_COMPONENT_FILES) {
+    issues.push({ file: `sites/${site.id}/components`, field: '', reason: `${tooManyFiles(count)}; the server answers 503 for its pages that use components` });
+    return issues;
   }
   for (const problem of (await loader?.check(site)) ?? []) {
     issues.push({ file: formatLocation(problem), field: '', reason: problem.reason });
