@@ -143,6 +143,8 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
       });
       const facts = leafFacts(chainPem);
       if (!facts.names.includes(host)) throw new Error(`the CA issued a certificate for ${facts.names.join(', ') || 'no name'}, not ${host}`);
+      // Kept, an expired certificate would be served, and be due again at once: an order every tick.
+      if (facts.notAfter <= now()) throw new AcmeAttemptError({ kind: 'ca', message: `the CA issued a certificate for ${host} that expired at ${new Date(facts.notAfter).toISOString()}` });
       return { serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter, chainPem, keyPem: keyBuffer.toString() };
     }, { requestTimeoutMs, deadlineMs: attemptTimeoutMs, deadlineMessage: `the CA did not complete the order for ${host} within ${seconds(attemptTimeoutMs)} s` });
   }
