@@ -30,6 +30,7 @@ import { certificateNames } from './tls/certificate-names.ts';
 import { createRedisCertificateStore } from './tls/certificate-store-redis.ts';
 import { createFileCertificateStore } from './tls/certificate-store-file.ts';
 import { createCertsDir } from './tls/certs-dir.ts';
+import { createRenewalInfoClient } from './tls/renewal-info.ts';
 import { withCertificateStatus } from './tls/certificate-status.ts';
 import { CERTIFICATE_STATES } from './tls/renewal-schedule.ts';
 import { loadAstroRenderer } from './render/astro-renderer.ts';
@@ -254,6 +255,9 @@ async function main() {
         return r.kind === 'redirect' || (r.kind === 'site' && r.state.ok);
       },
       renewBeforeMs: acmeConfig.renewBeforeMs,
+      // ARI (RFC 9773): the CA may advance a renewal (a revocation, an incident); nothing is asked of a CA without it.
+      renewalInfo: createRenewalInfoClient({ directoryUrl: acmeConfig.directoryUrl }),
+      onRenewalAdvised: (host, renewAfter) => logger.warn({ host, renewAfter: new Date(renewAfter).toISOString() }, `certificate for ${host}: the CA advises renewing early`),
       certsDir: acmeConfig.certsDir ? createCertsDir({ dir: acmeConfig.certsDir, getBundle: (host) => acmeStore.getBundle(host) }) : undefined,
       onIssued: (host, site, cert, renewal) => logger.info({ host, site, serial: cert.serial, notAfter: new Date(cert.notAfter).toISOString() }, `certificate for ${host} ${renewal ? 'renewed' : 'issued'}`),
       onFailure: (host, site, failure, record) => {

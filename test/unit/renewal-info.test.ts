@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ariCertId, parseRenewalWindow, renewalMoment, type RenewalWindow } from '../../astro-multi-tenant/server/tls/renewal-info.ts';
+import { createServer } from 'node:http';
+import { ariCertId, createRenewalInfoClient, parseRenewalWindow, renewalMoment, type RenewalWindow } from '../../astro-multi-tenant/server/tls/renewal-info.ts';
 import { createCertificateManager } from '../../astro-multi-tenant/server/tls/certificate-manager.ts';
 import { createMemoryCertificateStore } from '../../astro-multi-tenant/server/tls/certificate-store.ts';
 import type { AcmeIssuer } from '../../astro-multi-tenant/server/tls/acme-issuer.ts';
@@ -29,6 +30,33 @@ describe('the ARI certificate identifier (RFC 9773 §4.1)', () => {
     await run('openssl', ['x509', '-req', '-in', join(dir, 'leaf.csr'), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'), '-set_serial', '0x87654321', '-days', '1', '-extfile', join(dir, 'ext'), '-out', join(dir, 'leaf.pem')]);
     const chain = `${await readFile(join(dir, 'leaf.pem'), 'utf8')}${await readFile(join(dir, 'ca.pem'), 'utf8')}`;
     expect(ariCertId(chain)).toBe('aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE');
+    await writeFile(join(dir, 'chain.pem'), chain);
+  });
+
+  it('is what the client asks a CA that serves ARI for (a local HTTP CA: its directory, then renewalInfo/<id>), with Retry-After', async () => {
+    const seen: string[] = [];
+    let hasAri = true;
+    const ca = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.setHeader('Content-Type', 'application/json');
+      if (req.url === '/dir') return res.end(JSON.stringify({ newNonce: 'x', ...(hasAri ? { renewalInfo: `http://127.0.0.1:${(ca.address() as { port: number }).port}/ari/` } : {}) }));
+      res.setHeader('Retry-After', '21600');
+      res.end(JSON.stringify({ suggestedWindow: { start: '2030-01-01T00:00:00Z', end: '2030-01-02T00:00:00Z' } }));
+    });
+    await new Promise<void>((r) => ca.listen(0, '127.0.0.1', r));
+    try {
+      const directoryUrl = `http://127.0.0.1:${(ca.address() as { port: number }).port}/dir`;
+      const chain = await readFile(join(dir, 'chain.pem'), 'utf8');
+      const ask = createRenewalInfoClient({ directoryUrl, now: () => 0 });
+      expect(await ask(chain)).toEqual({ start: Date.parse('2030-01-01T00:00:00Z'), end: Date.parse('2030-01-02T00:00:00Z'), retryAfterMs: 21_600_000 });
+      await ask(chain);
+      // The directory is read once; each question is one GET of renewalInfo/<id>.
+      expect(seen).toEqual(['/dir', '/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE', '/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE']);
+      hasAri = false;
+      expect(await createRenewalInfoClient({ directoryUrl })(chain)).toBeUndefined();
+    } finally {
+      await new Promise((r) => ca.close(r));
+    }
   });
 
   it('refuses a certificate without an authority key identifier', async () => {

@@ -1,5 +1,8 @@
 import { X509Certificate } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import acme from 'acme-client';
+import { parseRetryAfter } from './acme-problem.ts';
 
 /**
  * ACME Renewal Information (ARI, RFC 9773): the CA tells, per certificate, the window in which to
@@ -85,4 +88,59 @@ export function renewalMoment(window: { start: number; end: number }, now: numbe
   if (window.end <= now) return now;
   const from = Math.max(window.start, now);
   return from + Math.floor((window.end - from) * random);
+}
+
+/** GET `url`, JSON body; plain http only for tests' local CAs (the config requires https). */
+function getJson(url: string, timeoutMs: number): Promise<{ status: number; json: unknown; retryAfter: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const request = url.startsWith('http:') ? httpRequest : httpsRequest;
+    const req = request(url, { method: 'GET', timeout: timeoutMs, headers: { accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+        // A renewal-information answer is a few hundred bytes; a directory a few kilobytes.
+        if (body.length > 64 * 1024) req.destroy(new Error(`${url}: answer larger than 64 KiB`));
+      });
+      res.on('end', () => {
+        let json: unknown;
+        try {
+          json = JSON.parse(body);
+        } catch {
+          json = undefined;
+        }
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, json, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer within ${timeoutMs / 1000} s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Asks the CA of `directoryUrl` for a certificate's renewal window: undefined when its directory
+ * has no `renewalInfo` (the directory is read at most once an hour). Unauthenticated GETs (RFC 9773
+ * §4.2), so no account is needed. @throws Error when the CA does not answer or answers with no window.
+ */
+export function createRenewalInfoClient(options: { directoryUrl: string; timeoutMs?: number; now?: () => number }): (chainPem: string) => Promise<RenewalWindow | undefined> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const now = options.now ?? Date.now;
+  let directory: { at: number; renewalInfo: string | undefined } | undefined;
+  return async (chainPem) => {
+    if (!directory || now() - directory.at > 3600_000) {
+      const res = await getJson(options.directoryUrl, timeoutMs);
+      if (res.status !== 200) throw new Error(`the CA's directory answered ${res.status}`);
+      const url = (res.json as { renewalInfo?: unknown } | undefined)?.renewalInfo;
+      directory = { at: now(), renewalInfo: typeof url === 'string' ? url : undefined };
+    }
+    if (!directory.renewalInfo) return undefined;
+    const res = await getJson(`${directory.renewalInfo.replace(/\/+$/, '')}/${ariCertId(chainPem)}`, timeoutMs);
+    if (res.status !== 200) throw new Error(`renewal information answered ${res.status}`);
+    const window = parseRenewalWindow(res.json);
+    if (!window) throw new Error('renewal information without a suggested window');
+    return { ...window, retryAfterMs: parseRetryAfter(res.retryAfter, now()) };
+  };
 }
