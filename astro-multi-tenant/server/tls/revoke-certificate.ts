@@ -11,8 +11,8 @@ export interface RevokeResult {
  * Revokes `host`'s current certificate at the CA (a leaked key, a CA's revocation notice) and marks
  * it revoked in the shared store: every worker sees the version move within its poll, and the one
  * that takes the host's lock orders a new certificate at once (renewal-schedule.ts: a revoked
- * certificate is due). The CA's own revocation list is not readable here (no OCSP, CRL or ARI
- * from the test CA), so this is how a revocation reaches the servers.
+ * certificate is due). Revocations the CA makes on its own arrive through its renewal information
+ * (tls/renewal-info.ts) where it serves ARI; this is the operator's own path.
  *
  * @throws Error naming the host when it has no certificate in the store; AcmeAttemptError when the CA refuses.
  */
