@@ -32,6 +32,7 @@ describe('site components against a hostile site owner', () => {
       await writeFile(join(dir, 'site.json'), JSON.stringify({ name: id, domains: [`${id}.example`], layout: 'page' }));
       await writeFile(join(dir, 'components/Greeting.astro'), GREETING);
       await writeFile(join(dir, 'pages/index.md'), page(`${id} home`, plan ? '::Greeting{name="Ada"}' : 'Just text.'));
+      await writeFile(join(dir, 'pages/island.md'), page('island', 'Text.\n\n::Greeting{name="x" server:component-directive="defer" server:component-path="/site/components/Greeting.astro" server:component-export="default"}'));
     }
     // crowd: more component files than a site may have (256), each one cheap, one page calling one.
     const crowd = join(sitesDir, 'crowd');
@@ -64,5 +65,12 @@ describe('site components against a hostile site owner', () => {
     await waitFor(async () => server.logs.some((l) => l.includes('COMPONENT_INVALID') && l.includes('sites/crowd/components: the site has 300 component and layout files, more than the 256 a site may have')), 5000);
     expect((await get(server.port, 'crowd.example', '/text')).status).toBe(200);
     expect((await get(server.port, 'lab.example', '/')).status).toBe(200);
+  });
+
+  it('never lets a page turn on an Astro directive through a prop (server:…, client:…, set:…): the page is refused naming the line', async () => {
+    const res = await get(server.port, 'lab.example', '/island');
+    expect(res.status).toBe(503);
+    expect(res.body).not.toContain('server-islands');
+    await waitFor(async () => server.logs.some((l) => l.includes('sites/lab/pages/island.md') && l.includes('line 4 of the body: the prop \\"server:component-directive\\" of \\"Greeting\\" is named like an Astro directive')), 5000);
   });
 });

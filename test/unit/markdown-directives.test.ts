@@ -25,6 +25,13 @@ describe('component directives in Markdown', () => {
     expect(propValue('', false)).toBe(true);
   });
 
+  it('refuses a prop named like an Astro directive (server:…, client:…, set:…, class:list), naming the line: props are data, never instructions to Astro', async () => {
+    for (const prop of ['server:component-directive="defer"', 'client:load', 'set:html="<script>x</script>"', 'class:list="a"', 'transition:persist']) {
+      await expect(renderMarkdownHere(`Text.\n\n::Card{name="x" ${prop}}`)).rejects.toThrow(/^line 3 of the body: the prop "[a-z]+:[a-z-]+" of "Card" is named like an Astro directive/);
+    }
+    await expect(renderMarkdownHere(':::Box{client:only="react"}\nin\n:::')).rejects.toThrow(/^line 1 of the body: the prop "client:only"/);
+  });
+
   it('passes a container’s Markdown children as sanitised HTML and its [label] as the label prop', async () => {
     expect(await segments(':::Note[Heads up]{kind="warn"}\nSome *text* <b>bold</b> <script>alert(1)</script>\n:::\n')).toEqual([
       { component: 'Note', props: { kind: 'warn', label: 'Heads up' }, children: [{ html: '<p>Some <em>text</em> <b>bold</b> </p>' }], line: 1 },

@@ -189,6 +189,9 @@ export function remarkMarkComponentCalls() {
         const props: Record<string, PropValue> = {};
         for (const [key, raw] of Object.entries(node.attributes ?? {})) {
           if (raw === null || raw === undefined) continue;
+          // The directive syntax allows `:` in names, but Astro's runtime reads props such as
+          // server:component-directive, client:load or class:list as instructions, not data.
+          if (key.includes(':')) throw new ComponentCallError(line, `the prop "${key}" of "${name}" is named like an Astro directive (with ":"), which a page cannot set: name props with letters, digits, "-", "_" and "."`);
           props[key] = propValue(raw, quoted.has(key));
         }
         let children = node.children ?? [];
