@@ -82,6 +82,21 @@ describe('the certificate manager', () => {
     expect(manager.statuses().map((s) => s.state)).toEqual(['valid', 'valid']);
   });
 
+  it('one site\'s backlog of 200 new domains never holds back another site\'s renewal or first certificate: each site gets its turn in the first tick', async () => {
+    let wanted = new Map([['shop.test', 'shop']]);
+    const { clock, ca, manager } = setup({ wanted: () => wanted, maxIssuesPerTick: 5 });
+    await manager.tick();
+    clock.now += 61 * DAY;
+    // The squatter's 200 names come first in the host index, and have no certificate yet.
+    wanted = new Map([...Array.from({ length: 200 }, (_, i) => [`n${i}.evil.test`, 'evil'] as [string, string]), ['shop.test', 'shop'], ['blog.test', 'blog']]);
+    ca.calls.length = 0;
+    await manager.tick();
+    expect(ca.calls).toHaveLength(5);
+    expect(ca.calls).toContain('shop.test');
+    expect(ca.calls).toContain('blog.test');
+    expect(ca.calls.filter((h) => h.endsWith('.evil.test'))).toHaveLength(3);
+  });
+
   it('two processes sharing the store order a host once: the second finds it locked, then already issued', async () => {
     const clock = { now: 1_000 * DAY };
     const store = createMemoryCertificateStore(() => clock.now);

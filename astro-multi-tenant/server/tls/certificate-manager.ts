@@ -4,6 +4,7 @@ import type { AcmeIssuer, IssuedCertificate } from './acme-issuer.ts';
 import type { CertsDir, SyncResult } from './certs-dir.ts';
 import { renewalMoment, type RenewalWindow } from './renewal-info.ts';
 import { AcmeAttemptError } from './acme-problem.ts';
+import { orderDue } from './order-queue.ts';
 import { afterFailure, afterSuccess, backoffMs, certificateState, hasCertificate, isBackingOff, needsCertificate, nextEventAt, renewalTime, type AttemptFailure, type CertificateState } from './renewal-schedule.ts';
 
 export interface CertificateManagerOptions {
@@ -196,9 +197,8 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
         }
         changed = true;
       }
-      const due = [...wanted].filter(([host]) => needsCertificate(records.get(host), at, renewBeforeMs) && !isBackingOff(records.get(host), at));
-      // No certificate first, then the soonest to expire.
-      due.sort((a, b) => (records.get(a[0])?.notAfter ?? 0) - (records.get(b[0])?.notAfter ?? 0));
+      // Sites take turns, urgent renewals and first certificates first (tls/order-queue.ts).
+      const due = orderDue([...wanted].filter(([host]) => needsCertificate(records.get(host), at, renewBeforeMs) && !isBackingOff(records.get(host), at)), records, at);
       let issued = 0;
       for (const [host, site] of due) {
         if (issued >= maxIssues || (await store.getPause()) > now()) break;
