@@ -159,7 +159,28 @@ export function rewriteModule(code: string, compilerFilename: string): Rewritten
   }
   body += code.slice(cursor);
   const returned = exported.map(([name, local]) => `${JSON.stringify(name)}: ${local}`).join(', ');
-  return { body: `"use strict";\n${body}\nreturn { ${returned} };\n`, imports };
+  const functionBody = `"use strict";\n${body}\nreturn { ${returned} };\n`;
+  refuseAsRun(functionBody);
+  return { body: functionBody, imports };
+}
+
+/**
+ * The body checked once more as what it becomes: a function body, which JavaScript parses with
+ * the script grammar, not the module one. The two differ: in a script `<!--` and a `-->` at the
+ * start of a line begin comments (ECMAScript Annex B), in a module they are operators, so text the
+ * module parse saw inside a template literal can be code when run (`a <!--b + \`⏎import('node:fs')⏎-->\``).
+ * The Astro compiler reprints the code it emits, which removes such text today; this check does
+ * not rely on it.
+ */
+function refuseAsRun(functionBody: string): void {
+  let program;
+  try {
+    program = parse(functionBody, { sourceType: 'script', allowReturnOutsideFunction: true, strictMode: true }).program;
+  } catch (error) {
+    const loc = (error as { loc?: { line: number; column: number } }).loc ?? { line: 1, column: 0 };
+    throw new ModuleRefusal('syntax', `the compiled module does not parse as the function it runs as: ${(error as Error).message}`, loc);
+  }
+  refuseDynamicImports(program);
 }
 
 /** Names a declaration binds: `const { a, b: [c] } = …` binds a and c. */
