@@ -9,6 +9,8 @@ export interface StateFs {
   lstat(path: string): Promise<{ isDirectory(): boolean; isFile(): boolean; isSymbolicLink(): boolean; uid: number; mode: number; ino: number; size: number; mtimeMs: number }>;
   readFile(path: string, encoding: 'utf8'): Promise<string>;
   writeFile(path: string, data: string, options: { mode: number; flag: string }): Promise<void>;
+  /** For flushing: the temp file before its rename, the folder after it. */
+  open(path: string, flags: string, mode?: number): Promise<{ writeFile(data: string): Promise<void>; sync(): Promise<void>; close(): Promise<void> }>;
   rename(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
 }
@@ -95,7 +97,14 @@ export function openPrivateStateFile<T>(options: PrivateStateFileOptions<T>): Pr
       throw error;
     }
     if (!s.isFile() || s.uid !== uid || (s.mode & 0o077) !== 0) throw unsafe(file, 'is not a private regular file of this user');
-    const records = options.parse(JSON.parse(await fs.readFile(file, 'utf8')));
+    let json: unknown;
+    try {
+      json = JSON.parse(await fs.readFile(file, 'utf8'));
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      throw new PlatformError('CONFIG_INVALID', `STATE_DIR: ${file} is not valid JSON (${error.message}): the ${options.label} file was cut short or damaged; move it aside and the records start empty`, file);
+    }
+    const records = options.parse(json);
     if (records === undefined) throw new PlatformError('CONFIG_INVALID', `STATE_DIR: ${file} is not a ${options.label} file this version can read`, file);
     return records;
   }
@@ -116,6 +125,34 @@ export function openPrivateStateFile<T>(options: PrivateStateFileOptions<T>): Pr
       }
       if (Date.now() - started > lockTimeoutMs) throw new Error(`${options.label}: ${lockFile} is held by another process for more than ${lockTimeoutMs} ms`);
       await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt * 2)));
+    }
+  }
+
+  /**
+   * Writes a new private file and flushes it to disk before it is renamed over the records: without
+   * the flush, a machine that crashes soon after the rename can come back with the new name on an
+   * empty or partial file, and every record (host owners, domain states, certificates and keys) is
+   * unreadable.
+   */
+  async function writeDurably(path: string, data: string): Promise<void> {
+    const handle = await fs.open(path, 'wx', 0o600);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } catch (error) {
+      await handle.close().catch(() => {});
+      await fs.unlink(path).catch(() => {});
+      throw error;
+    }
+    await handle.close();
+  }
+
+  async function syncFolder(): Promise<void> {
+    const handle = await fs.open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
     }
   }
 
@@ -140,8 +177,10 @@ export function openPrivateStateFile<T>(options: PrivateStateFileOptions<T>): Pr
         const { changed, result } = change(records);
         if (changed) {
           const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-          await fs.writeFile(temp, `${JSON.stringify(records, null, 1)}\n`, { mode: 0o600, flag: 'wx' });
+          await writeDurably(temp, `${JSON.stringify(records, null, 1)}\n`);
           await fs.rename(temp, file);
+          // The rename itself reaches the disk with the folder's entry.
+          await syncFolder();
         }
         return result;
       } finally {
