@@ -163,6 +163,27 @@ describe('the certificate manager', () => {
     expect((await readdir(certsDir)).sort()).toEqual(['shop.test.crt', 'shop.test.key']);
   });
 
+  it('writes nothing while two processes briefly disagree about a host (one has not yet learnt of it): no mark to flip back and forth', async () => {
+    const clock = { now: 1_000 * DAY };
+    const store = createMemoryCertificateStore(() => clock.now);
+    const ca = fakeIssuer(clock);
+    const common = { store, issuer: ca.issuer, renewBeforeMs: 30 * DAY, now: () => clock.now };
+    const knows = createCertificateManager({ ...common, wanted: () => new Map([['shop.test', 'shop']]) });
+    const lags = createCertificateManager({ ...common, wanted: () => new Map() });
+    await knows.tick();
+    const version = await store.version();
+    for (let i = 0; i < 10; i++) {
+      clock.now += 10_000;
+      await lags.tick();
+      await knows.tick();
+    }
+    expect(await store.version()).toBe(version);
+    // Past the grace, a process that still does not want the host marks it (the removal delay starts).
+    clock.now += 60_000;
+    await lags.tick();
+    expect((await store.get('shop.test'))?.unwantedSince).toBe(1_000 * DAY + 10_000);
+  });
+
   it('a CERTS_DIR it cannot write is reported apart from the store, and the certificate is kept in the store', async () => {
     const blocker = join(root, 'a-file');
     await writeFile(blocker, 'not a folder');

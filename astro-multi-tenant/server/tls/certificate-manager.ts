@@ -26,6 +26,14 @@ export interface CertificateManagerOptions {
   renewBeforeMs: number;
   /** A host no site wants keeps its certificate this long (ms) before it is removed, so a passing glitch never deletes certificates. Default one hour. */
   removeAfterMs?: number;
+  /**
+   * A host must have been unwanted on this process this long (ms) before it is marked unwanted in
+   * the store. Machines learn of a new domain or a verification a little apart (registry sweeps,
+   * verifier ticks): without this, one that has not yet learnt would mark the host and one that has
+   * would clear the mark, each write moving the store's version and making every worker list again.
+   * Default 2 minutes.
+   */
+  unwantedGraceMs?: number;
   /** This machine's CERTS_DIR; undefined writes no files. */
   certsDir?: CertsDir;
   now?: () => number;
@@ -103,6 +111,9 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
   const { store, issuer, renewBeforeMs } = options;
   const now = options.now ?? Date.now;
   const removeAfterMs = options.removeAfterMs ?? 3600_000;
+  const unwantedGraceMs = options.unwantedGraceMs ?? 2 * 60_000;
+  /** Host → when this process first found no site wanting it (cleared when one does again). */
+  const unwantedHere = new Map<string, number>();
   const maxIssues = options.maxIssuesPerTick ?? 5;
   const lockTtlMs = options.lockTtlMs ?? 5 * 60_000;
   const owner = `${process.pid}-${randomUUID()}`;
@@ -182,16 +193,25 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
     if (wanted) {
       lastWanted = wanted;
       let changed = false;
+      for (const host of unwantedHere.keys()) if (!records.has(host) || wanted.has(host)) unwantedHere.delete(host);
       for (const [host, record] of records) {
         const site = wanted.get(host);
         if (site !== undefined) {
           if (record.unwantedSince === undefined) continue;
           await store.put(host, { ...record, unwantedSince: undefined });
-        } else if (record.unwantedSince === undefined) {
-          await store.put(host, { ...record, unwantedSince: at });
-        } else if (at - record.unwantedSince >= removeAfterMs) {
+          changed = true;
+          continue;
+        }
+        const firstHere = unwantedHere.get(host) ?? at;
+        unwantedHere.set(host, firstHere);
+        const since = record.unwantedSince ?? (at - firstHere >= unwantedGraceMs ? firstHere : undefined);
+        if (since === undefined) continue;
+        if (at - since >= removeAfterMs) {
           await store.remove(host);
+          unwantedHere.delete(host);
           options.onRemoved?.(host);
+        } else if (record.unwantedSince === undefined) {
+          await store.put(host, { ...record, unwantedSince: since });
         } else {
           continue;
         }
