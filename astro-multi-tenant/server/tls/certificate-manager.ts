@@ -105,7 +105,11 @@ const DAY_MS = 86_400_000;
  * lock expiring by itself if its holder dies), re-reads the record (another worker may have just
  * renewed it) and orders. A failure records its kind and a next attempt (exponential backoff, or
  * the CA's Retry-After if later); a rate limit also pauses the whole account until Retry-After.
- * Then every worker writes the store's certificates to its machine's CERTS_DIR.
+ * Where the CA serves renewal information (ARI), a few certificates a tick are asked about, so a
+ * certificate the CA revoked is renewed at once. A host no site wants any more (for 2 minutes on
+ * this process) is marked, and removed from the store an hour later. Then every worker writes the
+ * store's certificates to its machine's CERTS_DIR, and between full ticks polls the store's
+ * version so a certificate issued elsewhere reaches this machine within seconds.
  */
 export function createCertificateManager(options: CertificateManagerOptions): CertificateManager {
   const { store, issuer, renewBeforeMs } = options;
