@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createComponentStylesheets } from '../../astro-multi-tenant/server/css/component-stylesheet.ts';
+import { createComponentStylesheets, listSiteComponentFiles } from '../../astro-multi-tenant/server/css/component-stylesheet.ts';
 import { ComponentError, type ComponentLoader } from '../../astro-multi-tenant/server/components/component-loader.ts';
 
 /**
@@ -90,16 +90,24 @@ describe('the stylesheet of a site’s own components, against a site owner who 
   }
   const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (e: unknown) => e as ComponentError);
 
-  it('refuses a site with more component files than the limit, naming the count, without loading any of them', async () => {
+  it('refuses a site with more component files than the limit, naming the limit, without loading any of them', async () => {
     const site = await siteWith('many', Array.from({ length: 300 }, (_, i) => `C${i}`));
     const loads = { count: 0 };
     const stylesheets = createComponentStylesheets({ loader: fakeLoader({ C1: '.a{}' }, new Set(), loads), checkIntervalMs: 500, now: () => 0 });
     const error = await failure(stylesheets.current(site));
     expect(error).toBeInstanceOf(ComponentError);
-    expect(error?.message).toBe('sites/many/components: the site has 300 component and layout files, more than the 256 a site may have: the site’s component stylesheet is not made and its pages that use components answer 503'.replace('’', "'"));
+    expect(error?.message).toBe('sites/many/components: the site has more than 256 component and layout files, the most a site may have: the site’s component stylesheet is not made and its pages that use components answer 503'.replace('’', "'"));
     expect(loads.count).toBe(0);
     // Remembered until the next check: asking again lists nothing and loads nothing.
     expect(await failure(stylesheets.read(site, 'components.0000000000000000.css'))).toBe(error);
+  });
+
+  it('lists a site’s component files no further than the limit: past it, the names are cut short and flagged', async () => {
+    const site = await siteWith('listed', Array.from({ length: 300 }, (_, i) => `L${i}`));
+    const listed = await listSiteComponentFiles(site.dir, 10);
+    expect(listed.more).toBe(true);
+    expect(listed.components.length).toBe(11);
+    expect(await listSiteComponentFiles(site.dir, 300)).toEqual({ components: Array.from({ length: 300 }, (_, i) => `L${i}`).sort(), layouts: [], more: false });
   });
 
   it('stops making a text past its byte limit, one component at a time, naming the limit and the file', async () => {

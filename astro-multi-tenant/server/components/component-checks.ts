@@ -1,6 +1,5 @@
 import type { ContentIssue } from '../errors.ts';
 import type { ComponentIssue, ComponentLoader } from './component-loader.ts';
-import { MAX_SITE_COMPONENT_FILES } from './component-file.ts';
 import { listSiteComponentFiles, tooManyFiles } from '../css/component-stylesheet.ts';
 
 type CheckResults = Map<string, { ok: boolean; issues: ContentIssue[] }>;
@@ -31,10 +30,8 @@ export function createComponentChecks(options: {
       try {
         const dir = await options.siteDir(id);
         // Over the bound, none is compiled here either: the count is the issue.
-        const listed = await listSiteComponentFiles(dir);
-        const count = listed.components.length + listed.layouts.length;
         const file = `sites/${id}/components`;
-        issues = count > MAX_SITE_COMPONENT_FILES ? [{ file, line: undefined, column: undefined, reason: tooManyFiles(count), message: `${file}: ${tooManyFiles(count)}` }] : await options.loader.check({ id, dir });
+        issues = (await listSiteComponentFiles(dir)).more ? [{ file, line: undefined, column: undefined, reason: tooManyFiles(), message: `${file}: ${tooManyFiles()}` }] : await options.loader.check({ id, dir });
       } catch (error) {
         // The folder went away since the scan, or cannot be listed: the config check says so.
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ComponentError, type ComponentLoader, type ComponentSite, type LoadedComponent } from '../components/component-loader.ts';
 import { isComponentName, isLayoutName, MAX_SITE_COMPONENT_FILES } from '../components/component-file.ts';
@@ -19,7 +19,7 @@ import type { LayoutName } from '../sites/schema.ts';
  *
  * Bounded, because a site owner decides how many files there are and how much CSS they hold (the
  * compiler's scoping makes a 256 KiB `<style>` of short rules about 3 MB of text): at most
- * `maxFiles` components and layouts per site, listed before any is loaded; at most `maxBytes` of
+ * `maxFiles` components and layouts per site, counted (reading the folders no further) before any is loaded; at most `maxBytes` of
  * text per site, counted as it is made, one component at a time (never all of them held at once);
  * and at most `maxHeldBytes` of text over all sites, the least recently made going first. Past
  * either per-site bound the site's pages that use components answer 503 (ComponentError, the
@@ -79,10 +79,9 @@ export function createComponentStylesheets(options: ComponentStylesheetOptions):
   const sizeOf = (e: Held) => (e.current?.css.length ?? 0) + (e.previous?.css.length ?? 0);
 
   async function make(site: ComponentSite): Promise<ComponentCss | undefined> {
-    const listed = await listSiteComponentFiles(site.dir);
-    const count = listed.components.length + listed.layouts.length;
+    const listed = await listSiteComponentFiles(site.dir, maxFiles);
     const tooMuch = (what: string) => new ComponentError('unsupported', { file: `sites/${site.id}/components` }, `${what}: the site's component stylesheet is not made and its pages that use components answer 503`);
-    if (count > maxFiles) throw tooMuch(tooManyFiles(count, maxFiles));
+    if (listed.more) throw tooMuch(tooManyFiles(maxFiles));
     // Layouts first, then components, each scope once: what any worker makes of the same files.
     const loads = [...listed.layouts.map((name) => () => options.loader.layout(site, name)), ...listed.components.map((name) => () => options.loader.component(site, name))];
     const seen = new Set<string>();
@@ -167,17 +166,36 @@ export function createComponentStylesheets(options: ComponentStylesheetOptions):
   };
 }
 
-/** The site's component and layout names, by file name in their folders (misnamed files are not components). */
-export async function listSiteComponentFiles(siteDir: string): Promise<{ components: string[]; layouts: LayoutName[] }> {
-  const names = async (folder: string) =>
-    (await readdir(join(siteDir, folder)).catch(() => [] as string[]))
-      .filter((f) => f.endsWith('.astro'))
-      .map((f) => f.slice(0, -'.astro'.length))
-      .sort();
-  return { components: (await names('components')).filter(isComponentName), layouts: (await names('layouts')).filter(isLayoutName) };
+/**
+ * The site's component and layout names, by file name in their folders (misnamed files are not
+ * components), sorted. The folders are read entry by entry and no further than `max` names in
+ * all: past it, `more` is true and the names are not complete (a folder of a million files costs
+ * no more than one of 257).
+ */
+export async function listSiteComponentFiles(siteDir: string, max = MAX_SITE_COMPONENT_FILES): Promise<{ components: string[]; layouts: LayoutName[]; more: boolean }> {
+  const components: string[] = [];
+  const layouts: LayoutName[] = [];
+  const full = () => components.length + layouts.length > max;
+  const scan = async (folder: string, keep: (name: string) => void) => {
+    let dir;
+    try {
+      dir = await opendir(join(siteDir, folder), { bufferSize: 64 });
+    } catch {
+      return;
+    }
+    // Leaving the loop early closes the folder.
+    for await (const entry of dir) {
+      if (!entry.name.endsWith('.astro')) continue;
+      keep(entry.name.slice(0, -'.astro'.length));
+      if (full()) break;
+    }
+  };
+  await scan('layouts', (name) => isLayoutName(name) && layouts.push(name));
+  if (!full()) await scan('components', (name) => isComponentName(name) && components.push(name));
+  return { components: components.sort(), layouts: layouts.sort(), more: full() };
 }
 
 /** The words for a site over MAX_SITE_COMPONENT_FILES (the server's log and `sites check`). */
-export function tooManyFiles(count: number, max = MAX_SITE_COMPONENT_FILES): string {
-  return `the site has ${count} component and layout files, more than the ${max} a site may have`;
+export function tooManyFiles(max = MAX_SITE_COMPONENT_FILES): string {
+  return `the site has more than ${max} component and layout files, the most a site may have`;
 }
