@@ -234,6 +234,22 @@ describe('the certificate manager, started', () => {
 });
 
 describe('CERTS_DIR', () => {
+  it('writes every other host\'s certificate when one host\'s files cannot be written (a 252-character name is too long for a file name), then reports that host', async () => {
+    const dir = join(root, 'one-bad');
+    const store = createMemoryCertificateStore();
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(60)}`;
+    for (const host of [long, 'shop.test']) {
+      await store.put(host, { site: 's', serial: 'AB', notBefore: 0, notAfter: 1, failures: 0 }, { serial: 'AB', chainPem: `CHAIN ${host}\n`, keyPem: `KEY ${host}\n` });
+    }
+    const certs = createCertsDir({ dir, getBundle: (h) => store.getBundle(h) });
+    const error = await certs.sync(await store.list(), Date.now()).catch((e: unknown) => e);
+    expect(await readFile(join(dir, 'shop.test.crt'), 'utf8')).toBe('CHAIN shop.test\n');
+    expect((error as NodeJS.ErrnoException).code).toBe('ENAMETOOLONG');
+    expect((error as Error).message).toMatch(new RegExp(`^CERTS_DIR: cannot write the certificate of ${long}: ENAMETOOLONG`));
+    // No temp file left behind with a key in it.
+    expect((await readdir(dir)).sort()).toEqual(['shop.test.crt', 'shop.test.key']);
+  });
+
   it('leaves files it does not manage alone, and never removes a file newer than the records it was given', async () => {
     const dir = join(root, 'manual');
     const store = createMemoryCertificateStore();

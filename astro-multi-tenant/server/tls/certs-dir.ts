@@ -34,7 +34,9 @@ export interface CertsDir {
    * Makes the folder match `records` (loaded from the shared store at `loadedAt`, ms): writes the
    * certificate of every host that has one and whose files differ, removes the files of hosts that
    * have none. A file newer than `loadedAt` is never removed: another worker may have written it for
-   * a certificate issued after these records were read.
+   * a certificate issued after these records were read. One host whose files cannot be written
+   * never keeps the others out: every other host is written and removed as usual, then the first
+   * such failure is thrown, naming its host (with the file system's code).
    */
   sync(records: ReadonlyMap<string, CertificateRecord>, loadedAt: number): Promise<SyncResult>;
 }
@@ -84,6 +86,7 @@ export function createCertsDir(options: CertsDirOptions): CertsDir {
     async sync(records, loadedAt) {
       await fs.mkdir(dir, { recursive: true, mode: 0o755 });
       const result: SyncResult = { written: [], removed: [] };
+      let failure: Error | undefined;
       for (const [host, record] of records) {
         if (!record.serial || written.get(host) === record.serial) continue;
         // Names come from the shared store: only plain domain names become file names.
@@ -93,12 +96,17 @@ export function createCertsDir(options: CertsDirOptions): CertsDir {
         if (!bundle || bundle.serial !== record.serial) continue;
         const crt = join(dir, `${host}.crt`);
         const key = join(dir, `${host}.key`);
-        if ((await readOrEmpty(crt)) !== bundle.chainPem || (await readOrEmpty(key)) !== bundle.keyPem) {
-          await writeAtomic(key, bundle.keyPem, 0o640);
-          await writeAtomic(crt, bundle.chainPem, 0o644);
-          result.written.push(host);
+        try {
+          if ((await readOrEmpty(crt)) !== bundle.chainPem || (await readOrEmpty(key)) !== bundle.keyPem) {
+            await writeAtomic(key, bundle.keyPem, 0o640);
+            await writeAtomic(crt, bundle.chainPem, 0o644);
+            result.written.push(host);
+          }
+          written.set(host, record.serial);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          failure ??= Object.assign(new Error(`CERTS_DIR: cannot write the certificate of ${host}: ${code ?? (error as Error).message}; the other hosts' files are written`), { code });
         }
-        written.set(host, record.serial);
       }
       const removed = new Set<string>();
       for (const name of await fs.readdir(dir)) {
@@ -114,6 +122,7 @@ export function createCertsDir(options: CertsDirOptions): CertsDir {
         removed.add(host);
       }
       result.removed = [...removed];
+      if (failure) throw failure;
       return result;
     },
   };
