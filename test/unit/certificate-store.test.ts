@@ -128,6 +128,17 @@ describe.each(kinds)('the %s certificate store', (_kind, open) => {
   });
 });
 
+describe.each(kinds.filter(([kind]) => kind !== 'STATE_DIR file'))('the %s certificate store, quietly', (_kind, open) => {
+  it('a quiet write (a schedule change, no new file) is read by the next list but does not move the version', async () => {
+    const [one, two] = open('quiet');
+    await one.put('shop.test', record, bundle);
+    const version = await two.version();
+    await one.put('shop.test', { ...record, renewAfter: 1_500, ariCheckAt: 1_600 }, undefined, { quiet: true });
+    expect(await two.version()).toBe(version);
+    expect((await two.list()).get('shop.test')).toMatchObject({ renewAfter: 1_500, ariCheckAt: 1_600 });
+  });
+});
+
 describe('the STATE_DIR certificate store', () => {
   it('keeps keys in private files: folder 0700, files 0600', async () => {
     const dir = join(stateRoot, 'private');

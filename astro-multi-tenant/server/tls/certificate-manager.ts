@@ -177,8 +177,11 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
       // A moment already chosen inside the same window is kept: asking again never postpones it.
       if (window && (renewAfter === undefined || renewAfter < window.start || renewAfter > window.end)) renewAfter = renewalMoment(window, at, (options.random ?? Math.random)());
       const before = hasCertificate(fresh) ? renewalTime(fresh, renewBeforeMs) : Infinity;
-      await store.put(host, { ...fresh, renewAfter, ariCheckAt: at + nextCheckMs });
+      // Quiet: the files do not change; every worker meets the new moment at its next full tick.
+      await store.put(host, { ...fresh, renewAfter, ariCheckAt: at + nextCheckMs }, undefined, { quiet: true });
       if (renewAfter !== undefined && renewAfter < before) options.onRenewalAdvised?.(host, renewAfter);
+      // Due now (a revoked certificate): the next poll runs a full tick instead of waiting for the interval.
+      if (renewAfter !== undefined && renewAfter <= at) again = true;
       return true;
     } finally {
       await store.unlock(`cert:${host}`, owner).catch(() => {});

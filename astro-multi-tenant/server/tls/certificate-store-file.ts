@@ -128,6 +128,7 @@ export function createFileCertificateStore(options: FileCertificateStoreOptions)
       const b = (await readMain()).bundles[host];
       return b ? structuredClone(b) : undefined;
     },
+    // `quiet` cannot help here: the file's stat is the version. Embedded mode is one machine's workers.
     put: (host, record, bundle) =>
       change((f) => {
         f.certs[host] = record;

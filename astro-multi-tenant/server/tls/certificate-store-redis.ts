@@ -70,11 +70,11 @@ export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'a
       const value = parse(await client.hget(bundles, host));
       return isCertificateBundle(value) ? value : undefined;
     },
-    async put(host, record, bundle) {
+    async put(host, record, bundle, options) {
       // The bundle first: a reader that sees the new serial in the record finds its certificate.
       if (bundle) await client.hset(bundles, host, JSON.stringify(bundle));
       await client.hset(certs, host, JSON.stringify(record));
-      await client.incr(`${prefix}:version`);
+      if (!options?.quiet) await client.incr(`${prefix}:version`);
     },
     async remove(host) {
       await client.hdel(certs, host);

@@ -79,8 +79,13 @@ export interface CertificateStore {
   version(): Promise<string>;
   get(host: string): Promise<CertificateRecord | undefined>;
   getBundle(host: string): Promise<CertificateBundle | undefined>;
-  /** Writes a host's record and, when given, its certificate (both replace what was there). */
-  put(host: string, record: CertificateRecord, bundle?: CertificateBundle): Promise<void>;
+  /**
+   * Writes a host's record and, when given, its certificate (both replace what was there).
+   * `quiet`: a schedule-only change (ARI's renewal moment) that moves no file, so the version is not
+   * moved where the store can avoid it (Redis, memory) and workers see it at their next full tick
+   * instead of all listing at once.
+   */
+  put(host: string, record: CertificateRecord, bundle?: CertificateBundle, options?: { quiet?: boolean }): Promise<void>;
   /** Forgets a host: record and certificate. */
   remove(host: string): Promise<void>;
   /**
@@ -142,10 +147,10 @@ export function createMemoryCertificateStore(now: () => number = Date.now): Cert
     version: async () => String(version),
     get: async (host) => (records.has(host) ? copy(records.get(host)) : undefined),
     getBundle: async (host) => (bundles.has(host) ? copy(bundles.get(host)) : undefined),
-    async put(host, record, bundle) {
+    async put(host, record, bundle, options) {
       records.set(host, copy(record));
       if (bundle) bundles.set(host, copy(bundle));
-      version++;
+      if (!options?.quiet) version++;
     },
     async remove(host) {
       records.delete(host);
