@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createComponentStylesheets, listSiteComponentFiles } from '../../astro-multi-tenant/server/css/component-stylesheet.ts';
+import { createComponentStylesheets } from '../../astro-multi-tenant/server/css/component-stylesheet.ts';
+import { listSiteComponentFiles } from '../../astro-multi-tenant/server/components/site-component-files.ts';
 import { ComponentError, type ComponentLoader } from '../../astro-multi-tenant/server/components/component-loader.ts';
 
 /**

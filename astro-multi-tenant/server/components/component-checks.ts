@@ -1,6 +1,6 @@
 import type { ContentIssue } from '../errors.ts';
 import type { ComponentIssue, ComponentLoader } from './component-loader.ts';
-import { listSiteComponentFiles, tooManyFiles } from '../css/component-stylesheet.ts';
+import { listSiteComponentFiles, tooManyFiles } from './site-component-files.ts';
 
 type CheckResults = Map<string, { ok: boolean; issues: ContentIssue[] }>;
 

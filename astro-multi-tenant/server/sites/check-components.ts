@@ -4,8 +4,7 @@ import type { ContentIssue } from '../errors.ts';
 import type { ComponentLoader } from '../components/component-loader.ts';
 import { formatLocation } from '../components/component-error.ts';
 import type { NamedPlan } from '../plans/plans-file.ts';
-import { MAX_SITE_COMPONENT_FILES } from '../components/component-file.ts';
-import { listSiteComponentFiles, tooManyFiles } from '../css/component-stylesheet.ts';
+import { listSiteComponentFiles, tooManyFiles } from '../components/site-component-files.ts';
 
 /** One `::Name{…}` call found in a page by `sites check` (sites/check.ts). */
 export interface ComponentCallSite {
@@ -23,7 +22,7 @@ export interface ComponentCallSite {
  * - a page calls a component the site does not have;
  * - a component or layout that does not compile, imports what it may not, or is misnamed
  *   (the loader's check, file:line:column);
- * - more component and layout files than MAX_SITE_COMPONENT_FILES (then none is compiled).
+ * - more component and layout files than MAX_SITE_COMPONENT_FILES (component-file.ts; then none is compiled).
  * `loader` undefined checks only the plan and the names (no compiling).
  */
 export async function componentIssues(site: { id: string; dir: string }, calls: readonly ComponentCallSite[], plan: NamedPlan, loader: ComponentLoader | undefined): Promise<ContentIssue[]> {
