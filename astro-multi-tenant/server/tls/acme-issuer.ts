@@ -8,6 +8,9 @@ import { AcmeAttemptError, seconds, withProblemCapture } from './acme-problem.ts
 /** ACME tokens are base64url (RFC 8555 §8.3); anything else is never stored nor answered. */
 export const ACME_TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
 
+/** RFC 5280 ub-common-name: the longest host name that may also be the certificate's common name. */
+export const MAX_COMMON_NAME = 64;
+
 /** A certificate just issued: its PEMs and the facts the schedule needs (ms since the epoch). */
 export interface IssuedCertificate extends CertificateBundle {
   notBefore: number;
@@ -123,7 +126,10 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   function order(host: string): Promise<IssuedCertificate> {
     return withProblemCapture(async () => {
       const acmeClient = await account();
-      const [keyBuffer, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, await acme.crypto.createPrivateEcdsaKey());
+      // X.509 bounds a common name to 64 characters and public CAs refuse a CSR whose CN is longer
+      // (Let's Encrypt: badCSR); the subjectAltName is what clients check, so a longer host goes without one.
+      const subject = host.length <= MAX_COMMON_NAME ? { commonName: host, altNames: [host] } : { altNames: [host] };
+      const [keyBuffer, csr] = await acme.crypto.createCsr(subject, await acme.crypto.createPrivateEcdsaKey());
       const chainPem = await acmeClient.auto({
         csr,
         email: options.email,
