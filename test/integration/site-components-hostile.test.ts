@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { compileComponent } from '../../astro-multi-tenant/server/components/compile-component.ts';
@@ -41,8 +41,21 @@ describe('site components against a hostile site owner', () => {
     for (let i = 0; i < 300; i++) await writeFile(join(crowd, `components/Many${i}.astro`), `<p class="m${i}">${i}</p>\n<style>.m${i} { color: red; }</style>\n`);
     await writeFile(join(crowd, 'pages/index.md'), page('crowd home', '::Many1'));
     await writeFile(join(crowd, 'pages/text.md'), page('crowd text', 'Just text.'));
+    // vault: a site with a secret component and layout; thief: its components/ and layouts/ folders are links to vault's.
+    const vault = join(sitesDir, 'vault');
+    for (const folder of ['pages', 'components', 'layouts']) await mkdir(join(vault, folder), { recursive: true });
+    await writeFile(join(vault, 'site.json'), JSON.stringify({ name: 'vault', domains: ['vault.example'], layout: 'page' }));
+    await writeFile(join(vault, 'components/Secret.astro'), '<p class="vault-secret">vault secret text</p>\n<style>.vault-secret { color: rgb(9, 8, 7); }</style>\n');
+    await writeFile(join(vault, 'layouts/page.astro'), '---\nimport PageBody from \'@shared/PageBody.astro\';\nconst { page, stylesheets } = Astro.props;\n---\n<html><head>{stylesheets.map((href) => <link rel="stylesheet" href={href} />)}</head><body><p>vault layout text</p><PageBody page={page} /></body></html>\n');
+    await writeFile(join(vault, 'pages/index.md'), page('vault home', '::Secret'));
+    const thief = join(sitesDir, 'thief');
+    await mkdir(join(thief, 'pages'), { recursive: true });
+    await writeFile(join(thief, 'site.json'), JSON.stringify({ name: 'thief', domains: ['thief.example'], layout: 'page' }));
+    await symlink('../vault/components', join(thief, 'components'));
+    await symlink('../vault/layouts', join(thief, 'layouts'));
+    await writeFile(join(thief, 'pages/index.md'), page('thief home', '::Secret'));
     const plans = join(sitesDir, 'plans.json');
-    await writeFile(plans, JSON.stringify({ plans: { studio: { components: true } }, sites: { lab: 'studio', crowd: 'studio' } }));
+    await writeFile(plans, JSON.stringify({ plans: { studio: { components: true } }, sites: { lab: 'studio', crowd: 'studio', vault: 'studio', thief: 'studio' } }));
     server = await startServer(sitesDir, { CONTENT_CHECK_MS: '500', PLANS_FILE: plans });
   }, 60_000);
 
@@ -72,5 +85,22 @@ describe('site components against a hostile site owner', () => {
     expect(res.status).toBe(503);
     expect(res.body).not.toContain('server-islands');
     await waitFor(async () => server.logs.some((l) => l.includes('sites/lab/pages/island.md') && l.includes('line 4 of the body: the prop \\"server:component-directive\\" of \\"Greeting\\" is named like an Astro directive')), 5000);
+  });
+
+  it('never renders or styles another site’s component or layout through components/ and layouts/ folders linked to it', async () => {
+    const own = await get(server.port, 'vault.example', '/');
+    expect(own.status).toBe(200);
+    expect(own.body).toContain('vault secret text');
+    const res = await get(server.port, 'thief.example', '/');
+    expect(res.status).toBe(503);
+    expect(res.body).not.toContain('vault');
+    await waitFor(async () => server.logs.some((l) => l.includes('sites/thief/layouts/page.astro') && l.includes('outside the site folder')), 5000);
+    // Its component stylesheet, named as the server would name one holding vault's CSS, is not served either.
+    const vaultCss = own.body.match(/\/_platform\/css\/vault\/(components\.[0-9a-f]{16}\.css)/)![1];
+    const vaultText = (await get(server.port, 'vault.example', `/_platform/css/vault/${vaultCss}`)).body.replaceAll('sites/vault/', 'sites/thief/');
+    const thiefName = `components.${createHash('sha256').update(vaultText).digest('hex').slice(0, 16)}.css`;
+    const css = await get(server.port, 'thief.example', `/_platform/css/thief/${thiefName}`);
+    expect(css.status).toBe(404);
+    expect(css.body).not.toContain('vault-secret');
   });
 });
