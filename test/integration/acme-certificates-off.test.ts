@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { freePort } from '../../bench/processes.ts';
-import { SAMPLE_SITES, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { addSite } from '../helpers/site-folders.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { startPebble, type RunningPebble } from '../helpers/pebble.ts';
 
@@ -17,19 +18,12 @@ let sitesDir: string;
 let port: number;
 let server: RunningServer;
 
-/** A site folder from the sample bakery with these hosts (and any other site.json fields). */
-async function addSite(id: string, fields: Record<string, unknown>): Promise<void> {
-  await cp(join(SAMPLE_SITES, 'bakery'), join(sitesDir, id), { recursive: true });
-  const config = JSON.parse(await readFile(join(sitesDir, id, 'site.json'), 'utf8')) as Record<string, unknown>;
-  await writeFile(join(sitesDir, id, 'site.json'), JSON.stringify({ ...config, aliases: [], ...fields }));
-}
-
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'amt-acme-off-'));
   sitesDir = join(root, 'sites');
-  await addSite('shop', { name: 'Shop', domains: ['shop.test'], aliases: ['www.shop.test'] });
+  await addSite(sitesDir, 'shop', { name: 'Shop', domains: ['shop.test'], aliases: ['www.shop.test'] });
   // Lists a host, but its site.json does not validate: the site answers 503, so no certificate.
-  await addSite('broken', { name: 'Broken', domains: ['broken.test'], layout: 'no-such-layout' });
+  await addSite(sitesDir, 'broken', { name: 'Broken', domains: ['broken.test'], layout: 'no-such-layout' });
   dns = await startTestDns();
   port = await freePort();
   pebble = await startPebble({ dnsServer: dns.address, httpPort: port });
@@ -55,7 +49,8 @@ describe('certificates with DOMAIN_VERIFICATION=off: the operator wrote every si
   it('every custom domain and alias of a valid site gets a certificate with no DNS proof; a site whose site.json is invalid gets none, nor does any platform subdomain', async () => {
     expect((await get(port, 'broken.test')).status).toBe(503);
     await waitFor(async () => ['shop.test', 'www.shop.test'].every((h) => server.logs.some((l) => l.includes(`certificate for ${h} issued`))), 20_000, 100);
-    await waitFor(async () => (await readdir(join(root, 'certs'))).length === 4, 10_000, 100);
+    // The files follow the log line (written after the order, in the same tick).
+    await waitFor(async () => (await readdir(join(root, 'certs')).catch(() => [])).length === 4, 10_000, 100);
     expect((await readdir(join(root, 'certs'))).sort()).toEqual(['shop.test.crt', 'shop.test.key', 'www.shop.test.crt', 'www.shop.test.key']);
     expect(new X509Certificate(await readFile(join(root, 'certs', 'www.shop.test.crt'), 'utf8')).subjectAltName).toBe('DNS:www.shop.test');
     // The alias's redirect is what its certificate is for.

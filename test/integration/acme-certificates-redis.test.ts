@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -7,7 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from '../../bench/processes.ts';
-import { ROOT, SAMPLE_SITES, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { addSite } from '../helpers/site-folders.ts';
+import { ROOT, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { startPebble, type RunningPebble } from '../helpers/pebble.ts';
 import { redisForTests } from '../helpers/redis.ts';
@@ -58,9 +59,7 @@ beforeAll(async () => {
   sitesDir = await copySites();
   // Machine one's copy of the sites has no shop site (a machine that has not loaded it yet).
   edgeSitesDir = await copySites();
-  await cp(join(SAMPLE_SITES, 'bakery'), join(sitesDir, 'shop'), { recursive: true });
-  const config = JSON.parse(await readFile(join(sitesDir, 'shop', 'site.json'), 'utf8')) as Record<string, unknown>;
-  await writeFile(join(sitesDir, 'shop', 'site.json'), JSON.stringify({ ...config, name: 'Shop Test', domains: ['shop.test'], aliases: [] }));
+  await addSite(sitesDir, 'shop', { name: 'Shop Test', domains: ['shop.test'] });
   portOne = await freePort();
   pebble = await startPebble({ dnsServer: dns.address, httpPort: portOne });
 }, 60_000);

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { cp, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../bench/processes.ts';
-import { ROOT, SAMPLE_SITES, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
+import { addSite } from '../helpers/site-folders.ts';
+import { ROOT, copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { startTestDns, type TestDns } from '../helpers/dns-server.ts';
 import { startPebble, type RunningPebble } from '../helpers/pebble.ts';
 import { verificationToken } from '../../astro-multi-tenant/server/tenant/domain-token.ts';
@@ -54,9 +55,7 @@ beforeAll(async () => {
   certsDir = join(root, 'certs');
   sitesDir = await copySites();
   // Site "shop" claims shop.test, which needs proving (DOMAIN_VERIFICATION=dns) before it is served or certified.
-  await cp(join(SAMPLE_SITES, 'bakery'), join(sitesDir, 'shop'), { recursive: true });
-  const config = JSON.parse(await readFile(join(sitesDir, 'shop', 'site.json'), 'utf8')) as Record<string, unknown>;
-  await writeFile(join(sitesDir, 'shop', 'site.json'), JSON.stringify({ ...config, name: 'Shop Test', domains: ['shop.test'], aliases: [] }));
+  await addSite(sitesDir, 'shop', { name: 'Shop Test', domains: ['shop.test'] });
   dns = await startTestDns();
   port = await freePort();
   pebble = await startPebble({ dnsServer: dns.address, httpPort: port, certificateValiditySeconds: VALIDITY_S });
@@ -167,9 +166,7 @@ describe('ACME certificates for verified custom domains, from a real CA (pebble)
   }, 40_000);
 
   it('a verified domain the CA cannot reach is recorded as a validation failure with a backoff, on the status page and in the metrics, while others keep theirs', async () => {
-    await cp(join(SAMPLE_SITES, 'bakery'), join(sitesDir, 'broken'), { recursive: true });
-    const config = JSON.parse(await readFile(join(sitesDir, 'broken', 'site.json'), 'utf8')) as Record<string, unknown>;
-    await writeFile(join(sitesDir, 'broken', 'site.json'), JSON.stringify({ ...config, name: 'Broken', domains: ['broken.test'], aliases: [] }));
+    await addSite(sitesDir, 'broken', { name: 'Broken', domains: ['broken.test'] });
     // Its A record points where nothing listens: pebble's HTTP-01 request is refused.
     await dns.addA('broken.test', ['127.0.0.2']);
     await dns.setTxt('_amt-verify.broken.test', verificationToken(SECRET, 'broken', 'broken.test'));
