@@ -127,6 +127,15 @@ describe('the certificate manager', () => {
     expect(events).toEqual(['failed shop.test validation', 'issued shop.test S1']);
   });
 
+  it('a rate limit on one host\'s own name (its registered domain, its exact name) backs off that host only: another site\'s certificate is ordered in the same tick', async () => {
+    const { ca, manager } = setup({ wanted: () => new Map([['n1.evil.test', 'evil'], ['shop.test', 'shop']]) });
+    ca.failures.set('n1.evil.test', { kind: 'rate_limited', message: 'rate limited by the CA: too many certificates (50) already issued for "evil.test" in the last 168h0m0s', retryAfterMs: 7 * DAY, scope: 'host' });
+    await manager.tick();
+    expect(ca.calls).toEqual(['n1.evil.test', 'shop.test']);
+    expect(manager.describe(['n1.evil.test', 'shop.test']).map((s) => s.state)).toEqual(['failed', 'valid']);
+    expect(manager.describe(['n1.evil.test'])[0]!.nextAttemptAt).toBeGreaterThanOrEqual(1_000 * DAY + 7 * DAY);
+  });
+
   it('a rate limit pauses every order of the account until the CA\'s Retry-After', async () => {
     const { clock, ca, manager } = setup();
     ca.failures.set('shop.test', { kind: 'rate_limited', message: 'too many', retryAfterMs: 3_600_000 });

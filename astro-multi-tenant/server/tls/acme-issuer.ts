@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import acme from 'acme-client';
 import type { AccountRecord, CertificateBundle, CertificateStore } from './certificate-store.ts';
-import { AcmeAttemptError, seconds, withProblemCapture } from './acme-problem.ts';
+import { AcmeAttemptError, rateLimitScope, seconds, withProblemCapture } from './acme-problem.ts';
 
 /** ACME tokens are base64url (RFC 8555 §8.3); anything else is never stored nor answered. */
 export const ACME_TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
@@ -185,6 +185,9 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
           return await order(host);
         }
       } catch (error) {
+        if (error instanceof AcmeAttemptError && error.failure.kind === 'rate_limited') {
+          throw new AcmeAttemptError({ ...error.failure, scope: rateLimitScope(host, error.failure.message) });
+        }
         if (error instanceof AcmeAttemptError && error.failure.kind === 'other') {
           const code = await caUnreachable(directoryUrl);
           if (code) throw new AcmeAttemptError({ kind: 'network', message: `cannot reach the CA at ${directoryUrl}: ${code}` });

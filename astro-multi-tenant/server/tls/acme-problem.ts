@@ -164,6 +164,22 @@ export function seconds(ms: number): string {
   return String(Math.round(ms / 100) / 10);
 }
 
+/**
+ * Whose rate limit a CA's `rateLimited` refusal of an order for `host` is, from its detail text
+ * (RFC 8555 gives no structured scope; these are Let's Encrypt's wordings, current and older). Pure.
+ * - `host`: the CA names the host or a domain it is under (certificates per registered domain,
+ *   failed authorisations per name), or "this exact set" of names: only this host waits, so one
+ *   tenant hitting the limits of its own domain never pauses everyone's orders;
+ * - `account`: anything else (new orders per account, registrations, no detail): every order of
+ *   the account waits.
+ */
+export function rateLimitScope(host: string, detail: string | undefined): 'host' | 'account' {
+  if (!detail) return 'account';
+  if (/exact set of (?:identifiers|domains|hostnames|names)/i.test(detail)) return 'host';
+  const named = [...detail.matchAll(/"([a-z0-9.-]+)"|issued for:? ([a-z0-9-]+(?:\.[a-z0-9-]+)+)/gi)].map((m) => (m[1] ?? m[2]!).toLowerCase());
+  return named.some((name) => host === name || host.endsWith(`.${name}`)) ? 'host' : 'account';
+}
+
 /** A failed attempt, classified: thrown by the issuer, recorded by the manager. */
 export class AcmeAttemptError extends Error {
   readonly failure: AttemptFailure;

@@ -145,8 +145,9 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
         const record = afterFailure(fresh, site, failure, now());
         await store.put(host, record);
         options.onFailure?.(host, site, failure, record);
-        // A rate limit may be the account's, not the domain's: the whole cluster waits.
-        if (failure.kind === 'rate_limited') await store.setPause(now() + (failure.retryAfterMs ?? backoffMs(3)));
+        // A rate limit may be the account's, not the domain's: the whole cluster waits. One the CA
+        // put on this host's own names (a tenant's registered domain) holds back this host only.
+        if (failure.kind === 'rate_limited' && failure.scope !== 'host') await store.setPause(now() + (failure.retryAfterMs ?? backoffMs(3)));
       }
     } finally {
       await store.unlock(`cert:${host}`, owner).catch(() => {});

@@ -68,6 +68,8 @@ export interface AttemptFailure {
   retryAfterMs?: number;
   /** The CA's problem type without its `urn:ietf:params:acme:error:` prefix (`accountDoesNotExist`), when it sent one. */
   type?: string;
+  /** For `rate_limited`: whether only this host waits (`host`) or every order of the account (`account`, the default); tls/acme-problem.ts rateLimitScope. */
+  scope?: 'host' | 'account';
 }
 
 /** The record after a failed attempt at `now`: one more failure, the next attempt after backoff or the CA's Retry-After, whichever is later. The certificate it had is kept (nginx keeps serving it). */
