@@ -275,6 +275,7 @@ async function main() {
     metrics.watchCertificates(certificates, CERTIFICATE_STATES);
     wakeCertificates = () => certificates?.wake();
     if (!acmeConfig.certsDir) logger.warn('ACME_DIRECTORY_URL is set but CERTS_DIR is not: certificates are kept in the shared store only, no files are written for nginx');
+    else logger.info({ directoryUrl: acmeConfig.directoryUrl, certsDir: acmeConfig.certsDir, store: acmeStore.location }, 'certificates: ordered from ACME_DIRECTORY_URL, written to CERTS_DIR');
   }
   const platformRoutes = createPlatformRoutes({
     tlsAsk: createTlsAsk({ resolveTenant }),
