@@ -39,3 +39,18 @@ describe('compiling in a child process', () => {
     expect(error.message).toBe('sites/acme/components/Deep.astro: took more than 1 ms to compile');
   });
 });
+
+describe('compiling in turns', () => {
+  it('takes sites in turn: one site’s pile of slow compiles holds another site’s compile back by one of them, not all', async () => {
+    compiler = createIsolatedCompiler();
+    // About 0.2 s each to compile (expressions nested 3,000 deep); the other site's file, a millisecond.
+    const slow = `<p>{${'('.repeat(3000)}1${')'.repeat(3000)}}</p>`;
+    await compiler.compile(file, '<p>warm</p>');
+    const done: string[] = [];
+    const pile = Array.from({ length: 6 }, (_, i) => compiler.compile({ area: 'site', site: 'pile', path: `components/Slow${i}.astro` }, `${slow}<i>${i}</i>`).then(() => done.push(`pile ${i}`)));
+    const other = compiler.compile({ area: 'site', site: 'other', path: 'components/Quick.astro' }, '<p>quick</p>').then(() => done.push('other'));
+    await Promise.all([...pile, other]);
+    expect(done.indexOf('other')).toBeLessThanOrEqual(1);
+    expect(done.filter((d) => d.startsWith('pile'))).toEqual(['pile 0', 'pile 1', 'pile 2', 'pile 3', 'pile 4', 'pile 5']);
+  });
+});
