@@ -20,7 +20,9 @@ import { compileComponent, type CompiledComponent } from './compile-component.ts
  * could write to is refused with a warning and every component is compiled in memory instead
  * (the folder, its atomic writes and its bound: sites/cache-folder.ts, shared with the Markdown cache).
  * An entry that is not a well-formed record of its own key is ignored and compiled afresh.
- * Only successful compiles are stored: a failing one costs a compile (well under a millisecond).
+ * Only successful compiles are stored: a failing one costs a compile each time (well under a
+ * millisecond for what the compiler refuses, up to the child's time limit for a timeout), which
+ * the loader then keeps in memory until the file changes.
  */
 export interface CompileCache {
   /** Compiles through the cache; throws ComponentError as compileComponent does. */
