@@ -37,7 +37,8 @@ beforeAll(async () => {
         orders.push(host);
         res.statusCode = 429;
         res.setHeader('Content-Type', 'application/problem+json');
-        res.setHeader('Retry-After', host.endsWith('.evil.test') ? '604800' : '3600');
+        // decade.test: a broken CA asking for ten years.
+        res.setHeader('Retry-After', host.endsWith('.evil.test') ? '604800' : host === 'decade.test' ? '315360000' : '3600');
         const detail = host.endsWith('.evil.test') ? 'too many certificates (50) already issued for "evil.test" in the last 168h0m0s' : 'too many new orders (300) recently';
         res.end(JSON.stringify({ type: 'urn:ietf:params:acme:error:rateLimited', detail, status: 429 }));
       } else {
@@ -55,6 +56,12 @@ afterAll(async () => {
 });
 
 describe('a CA that rate-limits', () => {
+  it('is waited for at most a week, whatever Retry-After says: a broken CA asking for ten years does not stop the account for ten years', async () => {
+    const issuer = createAcmeIssuer({ directoryUrl: `${base}/dir`, store: createMemoryCertificateStore() });
+    const failure = ((await issuer.issue('decade.test').catch((e: unknown) => e)) as AcmeAttemptError).failure;
+    expect(failure).toMatchObject({ kind: 'rate_limited', scope: 'account', retryAfterMs: 7 * 86_400_000 });
+  });
+
   it('says whose limit it is: the host\'s for a limit on its registered domain, the account\'s for new orders', async () => {
     const issuer = createAcmeIssuer({ directoryUrl: `${base}/dir`, store: createMemoryCertificateStore() });
     const own = (await issuer.issue('n1.evil.test').catch((e: unknown) => e)) as AcmeAttemptError;

@@ -41,12 +41,19 @@ interface RequestConfig {
 const context = new AsyncLocalStorage<AttemptContext>();
 let installed = false;
 
-/** Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms from `now`; undefined when absent or unreadable. Pure. */
+/**
+ * The longest Retry-After honoured (ms): a week, Let's Encrypt's longest rate-limit window. A CA
+ * asking for more (a broken one, a typo: ten years) would otherwise stop every order of the account
+ * for that long; after a week the next attempt asks again.
+ */
+export const MAX_RETRY_AFTER_MS = 7 * 86_400_000;
+
+/** Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms from `now`, at most MAX_RETRY_AFTER_MS; undefined when absent or unreadable. Pure. */
 export function parseRetryAfter(header: unknown, now: number): number | undefined {
   if (typeof header !== 'string' || header.trim() === '') return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  if (/^\d+$/.test(header.trim())) return Math.min(MAX_RETRY_AFTER_MS, Number(header.trim()) * 1000);
   const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  return Number.isNaN(at) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - now));
 }
 
 interface ResponseLike {
