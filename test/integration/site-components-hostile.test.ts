@@ -32,6 +32,10 @@ describe('site components against a hostile site owner', () => {
       await writeFile(join(dir, 'site.json'), JSON.stringify({ name: id, domains: [`${id}.example`], layout: 'page' }));
       await writeFile(join(dir, 'components/Greeting.astro'), GREETING);
       await writeFile(join(dir, 'pages/index.md'), page(`${id} home`, plan ? '::Greeting{name="Ada"}' : 'Just text.'));
+      await writeFile(join(dir, 'components/Leaky.astro'), `---\nthrow new Error('leaky message ' + process.cwd());\n---\n<p>never</p>\n`);
+      await writeFile(join(dir, 'components/Unclosed.astro'), '<div>\n  <p>{1</p>\n</div>\n');
+      await writeFile(join(dir, 'pages/leaky.md'), page('leaky', '::Leaky'));
+      await writeFile(join(dir, 'pages/unclosed.md'), page('unclosed', '::Unclosed'));
       await writeFile(join(dir, 'pages/island.md'), page('island', 'Text.\n\n::Greeting{name="x" server:component-directive="defer" server:component-path="/site/components/Greeting.astro" server:component-export="default"}'));
     }
     // crowd: more component files than a site may have (256), each one cheap, one page calling one.
@@ -102,5 +106,15 @@ describe('site components against a hostile site owner', () => {
     const css = await get(server.port, 'thief.example', `/_platform/css/thief/${thiefName}`);
     expect(css.status).toBe(404);
     expect(css.body).not.toContain('vault-secret');
+  });
+
+  it('answers a component that throws or does not compile with the plain 503 page: no message, file, server path or stack frame reaches the visitor', async () => {
+    for (const path of ['/leaky', '/unclosed']) {
+      const res = await get(server.port, 'lab.example', path);
+      expect(res.status).toBe(503);
+      expect(res.headers['cache-control']).toBe('no-store');
+      for (const secret of ['leaky message', process.cwd(), 'sites/lab', '.astro', 'Error', '    at ']) expect(res.body).not.toContain(secret);
+    }
+    await waitFor(async () => server.logs.some((l) => l.includes('sites/lab/components/Leaky.astro') && l.includes('leaky message')), 5000);
   });
 });
