@@ -131,15 +131,17 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
   let running: Promise<void> | undefined;
   let again = false;
 
-  async function issueOne(host: string, site: string): Promise<void> {
-    if (!(await store.lock(`cert:${host}`, owner, lockTtlMs))) return;
+  /** Orders `host` under its lock, when it is still due; returns the attempt's failure, if it failed. */
+  async function issueOne(host: string, site: string): Promise<AttemptFailure | undefined> {
+    if (!(await store.lock(`cert:${host}`, owner, lockTtlMs))) return undefined;
     try {
       const fresh = await store.get(host);
-      if (!needsCertificate(fresh, now(), renewBeforeMs) || isBackingOff(fresh, now())) return;
+      if (!needsCertificate(fresh, now(), renewBeforeMs) || isBackingOff(fresh, now())) return undefined;
       try {
         const cert = await issuer.issue(host);
         await store.put(host, afterSuccess(site, cert, now()), { serial: cert.serial, chainPem: cert.chainPem, keyPem: cert.keyPem });
         options.onIssued?.(host, site, cert, Boolean(fresh?.serial));
+        return undefined;
       } catch (error) {
         const failure: AttemptFailure = error instanceof AcmeAttemptError ? error.failure : { kind: 'other', message: (error as Error).message ?? String(error) };
         const record = afterFailure(fresh, site, failure, now());
@@ -148,6 +150,7 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
         // A rate limit may be the account's, not the domain's: the whole cluster waits. One the CA
         // put on this host's own names (a tenant's registered domain) holds back this host only.
         if (failure.kind === 'rate_limited' && failure.scope !== 'host') await store.setPause(now() + (failure.retryAfterMs ?? backoffMs(3)));
+        return failure;
       }
     } finally {
       await store.unlock(`cert:${host}`, owner).catch(() => {});
@@ -232,7 +235,8 @@ export function createCertificateManager(options: CertificateManagerOptions): Ce
         if (issued >= maxIssues || (await store.getPause()) > now()) break;
         if (options.serves && !(await options.serves(host))) continue;
         issued++;
-        await issueOne(host, site);
+        // The CA did not answer (or not in time): the next host would wait out the same timeout.
+        if ((await issueOne(host, site))?.kind === 'network') break;
       }
       if (options.renewalInfo) {
         let asked = 0;
