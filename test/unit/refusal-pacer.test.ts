@@ -13,11 +13,15 @@ function fakeLoop() {
   const intervals: Array<{ every: number; next: number; run: () => void }> = [];
   const loop = {
     busyShare: 0,
+    /** Whether sites' own requests are being answered (each ms counts one, via `pacer.served()`). */
+    siteTraffic: true,
+    pacer: undefined as { served(): void } | undefined,
     /** Moves the clock 1 ms at a time, running due intervals and timers like the event loop would. */
     advance(ms: number) {
       for (let i = 0; i < ms; i++) {
         clock += 1;
         active += loop.busyShare;
+        if (loop.siteTraffic) loop.pacer?.served();
         for (const t of intervals) if (clock >= t.next) (t.next += t.every), t.run();
         const due = timers.filter((t) => t.at <= clock);
         timers = timers.filter((t) => t.at > clock);
@@ -40,7 +44,7 @@ function fakeLoop() {
 }
 
 const pacerOn = (loop: ReturnType<typeof fakeLoop>, extra: Partial<Parameters<typeof createRefusalPacer>[0]> = {}) =>
-  createRefusalPacer({ delayMs: 25, sampleMs: 100, utilization: loop.utilization, every: loop.every, wait: loop.wait, ...extra });
+  (loop.pacer = createRefusalPacer({ delayMs: 25, sampleMs: 100, utilization: loop.utilization, every: loop.every, wait: loop.wait, ...extra }));
 
 describe('the refusal pacer', () => {
   it('answers refusals at once while the worker is idle or lightly loaded: no promise, no timer', () => {
@@ -94,6 +98,22 @@ describe('the refusal pacer', () => {
     loop.advance(1);
     expect(pacer.pace()).toBeInstanceOf(Promise);
     expect(pacer.delayed).toBe(2);
+  });
+
+  it('answers at once a worker busy with nothing but refusals, and waits again once a site is served in the window', () => {
+    const loop = fakeLoop();
+    const pacer = pacerOn(loop);
+    loop.busyShare = 1;
+    loop.siteTraffic = false;
+    loop.advance(300);
+    expect(pacer.pace()).toBeUndefined();
+    loop.siteTraffic = true;
+    loop.advance(100);
+    expect(pacer.pace()).toBeInstanceOf(Promise);
+    loop.siteTraffic = false;
+    loop.advance(100);
+    expect(pacer.pace()).toBeUndefined();
+    expect(pacer.delayed).toBe(1);
   });
 
   it('holds at most maxWaiting refusals at once and answers the rest at once', () => {

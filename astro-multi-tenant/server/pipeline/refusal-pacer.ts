@@ -13,11 +13,12 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
  * that does not wait (an open-loop flood) still costs its parse and write: that is the edge's job
  * (nginx `limit_req`/`limit_conn`, docs/edge.md).
  *
- * Busy is the event loop's utilisation (the share of time it was not idle, Node's
- * `performance.eventLoopUtilization()`) over the last full `sampleMs` window, at or above
- * `busyUtilization`.
- * An idle or lightly loaded worker answers every refusal at once: tests and normal traffic never
- * see a delay. At most `maxWaiting` answers wait at once (each holds its socket); beyond that
+ * Busy means both, over the last full `sampleMs` window: the event loop's utilisation (the share
+ * of time it was not idle, Node's `performance.eventLoopUtilization()`) at or above
+ * `busyUtilization`, and at least one request that was not a refusal (`served()`): refusals yield
+ * to someone. A worker that is idle, lightly loaded, or busy with nothing but refusals answers
+ * every refusal at once (there is nobody to give the time to), so normal traffic never sees a
+ * delay and a slow machine alone (its loop looks busy while it waits for a core) never causes one. At most `maxWaiting` answers wait at once (each holds its socket); beyond that
  * they are answered at once rather than holding more connections open.
  */
 export interface RefusalPacer {
@@ -26,6 +27,8 @@ export interface RefusalPacer {
    * else a promise that resolves after `delayMs`. Never rejects.
    */
   pace(): Promise<void> | undefined;
+  /** Counts a request answered that was not a refusal (a page, a file, a probe): what pacing protects. */
+  served(): void;
   /** Refusals delayed so far (for the metrics). */
   readonly delayed: number;
 }
@@ -61,11 +64,13 @@ export function createRefusalPacer(options: RefusalPacerOptions): RefusalPacer {
   // Busy over the last full window: a reading per window, never per request. A timer rather than
   // a reading on demand, so that a window long past (the start-up's, say) never decides now.
   let busy = false;
+  let servedInWindow = 0;
   if (delayMs > 0) {
     let mark = utilization();
     every(sampleMs, () => {
-      busy = utilization(mark).utilization >= busyUtilization;
+      busy = servedInWindow > 0 && utilization(mark).utilization >= busyUtilization;
       mark = utilization();
+      servedInWindow = 0;
     });
   }
 
@@ -80,6 +85,9 @@ export function createRefusalPacer(options: RefusalPacerOptions): RefusalPacer {
           resolve();
         }),
       );
+    },
+    served() {
+      servedInWindow++;
     },
     get delayed() {
       return delayed;

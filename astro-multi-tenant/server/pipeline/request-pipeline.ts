@@ -158,6 +158,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const status = res.statusCode;
+    if (route !== 'unknown_host' && route !== 'throttled') deps.refusalPacer?.served();
     deps.metrics?.observeRequest({ method: req.method, status, route, site: ctx.siteId, seconds: ms / 1000 });
     if (ctx.siteId) deps.traffic?.record(ctx.siteId, status >= 500);
     // Probes and scrapes every few seconds would drown the access log, and so would a flood of
