@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /**
@@ -174,6 +174,10 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
  * Makes the cache folder (mode 0700) and checks it is this user's alone. What a cache folder holds
  * is served or run as is, and keys are predictable from public text, so a folder that someone else
  * owns or can write to would let them plant content: such a folder is refused, with the reason.
+ * So is one below a folder that someone else owns or can write to (unless it is sticky, as the
+ * system temp folder is): they could rename the checked folder away and put their own in its
+ * place, and reads are not checked again. The default parent, `<tmp>/astro-multi-tenant-<uid>`,
+ * is a name any local user can make first.
  */
 export async function prepareCacheFolder(dir: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
@@ -183,6 +187,14 @@ export async function prepareCacheFolder(dir: string): Promise<{ ok: true } | { 
     if (!s.isDirectory()) return { ok: false, reason: 'not a folder' };
     if (uid !== undefined && s.uid !== uid) return { ok: false, reason: `owned by uid ${s.uid}, not this process (uid ${uid})` };
     if ((s.mode & 0o022) !== 0) return { ok: false, reason: `writable by group or others (mode ${(s.mode & 0o777).toString(8)})` };
+    // Above it, as named and as it really is (a link on the way leads elsewhere).
+    for (const start of [dir, await realpath(dir)]) {
+      for (let above = dirname(start); ; above = dirname(above)) {
+        const problem = ancestorProblem(await stat(above), uid);
+        if (problem) return { ok: false, reason: `${above} (above it) ${problem}` };
+        if (dirname(above) === above) break;
+      }
+    }
     return { ok: true };
   } catch (error) {
     return { ok: false, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
@@ -197,5 +209,13 @@ export async function openIfPrivate<T>(dir: string, open: () => T, refused: (rea
   const checked = await prepareCacheFolder(dir);
   if (checked.ok) return open();
   refused(checked.reason);
+  return undefined;
+}
+
+/** Why a folder above a cache folder lets someone else replace what is below it; undefined when it does not. */
+function ancestorProblem(s: import('node:fs').Stats, uid: number | undefined): string | undefined {
+  if (uid !== undefined && s.uid !== uid && s.uid !== 0) return `is owned by uid ${s.uid}, neither this process (uid ${uid}) nor root`;
+  const sticky = (s.mode & 0o1000) !== 0;
+  if ((s.mode & 0o022) !== 0 && !sticky) return `is writable by group or others and not sticky (mode ${(s.mode & 0o777).toString(8)})`;
   return undefined;
 }
