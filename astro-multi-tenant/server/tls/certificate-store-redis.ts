@@ -16,6 +16,21 @@ if current >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
+/**
+ * Runs a write that carries a private key (a certificate bundle, an account) and, when Redis refuses
+ * it, drops the arguments ioredis puts on the error (`err.command.args`, the key's PEM included):
+ * loggers print an error's own properties. The command's name stays, for the message.
+ */
+async function keyWrite<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    const command = (error as { command?: { name?: unknown } } | null)?.command;
+    if (command && typeof command === 'object') (error as { command: unknown }).command = { name: command.name };
+    throw error;
+  }
+}
+
 const parse = (json: string | null): unknown => {
   if (json === null) return undefined;
   try {
@@ -48,7 +63,7 @@ export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'a
       return isAccountRecord(value) && value.directoryUrl === directoryUrl ? value : undefined;
     },
     async putAccount(record) {
-      await client.set(accountKey(record.directoryUrl), JSON.stringify(record));
+      await keyWrite(client.set(accountKey(record.directoryUrl), JSON.stringify(record)));
     },
     async list() {
       const out = new Map<string, CertificateRecord>();
@@ -72,7 +87,7 @@ export function createRedisCertificateStore(client: Redis | Cluster, prefix = 'a
     },
     async put(host, record, bundle, options) {
       // The bundle first: a reader that sees the new serial in the record finds its certificate.
-      if (bundle) await client.hset(bundles, host, JSON.stringify(bundle));
+      if (bundle) await keyWrite(client.hset(bundles, host, JSON.stringify(bundle)));
       await client.hset(certs, host, JSON.stringify(record));
       if (!options?.quiet) await client.incr(`${prefix}:version`);
     },
