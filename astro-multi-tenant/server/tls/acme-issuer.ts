@@ -1,12 +1,14 @@
 import { X509Certificate, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import acme from 'acme-client';
+import type { Client } from 'acme-client';
+import { loadAcmeClient } from './acme-client-module.ts';
+import { leafPem } from './pem.ts';
 import type { AccountRecord, CertificateBundle, CertificateStore } from './certificate-store.ts';
 import { AcmeAttemptError, rateLimitScope, seconds, withProblemCapture } from './acme-problem.ts';
 
-/** ACME tokens are base64url (RFC 8555 §8.3); anything else is never stored nor answered. */
-export const ACME_TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
+export { ACME_TOKEN } from './acme-token.ts';
+import { ACME_TOKEN } from './acme-token.ts';
 
 /** RFC 5280 ub-common-name: the longest host name that may also be the certificate's common name. */
 export const MAX_COMMON_NAME = 64;
@@ -56,7 +58,7 @@ export interface AcmeIssuer {
 
 /** Facts of the leaf (first certificate of a PEM chain): serial (hex, upper case) and validity. @throws when the PEM holds no certificate. */
 export function leafFacts(chainPem: string): { serial: string; notBefore: number; notAfter: number; names: string[] } {
-  const leaf = new X509Certificate(acme.crypto.splitPemChain(chainPem)[0] ?? '');
+  const leaf = new X509Certificate(leafPem(chainPem));
   const names = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
   return { serial: leaf.serialNumber.toUpperCase(), notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo), names };
 }
@@ -93,14 +95,15 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 3 * 60_000;
   const owner = `${process.pid}-${randomUUID()}`;
-  let client: Promise<acme.Client> | undefined;
+  let client: Promise<Client> | undefined;
   /** The account URL the CA said it does not know (accountDoesNotExist): a stored account with it is replaced. */
   let forgotten: string | undefined;
 
-  const makeClient = (accountKey: string, accountUrl?: string) =>
-    new acme.Client({ directoryUrl, accountKey, accountUrl, backoffAttempts: 12, backoffMin: options.pollMinMs ?? 250, backoffMax: options.pollMaxMs ?? 5000 });
+  const makeClient = async (accountKey: string, accountUrl?: string) =>
+    new (await loadAcmeClient()).Client({ directoryUrl, accountKey, accountUrl, backoffAttempts: 12, backoffMin: options.pollMinMs ?? 250, backoffMax: options.pollMaxMs ?? 5000 });
 
-  async function openAccount(): Promise<acme.Client> {
+  async function openAccount(): Promise<Client> {
+    const acme = await loadAcmeClient();
     const usable = (a: AccountRecord | undefined) => (a && a.url !== forgotten ? a : undefined);
     let account = usable(await store.getAccount(directoryUrl));
     if (!account) {
@@ -109,7 +112,7 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
         account = usable(await store.getAccount(directoryUrl));
         if (!account) {
           const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
-          const fresh = makeClient(keyPem);
+          const fresh = await makeClient(keyPem);
           await fresh.createAccount({ termsOfServiceAgreed: true, ...(options.email ? { contact: [`mailto:${options.email}`] } : {}) });
           account = { directoryUrl, keyPem, url: fresh.getAccountUrl(), createdAt: now() };
           await store.putAccount(account);
@@ -126,6 +129,7 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   function order(host: string): Promise<IssuedCertificate> {
     return withProblemCapture(async () => {
       const acmeClient = await account();
+      const acme = await loadAcmeClient();
       // X.509 bounds a common name to 64 characters and public CAs refuse a CSR whose CN is longer
       // (Let's Encrypt: badCSR); the subjectAltName is what clients check, so a longer host goes without one.
       const subject = host.length <= MAX_COMMON_NAME ? { commonName: host, altNames: [host] } : { altNames: [host] };

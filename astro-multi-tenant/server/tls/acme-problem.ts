@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import acme from 'acme-client';
+import { loadAcmeClient } from './acme-client-module.ts';
 import type { AttemptFailure } from './renewal-schedule.ts';
 
 /**
@@ -86,7 +86,9 @@ function record(response: ResponseLike | undefined): void {
  * domain's lock; the manager's backoff and per-domain schedule retry instead, shared by the whole
  * cluster.
  */
-export function installProblemCapture(): void {
+export async function installProblemCapture(): Promise<void> {
+  if (installed) return;
+  const acme = await loadAcmeClient();
   if (installed) return;
   installed = true;
   (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
@@ -142,7 +144,7 @@ export interface AttemptLimits {
  * `fn` itself is left to fail on its next request (the signal is aborted), never awaited.
  */
 export async function withProblemCapture<T>(fn: () => Promise<T>, limits: AttemptLimits = {}): Promise<T> {
-  installProblemCapture();
+  await installProblemCapture();
   const controller = limits.deadlineMs ? new AbortController() : undefined;
   const store: AttemptContext = { requestTimeoutMs: limits.requestTimeoutMs, signal: controller?.signal };
   let timer: NodeJS.Timeout | undefined;

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import acme from 'acme-client';
+import { leafPem } from './pem.ts';
 import { parseRetryAfter } from './acme-problem.ts';
 
 /**
@@ -49,7 +49,7 @@ const AKI_OID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23]);
  * leading zero when there is one). Pure. @throws Error when the certificate has no AKI keyIdentifier.
  */
 export function ariCertId(chainPem: string): string {
-  const der = new X509Certificate(acme.crypto.splitPemChain(chainPem)[0] ?? '').raw;
+  const der = new X509Certificate(leafPem(chainPem)).raw;
   // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber INTEGER, … } … }
   const tbs = derElement(der, derElement(der, 0).start);
   let at = tbs.start;

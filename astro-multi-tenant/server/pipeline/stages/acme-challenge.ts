@@ -1,7 +1,7 @@
 import type { HostedRequest, Stage } from '../context.ts';
 import { WELL_KNOWN } from '../../http/request-path.ts';
 import { sendText } from '../../http/respond.ts';
-import { ACME_TOKEN } from '../../tls/acme-issuer.ts';
+import { ACME_TOKEN } from '../../tls/acme-token.ts';
 import type { ChallengeRecord } from '../../tls/certificate-store.ts';
 
 export interface AcmeChallengeDeps {
