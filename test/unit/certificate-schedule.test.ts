@@ -29,6 +29,14 @@ describe('which names get certificates', () => {
     expect([...certificateNames({ hosts, platformDomain: 'sites.test', isServed: (site, host) => served.has(`${site}:${host}`) })]).toEqual([['shop.test', 'shop']]);
   });
 
+  it('refuses a name too long to be a file in CERTS_DIR (<host>.crt over 255 bytes), and takes one just short of it', () => {
+    const name = (total: number) => `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(total - 192)}`;
+    expect(name(251).length).toBe(251);
+    expect(isIssuableName(name(251), 'sites.test')).toBe(true);
+    expect(isIssuableName(name(252), 'sites.test')).toBe(false);
+    expect(isIssuableName(name(253), 'sites.test')).toBe(false);
+  });
+
   it('refuses IP literals and malformed labels', () => {
     for (const name of ['127.0.0.1', '0x7f.1', 'a..b', '-bad.example', 'bad-.example', `${'a'.repeat(64)}.example`, 'UPPER.example']) expect(isIssuableName(name, 'sites.test'), name).toBe(false);
     expect(isIssuableName('xn--bckerei-5wa.example', 'sites.test')).toBe(true);

@@ -1,7 +1,11 @@
 import { hostClaimProblem } from '../tenant/host-rules.ts';
 
-/** A-label host names a public CA can issue for: LDH labels of 1..63, 253 characters, at least two labels. */
-const ISSUABLE = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
+ * A-label host names a public CA can issue for: LDH labels of 1..63, at least two labels, and at
+ * most 251 characters (DNS allows 253, but `<host>.crt` must fit a 255-byte file name in CERTS_DIR,
+ * where nginx reads it: a longer name's certificate could never be served).
+ */
+const ISSUABLE = /^(?=.{1,251}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Whether ACME may be asked for `host` at all: a plain domain name (no wildcard, IP, port or single label) that no rule reserves. Pure. */
 export function isIssuableName(host: string, platformDomain: string): boolean {
