@@ -103,7 +103,11 @@ export function createSiteLoader(options: SiteLoaderOptions) {
 
   type Read = Awaited<ReturnType<SiteSource['readConfig']>>;
 
-  /** The site from its config as read (`read`, not null) and the manifest's fingerprint part. */
+  /**
+   * The site from its config as read and its fingerprint (`<site.json>|<manifest or ->`).
+   * `manifest`: the CSS manifest as read beside the config (cold loads); otherwise it is read here
+   * when the fingerprint says there is one.
+   */
   async function siteFrom(id: string, read: NonNullable<Read>, manifestPath: string, fingerprint: string, manifest?: { file?: string }): Promise<Loaded<SiteState | null>> {
     const file = `sites/${id}/${SITE_CONFIG_FILE}`;
     const { text } = read;
@@ -119,7 +123,8 @@ export function createSiteLoader(options: SiteLoaderOptions) {
       cssFile = undefined;
       cssProblem = 'stale';
     }
-    // One realpath of the site folder per load: the one the config was checked against.
+    // The folder the config was read from, as the read found it (no realpath for a plain
+    // site.json); a source that does not say resolves it here.
     const dir = read.dir ?? (await source.realSiteDir(id));
     const site: Site = { id, dir, config: parsed.config, cssFile, cssProblem, version: fingerprint };
     return { value: { ok: true, site }, bytes: 1024 + text.length * 2 };
@@ -148,6 +153,16 @@ export function createSiteLoader(options: SiteLoaderOptions) {
     return { ...(await siteFrom(id, read, manifestPath, fingerprint, manifest)), fingerprint };
   }
 
+  /** Runs a load from disk, reporting its seconds to `observeLoad`. */
+  async function timed<T>(load: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await load();
+    } finally {
+      options.observeLoad?.((performance.now() - started) / 1000);
+    }
+  }
+
   return async function loadSite(id: string): Promise<SiteState | null> {
     // Paths are built only when the cache needs the disk: a hit should cost a map lookup.
     return cache.get<SiteState | null>(`${SITE_CACHE_PREFIX}${id}`, {
@@ -156,22 +171,8 @@ export function createSiteLoader(options: SiteLoaderOptions) {
         if (config === null) return null;
         return `${config}|${manifest ?? '-'}`;
       },
-      async load(fingerprint) {
-        const started = performance.now();
-        try {
-          return await loadFromDisk(id, cssManifestPath(cssDir, id), fingerprint);
-        } finally {
-          options.observeLoad?.((performance.now() - started) / 1000);
-        }
-      },
-      async loadCold() {
-        const started = performance.now();
-        try {
-          return await loadCold(id, cssManifestPath(cssDir, id));
-        } finally {
-          options.observeLoad?.((performance.now() - started) / 1000);
-        }
-      },
+      load: (fingerprint) => timed(() => loadFromDisk(id, cssManifestPath(cssDir, id), fingerprint)),
+      loadCold: () => timed(() => loadCold(id, cssManifestPath(cssDir, id))),
     });
   };
 }

@@ -45,8 +45,9 @@ export interface SiteSource {
    * over MAX_SITE_CONFIG_BYTES) comes back with `refused` saying why and an empty `text`, which no
    * schema accepts: a caller that only parses treats it as a broken config, never as another's.
    *
-   * `dir`, when the source knows it, is the site folder's real path the file was checked
-   * against (what `realSiteDir` answers): a caller that needs both asks once.
+   * `dir`, when the source knows it, is the site folder's real path as the read found it (what
+   * `realSiteDir` answers; for a folder source, where the descriptor of a plain site.json is, or
+   * the realpath a linked one was checked against): a caller that needs both asks once.
    */
   readConfig(id: string): Promise<{ text: string; version: string; refused?: string; dir?: string } | null>;
   /** The folder a site's files are read from (pages, public, members.json). */
