@@ -258,6 +258,15 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
   }
 
   async function get(site: ComponentSite, file: ComponentFile, name: string, kind: LoadedComponent['kind']): Promise<LoadedComponent | undefined> {
+    const loadHeld = async () => {
+      const started = performance.now();
+      try {
+        const { held, fingerprint, bytes } = await loadClosure(site, file, name, kind);
+        return { value: held, bytes, fingerprint };
+      } finally {
+        options.observeLoad?.((performance.now() - started) / 1000);
+      }
+    };
     const held = await cache.get<Held>(`${COMPONENT_CACHE_PREFIX}${site.id}\0${site.dir}\0${file.path}`, {
       async fingerprint(previous) {
         const paths = previous?.paths.length ? previous.paths : [diskPath(file, { siteDir: site.dir, sharedDir: options.sharedDir })];
@@ -266,15 +275,11 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
         if (stamps[0] === '-') return previous?.paths.length ? stamps.join('|') : MISSING;
         return stamps.join('|');
       },
-      async load() {
-        const started = performance.now();
-        try {
-          const { held, fingerprint, bytes } = await loadClosure(site, file, name, kind);
-          return { value: held, bytes, fingerprint };
-        } finally {
-          options.observeLoad?.((performance.now() - started) / 1000);
-        }
-      },
+      load: loadHeld,
+      // Not held at all (a cold site's layout lookup, a component's first use): the load is the
+      // fingerprint, since the closure's identity comes from the stats of the descriptors it
+      // reads (MISSING when the entry file is not there: one failed open, no stat before it).
+      loadCold: loadHeld,
     });
     if (held?.error) throw held.error;
     return held?.loaded ?? undefined;

@@ -6,7 +6,7 @@ import { renderMarkdown, splitFrontmatter } from './markdown.ts';
 import { renderPageBody } from './markdown-renderer.ts';
 import { fileIdentity, statsFingerprint } from './fs-fingerprint.ts';
 import { isWithin, readContainedText, refusalReason } from './contained-file.ts';
-import type { ContentCache } from './content-cache.ts';
+import type { ContentCache, Loaded } from './content-cache.ts';
 import type { Site } from './loader.ts';
 import { calledComponents, decodeBody, plainHtml, type BodySegment } from './page-body.ts';
 
@@ -119,38 +119,64 @@ export function createPageLoader(cache: ContentCache, options: PageLoaderOptions
         }
         return null;
       },
-      async load() {
-        const file = `sites/${site.id}/pages/${found}`;
-        // The request path was checked segment by segment; what the name leads to now is checked
-        // on the open descriptor (contained-file.ts): a link out of the site folder, at the page
-        // or at any folder on the way, is never read, and neither is a page over the size limit.
-        // Every refusal is kept in the content cache under this fingerprint, so asking again
-        // costs one stat until the file changes.
-        const read = await readContainedText(join(site.dir, 'pages', found!), site.dir, { maxBytes: limit?.bytes ?? MAX_PAGE_BYTES });
-        if (read.kind === 'missing') return { value: { kind: 'missing' }, bytes: 64 };
-        if (read.kind === 'refused') {
-          if (read.reason === 'too-large') {
-            // Over the global limit, the global refusal; under it, the site's own (its plan's).
-            const error = limit && read.size <= MAX_PAGE_BYTES ? limit.refuse(found!, read.size) : pageTooLarge(file, read.size);
-            return { value: { kind: 'invalid', error }, bytes: 512 };
+      // A page this process does not hold: each candidate is opened straight away (the descriptor
+      // check and its fstat, as load() does), with no stat of the name first. The fingerprint is
+      // the one fingerprint() gives for the same file (the descriptor's fstat is the stat of the
+      // name while it is unchanged), so the next check compares like with like.
+      async loadCold() {
+        const tail = `|${site.config.layout}${limit ? `|${limit.bytes}` : ''}`;
+        for (const candidate of pageCandidates(segments)) {
+          const read = await readContainedText(join(site.dir, 'pages', candidate), site.dir, { maxBytes: limit?.bytes ?? MAX_PAGE_BYTES });
+          // Nothing there, or a folder or FIFO by that name: fingerprint() skips it too.
+          if (read.kind === 'missing' || (read.kind === 'refused' && read.reason === 'not-a-file')) continue;
+          found = candidate;
+          if (read.kind === 'refused') {
+            // Rare (a link out, a file too large): the name's stat gives the fingerprint, as before.
+            const named = await fileIdentity(join(site.dir, 'pages', candidate));
+            if (named === null) continue;
+            return { ...(await answer(read)), fingerprint: `${candidate}|${named.fingerprint}${tail}` };
           }
-          return { value: { kind: read.reason === 'outside' ? 'outside' : 'missing' }, bytes: 64 };
+          return { ...(await answer(read)), fingerprint: `${candidate}|${statsFingerprint(read.stats)}${tail}` };
         }
-        const { text, stats } = read;
-        // Rendered in the site's turn: one site's expensive pages never hold every render thread.
-        const state = await parsePage(text, file, site.config.layout, (markdown) => render(markdown, site.id));
-        if (state.kind === 'page') {
-          // The version of what was read (the descriptor's stat), not of what the name showed
-          // before the open: if they differ, the next check reloads once and the ETag follows.
-          state.page.version = `${found}|${statsFingerprint(stats)}|${site.config.layout}`;
-          state.page.modifiedMs = stats.mtimeMs;
-          state.page.path = found!;
-          state.page.bytes = stats.size;
-        }
-        const bytes = state.kind === 'page' ? 512 + (text.length + (state.page.html.length || JSON.stringify(state.page.segments).length)) * 2 : 512 + text.length;
-        return { value: state, bytes };
+        return null;
+      },
+      async load() {
+        const read = await readContainedText(join(site.dir, 'pages', found!), site.dir, { maxBytes: limit?.bytes ?? MAX_PAGE_BYTES });
+        return answer(read);
       },
     });
+
+    /** The page state of what was read at `found` (a text, or why not). */
+    async function answer(read: Awaited<ReturnType<typeof readContainedText>>): Promise<Loaded<PageState>> {
+      const file = `sites/${site.id}/pages/${found}`;
+      // The request path was checked segment by segment; what the name leads to now is checked
+      // on the open descriptor (contained-file.ts): a link out of the site folder, at the page
+      // or at any folder on the way, is never read, and neither is a page over the size limit.
+      // Every refusal is kept in the content cache under this fingerprint, so asking again
+      // costs one stat until the file changes.
+      if (read.kind === 'missing') return { value: { kind: 'missing' }, bytes: 64 };
+      if (read.kind === 'refused') {
+        if (read.reason === 'too-large') {
+          // Over the global limit, the global refusal; under it, the site's own (its plan's).
+          const error = limit && read.size <= MAX_PAGE_BYTES ? limit.refuse(found!, read.size) : pageTooLarge(file, read.size);
+          return { value: { kind: 'invalid', error }, bytes: 512 };
+        }
+        return { value: { kind: read.reason === 'outside' ? 'outside' : 'missing' }, bytes: 64 };
+      }
+      const { text, stats } = read;
+      // Rendered in the site's turn: one site's expensive pages never hold every render thread.
+      const state = await parsePage(text, file, site.config.layout, (markdown) => render(markdown, site.id));
+      if (state.kind === 'page') {
+        // The version of what was read (the descriptor's stat), not of what the name showed
+        // before the open: if they differ, the next check reloads once and the ETag follows.
+        state.page.version = `${found}|${statsFingerprint(stats)}|${site.config.layout}`;
+        state.page.modifiedMs = stats.mtimeMs;
+        state.page.path = found!;
+        state.page.bytes = stats.size;
+      }
+      const bytes = state.kind === 'page' ? 512 + (text.length + (state.page.html.length || JSON.stringify(state.page.segments).length)) * 2 : 512 + text.length;
+      return { value: state, bytes };
+    }
   };
 }
 
