@@ -13,6 +13,8 @@ const servingLines = (output: string) => output.split('\n').filter((l) => l.star
 
 interface Started {
   port: number;
+  /** npm's own process (the group leader: npm, start.ts, pm2-runtime and the workers share its group). */
+  pid: number;
   output(): string;
   /** The JSON log lines, parsed. */
   logs(): Array<Record<string, unknown>>;
@@ -74,6 +76,7 @@ async function npmStart(env: Record<string, string>): Promise<Started> {
   cleanups.push(stop);
   return {
     port,
+    pid: child.pid!,
     output: () => `${stdout}\n--- stderr ---\n${stderr}`,
     logs: () =>
       stdout
@@ -139,6 +142,32 @@ describe('npm start', () => {
     expect(started.logs().find((l) => l.msg === 'listening')).toMatchObject({ sites: 9, platformDomain: 'sites.test' });
     expect((await get(port, `blog-2.sites.test:${port}`, '/')).status).toBe(200);
     expect((await get(port, `linked.sites.test:${port}`, '/')).status).toBe(200);
+    await started.stop();
+  }, 120_000);
+
+  it('stops the whole cluster when npm alone gets SIGTERM, as a supervisor or `kill <pid>` sends it', async () => {
+    const started = await npmStart({});
+    await servingLineOf(started);
+    expect((await get(started.port, `acme.localhost:${started.port}`, '/')).status).toBe(200);
+    // To npm's pid only, not its group: npm passes it to its script's process, which must be
+    // start.ts itself (`exec`), not a `sh -c` that dies and leaves start.ts, PM2 and the worker serving.
+    process.kill(started.pid, 'SIGTERM');
+    const groupAlive = () => {
+      try {
+        process.kill(-started.pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await waitFor(async () => !groupAlive(), 30_000, 200);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}: processes of npm start still running after SIGTERM to npm\n${started.output()}`);
+    }
+    await expect(get(started.port, `acme.localhost:${started.port}`, '/')).rejects.toThrow();
+    // The worker was drained by PM2, not cut off.
+    expect(started.output()).toContain('PM2 successfully stopped');
     await started.stop();
   }, 120_000);
 });
