@@ -7,8 +7,9 @@
 // Scale:  npx pm2 scale astro-multi-tenant 4
 // Without Redis, sessions live in one process's memory, so the embedded default is one worker;
 // with REDIS_URL (or Sentinel / Cluster nodes) it is every core. A worker refuses to start in a
-// multi-instance cluster without Redis (session/embedded-mode.ts).
-const hasRedis = Boolean(process.env.REDIS_URL || process.env.REDIS_SENTINELS || process.env.REDIS_CLUSTER_NODES);
+// multi-instance cluster without Redis (session/embedded-mode.ts). REDIS_URL_FILE counts as Redis,
+// as in config.ts: a URL kept in a Docker or Kubernetes secret file must not mean one worker.
+const hasRedis = Boolean(process.env.REDIS_URL || process.env.REDIS_URL_FILE || process.env.REDIS_SENTINELS || process.env.REDIS_CLUSTER_NODES);
 const requested = process.env.INSTANCES || (hasRedis ? 'max' : '1');
 const instances = requested === 'max' ? 'max' : Number(requested);
 
