@@ -55,6 +55,15 @@ describe('npm run sites', () => {
     expect(run('sites.ts', ['new', 'Bad_Id'], { SITES_DIR: sitesDir }).code).toBe(2);
   });
 
+  it('new prints the custom domain on the server\'s port, and as not yet live while it awaits its DNS check', () => {
+    const plain = run('sites.ts', ['new', 'port-site', '--domain', 'port.example'], { SITES_DIR: sitesDir, PORT: '4321' });
+    expect(plain.code).toBe(0);
+    expect(plain.out).toContain('live at http://port-site.localhost:4321/ and http://port.example:4321/\n');
+    const checked = run('sites.ts', ['new', 'dns-site', '--domain', 'dns.example'], { SITES_DIR: sitesDir, PORT: '80', DOMAIN_VERIFICATION: 'dns', DOMAIN_TOKEN_SECRET: 'x'.repeat(32) });
+    expect(checked.code).toBe(0);
+    expect(checked.out).toContain('live at http://dns-site.localhost/\nhttp://dns.example/ once its TXT record is in place: npm run sites -- domains dns-site\n');
+  });
+
   it('check reports a domain claimed by two sites', async () => {
     const dir = await copySites();
     const { writeFile } = await import('node:fs/promises');

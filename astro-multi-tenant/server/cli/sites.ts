@@ -267,7 +267,12 @@ async function main(): Promise<number> {
       const name = id.split('-').map((w) => w[0]!.toUpperCase() + w.slice(1)).join(' ');
       await writeFile(join(dir, 'site.json'), JSON.stringify({ name, description: '', domains, aliases: [], locale: 'en', layout: 'page', nav: [{ label: 'Home', href: '/' }] }, null, 2) + '\n');
       await writeFile(join(dir, 'pages', 'index.md'), `---\ntitle: ${name}\ndescription: Welcome to ${name}.\n---\n\nEdit \`sites/${id}/pages/index.md\` and reload: the change is live within a second.\n`);
-      console.log(`created ${dir}\nlive at http://${id}.${config.platformDomain}${config.port === 80 ? '' : `:${config.port}`}/${domains.length ? ` and http://${domains[0]}/` : ''}\nbuild its CSS with: npm run css -- ${id}`);
+      // The custom domain on the same port as the platform address; with DOMAIN_VERIFICATION=dns it
+      // answers only once its TXT record is seen, so the line says so rather than "live".
+      const port = config.port === 80 ? '' : `:${config.port}`;
+      const domainUrl = domains.length ? `http://${domains[0]}${port}/` : undefined;
+      const domainLine = !domainUrl ? '' : config.domainVerification ? `\n${domainUrl} once its TXT record is in place: npm run sites -- domains ${id}` : ` and ${domainUrl}`;
+      console.log(`created ${dir}\nlive at http://${id}.${config.platformDomain}${port}/${domainLine}\nbuild its CSS with: npm run css -- ${id}`);
       return 0;
     }
     case 'add-member': {
