@@ -55,6 +55,13 @@ describe('npm run sites', () => {
     expect(run('sites.ts', ['new', 'Bad_Id'], { SITES_DIR: sitesDir }).code).toBe(2);
   });
 
+  it('start refuses an INSTANCES that is neither a count nor max, naming the variable, before starting PM2', () => {
+    const started = run('start.ts', [], { SITES_DIR: sitesDir, INSTANCES: 'abc', REDIS_URL: '' });
+    expect(started.code).toBe(78);
+    expect(started.out).toContain('INSTANCES: "abc" must be a number of workers or max');
+    expect(started.out).not.toContain('PM2');
+  });
+
   it('new prints the custom domain on the server\'s port, and as not yet live while it awaits its DNS check', () => {
     const plain = run('sites.ts', ['new', 'port-site', '--domain', 'port.example'], { SITES_DIR: sitesDir, PORT: '4321' });
     expect(plain.code).toBe(0);

@@ -25,6 +25,12 @@ try {
 }
 // Same rule the workers enforce, said once and up front instead of by a crash-looping cluster.
 const requested = process.env.INSTANCES || (config.redis ? 'max' : '1');
+// PM2's own forms only ('max', or a count: 0 = every core, -1 = all but one): PM2 reads anything
+// else as NaN and fails with an unrelated message about TypeScript interpreters.
+if (!/^(max|-?\d+)$/.test(requested)) {
+  console.error(`start: configuration error: INSTANCES: "${requested}" must be a number of workers or max`);
+  process.exit(78);
+}
 const problem = clusterProblem({ exec_mode: 'cluster_mode', instances: requested === 'max' ? String(availableParallelism()) : requested }, config.redis !== undefined, config.sessionKeys !== undefined);
 if (problem) {
   console.error(`start: ${problem}`);
