@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copySites, removeDir, ROOT } from '../helpers/server.ts';
 
-function run(script: string, args: string[], env: Record<string, string>) {
+/** `timeoutMs`: SIGTERM after that long (a start.ts that does not refuse would otherwise serve on). */
+function run(script: string, args: string[], env: Record<string, string>, timeoutMs?: number) {
   const result = spawnSync(process.execPath, [join(ROOT, 'astro-multi-tenant/server/cli', script), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',
+    timeout: timeoutMs,
   });
   return { code: result.status, out: result.stdout + result.stderr };
 }
@@ -56,10 +58,19 @@ describe('npm run sites', () => {
   });
 
   it('start refuses an INSTANCES that is neither a count nor max, naming the variable, before starting PM2', () => {
-    const started = run('start.ts', [], { SITES_DIR: sitesDir, INSTANCES: 'abc', REDIS_URL: '' });
+    const started = run('start.ts', [], { SITES_DIR: sitesDir, INSTANCES: 'abc', REDIS_URL: '' }, 30_000);
     expect(started.code).toBe(78);
     expect(started.out).toContain('INSTANCES: "abc" must be a number of workers or max');
     expect(started.out).not.toContain('PM2');
+  });
+
+  it('start refuses a WORKER_HEAP_MB or MAX_MEMORY_RESTART PM2 would not read, naming the variable', () => {
+    const heap = run('start.ts', [], { SITES_DIR: sitesDir, REDIS_URL: '', WORKER_HEAP_MB: '1.5G' }, 30_000);
+    expect(heap.code).toBe(78);
+    expect(heap.out).toContain('WORKER_HEAP_MB: "1.5G" must be a whole number of MiB');
+    const restart = run('start.ts', [], { SITES_DIR: sitesDir, REDIS_URL: '', MAX_MEMORY_RESTART: '1GB' }, 30_000);
+    expect(restart.code).toBe(78);
+    expect(restart.out).toContain('MAX_MEMORY_RESTART: "1GB" must be bytes');
   });
 
   it('new prints the custom domain on the server\'s port, and as not yet live while it awaits its DNS check', () => {

@@ -31,6 +31,18 @@ if (!/^(max|-?\d+)$/.test(requested)) {
   console.error(`start: configuration error: INSTANCES: "${requested}" must be a number of workers or max`);
   process.exit(78);
 }
+// Read only by ecosystem.config.js, which would fall back to its default on a typo without a word.
+const pm2Settings = [
+  ['WORKER_HEAP_MB', /^\d+$/, 'a whole number of MiB (0 = no bound)'],
+  ['MAX_MEMORY_RESTART', /^\d+[KMG]?$/, 'bytes, or a number with K, M or G (1G, 512M)'],
+] as const;
+for (const [name, form, expected] of pm2Settings) {
+  const value = process.env[name];
+  if (value !== undefined && value !== '' && !form.test(value)) {
+    console.error(`start: configuration error: ${name}: "${value}" must be ${expected}`);
+    process.exit(78);
+  }
+}
 const problem = clusterProblem({ exec_mode: 'cluster_mode', instances: requested === 'max' ? String(availableParallelism()) : requested }, config.redis !== undefined, config.sessionKeys !== undefined);
 if (problem) {
   console.error(`start: ${problem}`);
