@@ -68,8 +68,13 @@ export async function startNginx(
     spawned.stderr!.on('data', (d) => (stderr += d.toString()));
     const spawnError = new Promise<never>((_, reject) => spawned.once('error', (error) => reject(new Error(`cannot run ${NGINX}: ${error.message} (is nginx installed?)`))));
     spawnError.catch(() => {});
+    // An exit ends the wait at once: a readiness probe can hang on whatever holds a taken port
+    // (it accepts and never answers), so the probe loop alone would only time out.
+    const exited = new Promise<never>((_, reject) => spawned.once('close', () => reject(new Error(`nginx exited: ${stderr}`))));
+    exited.catch(() => {});
     await Promise.race([
       spawnError,
+      exited,
       waitFor(async () => {
         if (spawned.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
         return (await get(port, 'localhost', '/_platform/healthz').catch(() => ({ status: 0 }))).status === 200;
