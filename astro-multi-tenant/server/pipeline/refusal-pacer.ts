@@ -40,7 +40,10 @@ export interface RefusalPacerOptions {
   busyUtilization?: number;
   /** The window the utilisation is read over (ms). Default 100. */
   sampleMs?: number;
-  /** Refusals waiting at once, at most. Default 10,000. */
+  /**
+   * Refusals waiting at once, at most. Default 2,000: at 100 ms each that is 20,000 refusals a
+   * second, more than a worker answers, while it bounds the sockets and request objects held.
+   */
   maxWaiting?: number;
   /** Default: performance.eventLoopUtilization (its delta form). */
   utilization?: (previous?: EventLoopUtilization) => EventLoopUtilization;
@@ -54,7 +57,7 @@ export function createRefusalPacer(options: RefusalPacerOptions): RefusalPacer {
   const { delayMs } = options;
   const busyUtilization = options.busyUtilization ?? 0.5;
   const sampleMs = options.sampleMs ?? 100;
-  const maxWaiting = options.maxWaiting ?? 10_000;
+  const maxWaiting = options.maxWaiting ?? 2_000;
   const utilization = options.utilization ?? ((previous?: EventLoopUtilization) => performance.eventLoopUtilization(previous));
   const every = options.every ?? ((ms: number, sample: () => void) => void setInterval(sample, ms).unref());
   const wait = options.wait ?? ((ms: number, done: () => void) => void setTimeout(done, ms).unref());
