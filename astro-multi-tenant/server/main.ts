@@ -318,6 +318,7 @@ async function main() {
   const app = createRequestPipeline({
     resolveTenant,
     getAcmeChallenge: acmeStore ? (token) => acmeStore.getChallenge(token) : undefined,
+    isListedHost: (hostname) => registry.index.entries.has(hostname),
     platformDomain: config.platformDomain,
     // Embedded mode serves one operator's own sites: its platform home page may list them.
     listSites: redisClient ? undefined : () => registry.siteIds,

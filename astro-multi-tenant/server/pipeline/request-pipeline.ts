@@ -77,6 +77,8 @@ export interface PipelineDeps {
   fairness?: Fairness;
   /** Pending ACME HTTP-01 answers from the shared store (tls/); undefined when ACME is off. */
   getAcmeChallenge?: (token: string) => Promise<ChallengeRecord | undefined>;
+  /** Whether a site lists the host (memory only): ACME tokens on other hosts share a small lookup budget. */
+  isListedHost?: (hostname: string) => boolean;
   /** Delays refusals (unknown hosts, plan 429s) while the worker is busy; undefined: answered at once. */
   refusalPacer?: RefusalPacer;
   /** Sites' own components and layouts (issue 15); undefined: none are loaded, and pages using them answer 503. */
@@ -134,7 +136,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     refine(
       hostStage({ trustedProxies: deps.trustedProxies }),
       sequence<HostedRequest>([
-        acmeChallengeStage({ getChallenge: deps.getAcmeChallenge }),
+        acmeChallengeStage({ getChallenge: deps.getAcmeChallenge, isListedHost: deps.isListedHost }),
         platformHomeStage({ platformDomain: deps.platformDomain, pages, listSites: deps.listSites, isAdmin: deps.isAdmin ?? (() => false), staticMaxAgeSeconds }),
         refine<HostedRequest, SiteRequest>(tenantStage({ resolveTenant: deps.resolveTenant, pages, sessions: deps.sessions, edgeCacheSeconds, pace }), siteStages),
       ]),
