@@ -9,6 +9,7 @@ import { normalizeHost } from './tenant/normalize-host.ts';
 import { parseNodes, urlOptions, type RedisSettings } from './session/redis-client.ts';
 import { parseSessionKeys, type SessionKeys } from './session/session-token.ts';
 import { parseDnsServers } from './tenant/domain-dns.ts';
+import type { ContentIo } from './sites/content-fs.ts';
 
 /** The app folder (astro-multi-tenant/), so build outputs are found whatever the working directory. */
 export const APP_DIR = resolve(import.meta.dirname, '..');
@@ -21,6 +22,8 @@ export interface ServerConfig {
   redisUrl: string | undefined;
   trustedProxies: TrustedProxies;
   contentCheckMs: number;
+  /** How content file calls are made (sites/content-fs.ts): `sync` on a local file system, `thread-pool` on a network one. */
+  contentIo: ContentIo;
   sitesRescanMs: number;
   cacheMaxEntries: number;
   cacheMaxBytes: number;
@@ -114,6 +117,13 @@ function secret(env: Env, name: string): string | undefined {
   } catch (error) {
     throw new PlatformError('CONFIG_INVALID', `${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, file);
   }
+}
+
+function contentIo(env: Env): ContentIo {
+  const raw = env.CONTENT_IO?.trim();
+  if (!raw) return 'sync';
+  if (raw === 'sync' || raw === 'thread-pool') return raw;
+  throw new Error(`CONTENT_IO: "${raw}" must be sync (content on a local file system) or thread-pool (content on a network file system)`);
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -246,6 +256,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     redisUrl: secret(env, 'REDIS_URL')?.trim() || undefined,
     trustedProxies: parseTrustedProxies(env.TRUSTED_PROXIES ?? '127.0.0.1,::1'),
     contentCheckMs: integer(env, 'CONTENT_CHECK_MS', 500, 0, 60_000),
+    contentIo: contentIo(env),
     sitesRescanMs: integer(env, 'SITES_RESCAN_MS', 500, 0, 60_000),
     // The byte bound is the real limit; the entry bound only stops pathological numbers of tiny
     // entries. A site config and each page are separate entries, so 10,000 sites with a home page

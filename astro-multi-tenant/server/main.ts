@@ -47,6 +47,7 @@ import { workerStatus, type WorkerStatus } from './ops/status.ts';
 import { createShutdown } from './ops/shutdown.ts';
 import { createClientErrors } from './http/client-errors.ts';
 import { buildIdentity } from './ops/build-identity.ts';
+import { useContentIo } from './sites/content-fs.ts';
 import { readBaseCssFile } from './css/base-stylesheet.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
 import { createComponentChecks } from './components/component-checks.ts';
@@ -86,6 +87,8 @@ async function main() {
     process.exit(78);
   }
   const logger = createLogger(config.logLevel);
+  // Before anything reads a site: every content file call from here on is made this way.
+  useContentIo(config.contentIo);
   // pm_id is PM2's stable slot number: it survives reloads, so dashboards keep one line per slot.
   const workerId = process.env.pm_id ?? process.env.NODE_APP_INSTANCE ?? '0';
   const cache = createContentCache({ maxEntries: config.cacheMaxEntries, maxBytes: config.cacheMaxBytes, checkIntervalMs: config.contentCheckMs });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isWithin, openContained, readContainedText, refusalReason } from '../../astro-multi-tenant/server/sites/contained-file.ts';
+import { useContentIo } from '../../astro-multi-tenant/server/sites/content-fs.ts';
 
 let root: string;
 let site: string;
@@ -37,79 +38,85 @@ afterAll(async () => {
 
 const read = (name: string, maxBytes = 1024 * 1024) => readContainedText(join(site, 'pages', name), site, { maxBytes });
 
-describe('readContainedText: only files inside the folder are read', () => {
-  it.each([
-    ['a file', 'page.md', 'inside page'],
-    ['a link that stays inside', 'link-in.md', 'inside page'],
-    ['a file below a folder link that stays inside', 'dir-in/deep.md', 'deep page'],
-  ])('reads %s', async (_kind, name, text) => {
-    expect(await read(name)).toMatchObject({ kind: 'text', text });
+// Every rule holds whichever way the file calls are made (CONTENT_IO, sites/content-fs.ts).
+describe.each(['sync', 'thread-pool'] as const)('with CONTENT_IO=%s', (mode) => {
+  beforeAll(() => useContentIo(mode));
+  afterAll(() => useContentIo('sync'));
+
+  describe('readContainedText: only files inside the folder are read', () => {
+    it.each([
+      ['a file', 'page.md', 'inside page'],
+      ['a link that stays inside', 'link-in.md', 'inside page'],
+      ['a file below a folder link that stays inside', 'dir-in/deep.md', 'deep page'],
+    ])('reads %s', async (_kind, name, text) => {
+      expect(await read(name)).toMatchObject({ kind: 'text', text });
+    });
+
+    it.each([
+      ['a link to a file elsewhere', 'link-out.md'],
+      ['a file below a folder link that leads elsewhere', 'dir-out/secret.md'],
+      ['a link to a sibling whose name starts like the folder ("site-other")', 'prefix-sibling.md'],
+      ['a link to a FIFO elsewhere (without blocking on it)', 'pipe-out.md'],
+    ])('refuses %s as outside, unread', async (_kind, name) => {
+      const result = await read(name);
+      expect(result).toEqual({ kind: 'refused', reason: 'outside' });
+      expect(refusalReason({ reason: 'outside' })).toContain('leads outside the site folder');
+    });
+
+    it('refuses a FIFO inside the folder as not a file, without blocking on it', async () => {
+      expect(await read('pipe.md')).toEqual({ kind: 'refused', reason: 'not-a-file' });
+    });
+
+    it('refuses a folder as not a file', async () => {
+      expect(await read('sub')).toEqual({ kind: 'refused', reason: 'not-a-file' });
+    });
+
+    it('answers missing for a name with nothing behind it, or a folder on the way that is gone', async () => {
+      expect(await read('nope.md')).toEqual({ kind: 'missing' });
+      expect(await read('gone/page.md')).toEqual({ kind: 'missing' });
+      expect(await read('page.md/x')).toEqual({ kind: 'missing' });
+    });
   });
 
-  it.each([
-    ['a link to a file elsewhere', 'link-out.md'],
-    ['a file below a folder link that leads elsewhere', 'dir-out/secret.md'],
-    ['a link to a sibling whose name starts like the folder ("site-other")', 'prefix-sibling.md'],
-    ['a link to a FIFO elsewhere (without blocking on it)', 'pipe-out.md'],
-  ])('refuses %s as outside, unread', async (_kind, name) => {
-    const result = await read(name);
-    expect(result).toEqual({ kind: 'refused', reason: 'outside' });
-    expect(refusalReason({ reason: 'outside' })).toContain('leads outside the site folder');
+  describe('readContainedText: sizes are checked before reading', () => {
+    it('refuses a 700 MB sparse file by its descriptor\'s size, without reading it', async () => {
+      const before = process.memoryUsage().rss;
+      const started = performance.now();
+      const result = await read('huge.md');
+      expect(result).toEqual({ kind: 'refused', reason: 'too-large', size: 700 * 1024 * 1024, limit: 1024 * 1024 });
+      // Reading 700 MB of zeroes takes far longer and far more memory than an fstat.
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(process.memoryUsage().rss - before).toBeLessThan(50 * 1024 * 1024);
+      expect(refusalReason(result as { reason: 'too-large'; size: number; limit: number })).toBe('is 734,003,200 bytes, over the limit of 1 MiB (1,048,576 bytes)');
+    });
+
+    it.each([
+      [10, 'text'],
+      [11, 'text'],
+      [9, 'refused'],
+    ])('with a limit of %i bytes, a 10-byte file is %s', async (limit, kind) => {
+      await writeFile(join(site, 'pages/ten.md'), '0123456789');
+      expect((await read('ten.md', limit)).kind).toBe(kind);
+    });
   });
 
-  it('refuses a FIFO inside the folder as not a file, without blocking on it', async () => {
-    expect(await read('pipe.md')).toEqual({ kind: 'refused', reason: 'not-a-file' });
-  });
-
-  it('refuses a folder as not a file', async () => {
-    expect(await read('sub')).toEqual({ kind: 'refused', reason: 'not-a-file' });
-  });
-
-  it('answers missing for a name with nothing behind it, or a folder on the way that is gone', async () => {
-    expect(await read('nope.md')).toEqual({ kind: 'missing' });
-    expect(await read('gone/page.md')).toEqual({ kind: 'missing' });
-    expect(await read('page.md/x')).toEqual({ kind: 'missing' });
-  });
-});
-
-describe('readContainedText: sizes are checked before reading', () => {
-  it('refuses a 700 MB sparse file by its descriptor\'s size, without reading it', async () => {
-    const before = process.memoryUsage().rss;
-    const started = performance.now();
-    const result = await read('huge.md');
-    expect(result).toEqual({ kind: 'refused', reason: 'too-large', size: 700 * 1024 * 1024, limit: 1024 * 1024 });
-    // Reading 700 MB of zeroes takes far longer and far more memory than an fstat.
-    expect(performance.now() - started).toBeLessThan(1000);
-    expect(process.memoryUsage().rss - before).toBeLessThan(50 * 1024 * 1024);
-    expect(refusalReason(result as { reason: 'too-large'; size: number; limit: number })).toBe('is 734,003,200 bytes, over the limit of 1 MiB (1,048,576 bytes)');
-  });
-
-  it.each([
-    [10, 'text'],
-    [11, 'text'],
-    [9, 'refused'],
-  ])('with a limit of %i bytes, a 10-byte file is %s', async (limit, kind) => {
-    await writeFile(join(site, 'pages/ten.md'), '0123456789');
-    expect((await read('ten.md', limit)).kind).toBe(kind);
-  });
-});
-
-describe('openContained: the descriptor is the file that was checked', () => {
-  it('keeps reading the checked file through its descriptor path after the name is swapped for a link out', async () => {
-    const name = join(site, 'pages/swapped.md');
-    await writeFile(name, 'checked content');
-    const opened = await openContained(name, site);
-    if (opened.kind !== 'open') throw new Error(`not opened: ${JSON.stringify(opened)}`);
-    try {
-      await symlink(join(root, 'outside/secret.md'), `${name}.tmp`);
-      await rename(`${name}.tmp`, name);
-      expect(await readFile(name, 'utf8')).toBe('OUTSIDE SECRET');
-      // What a library given the descriptor path (send) reads: still the checked file.
-      expect(await readFile(opened.file.descriptorPath, 'utf8')).toBe('checked content');
-      expect(opened.file.realPath).toBe(name);
-    } finally {
-      await opened.file.close();
-    }
+  describe('openContained: the descriptor is the file that was checked', () => {
+    it('keeps reading the checked file through its descriptor path after the name is swapped for a link out', async () => {
+      const name = join(site, `pages/swapped-${mode}.md`);
+      await writeFile(name, 'checked content');
+      const opened = await openContained(name, site);
+      if (opened.kind !== 'open') throw new Error(`not opened: ${JSON.stringify(opened)}`);
+      try {
+        await symlink(join(root, 'outside/secret.md'), `${name}.tmp`);
+        await rename(`${name}.tmp`, name);
+        expect(await readFile(name, 'utf8')).toBe('OUTSIDE SECRET');
+        // What a library given the descriptor path (send) reads: still the checked file.
+        expect(await readFile(opened.file.descriptorPath, 'utf8')).toBe('checked content');
+        expect(opened.file.realPath).toBe(name);
+      } finally {
+        await opened.file.close();
+      }
+    });
   });
 });
 

@@ -1,5 +1,5 @@
 import type { ReadStream } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { contentFs } from '../sites/content-fs.ts';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { basename, dirname, join } from 'node:path';
 import send from 'send';
@@ -39,7 +39,7 @@ export async function openStaticFile(root: string, segments: readonly string[], 
   // (`.well-known` callers pass its folder as `root`, so its name is never a segment here).
   if (segments.length === 0 || !segments.every(isSafeSegment)) return undefined;
   try {
-    const realRoot = await realpath(root);
+    const realRoot = await contentFs.realpath(root);
     if (within !== undefined && !isWithin(within, realRoot)) return undefined;
     const opened = await openContained(join(root, ...segments), realRoot);
     return opened.kind === 'open' ? { file: opened.file, realRoot } : undefined;

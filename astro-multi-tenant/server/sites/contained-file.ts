@@ -1,7 +1,7 @@
 import { constants, existsSync, readlinkSync, type Stats } from 'node:fs';
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { isMissing } from './fs-fingerprint.ts';
+import { contentFs, type ContentHandle } from './content-fs.ts';
 
 /**
  * Opening a file of a site folder so that nothing outside the folder is ever read, whatever the
@@ -24,13 +24,13 @@ import { isMissing } from './fs-fingerprint.ts';
  * other way round: the real path of the name opened, accepted only if it is the very file the
  * descriptor holds (same device and inode), which is just as safe and one stat slower.
  *
- * The one synchronous call here is the readlink of `/proc/self/fd/<fd>`: procfs answers it from
- * the kernel's own record of the open file (the path of the dentry the descriptor holds), without
- * asking the file system the file lives on, so it cannot wait on a disk or a network volume: ~9 µs of CPU measured on the
- * 2-core test VM, where the promise version cost ~55 µs (a thread-pool round trip: promise,
- * hand-over, wake-up) on every open, and a cold request opens two files or more. Every
- * call that does reach the file's own file system (open, fstat, read, close) stays asynchronous.
- * It also runs before the fstat, so a file refused as outside is closed without one.
+ * The readlink of `/proc/self/fd/<fd>` is always synchronous: procfs answers it from the kernel's
+ * own record of the open file (the path of the dentry the descriptor holds), without asking the
+ * file system the file lives on, so it cannot wait on a disk or a network volume: ~9 µs of CPU
+ * measured on the 2-core test VM, where the promise version cost ~55 µs (a thread-pool round
+ * trip: promise, hand-over, wake-up). It runs before the fstat, so a file refused as outside is
+ * closed without one. The calls that do reach the file's own file system (open, fstat, read,
+ * close) are made the way `CONTENT_IO` says (content-fs.ts).
  */
 
 /** Why a file was not opened: a link leading outside the folder, not a regular file, or over a size limit. */
@@ -38,7 +38,7 @@ export type Refusal = { reason: 'outside' } | { reason: 'not-a-file' } | { reaso
 
 export interface ContainedFile {
   /** Open for reading; the caller closes it (`close`). */
-  handle: FileHandle;
+  handle: ContentHandle;
   /** Where the descriptor really is: a real path inside the folder. */
   realPath: string;
   /** fstat of the descriptor: the size and times of exactly the file that is read. */
@@ -73,9 +73,9 @@ export function isWithin(realRoot: string, realPath: string): boolean {
  * `refused` with the reason otherwise; any other error (EACCES, EMFILE, EIO) is thrown.
  */
 export async function openContained(path: string, realRoot: string, options: { maxBytes?: number } = {}): Promise<ContainedOpen> {
-  let handle: FileHandle;
+  let handle: ContentHandle;
   try {
-    handle = await open(path, OPEN_FLAGS);
+    handle = await contentFs.open(path, OPEN_FLAGS);
   } catch (error) {
     if (isMissing(error)) return { kind: 'missing' };
     // ENXIO: a socket file, or a device with nothing behind it.
@@ -92,7 +92,7 @@ export async function openContained(path: string, realRoot: string, options: { m
 }
 
 /** Where an open descriptor is (`/proc/self/fd/<fd>`); closes it when that cannot be read. */
-function heldPath(handle: FileHandle): string {
+function heldPath(handle: ContentHandle): string {
   try {
     return readlinkSync(`${PROC_FD}/${handle.fd}`);
   } catch (error) {
@@ -102,7 +102,7 @@ function heldPath(handle: FileHandle): string {
 }
 
 /** The rest of `openContained` on an open descriptor: what it is, where (without /proc) and how large. */
-async function checkOpened(handle: FileHandle, linked: string | undefined, realRoot: string, options: { maxBytes?: number }, path: string): Promise<ContainedOpen> {
+async function checkOpened(handle: ContentHandle, linked: string | undefined, realRoot: string, options: { maxBytes?: number }, path: string): Promise<ContainedOpen> {
   try {
     const stats = await handle.stat();
     const where = linked ?? (await pathOfSameFile(path, stats));
@@ -132,8 +132,8 @@ async function checkOpened(handle: FileHandle, linked: string | undefined, realR
 /** Without /proc: the real path of `path`, if it is still the file the descriptor holds. */
 async function pathOfSameFile(path: string, held: Stats): Promise<string | undefined> {
   try {
-    const real = await realpath(path);
-    const now = await stat(real);
+    const real = await contentFs.realpath(path);
+    const now = await contentFs.stat(real);
     return now.dev === held.dev && now.ino === held.ino ? real : undefined;
   } catch {
     return undefined;
@@ -173,9 +173,9 @@ export async function readContainedPrefix(path: string, realRoot: string, option
 export async function readFolderEntry(folder: string, name: string, options: { maxBytes: number }): Promise<(ContainedText & { realDir?: string }) | { kind: 'link' }> {
   if (!hasProcFd || constants.O_NOFOLLOW === undefined) return { kind: 'link' };
   const path = join(folder, name);
-  let handle: FileHandle;
+  let handle: ContentHandle;
   try {
-    handle = await open(path, OPEN_FLAGS | constants.O_NOFOLLOW);
+    handle = await contentFs.open(path, OPEN_FLAGS | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') return { kind: 'link' };

@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { contentFs } from './content-fs.ts';
 
 /** The identity of one version of a file from its stat: inode, size (bytes) and mtime (ms). */
 export function statsFingerprint(s: Stats): string {
@@ -17,8 +17,8 @@ export async function fileFingerprint(path: string): Promise<string | null> {
  */
 export async function fileIdentity(path: string): Promise<{ fingerprint: string; size: number; mtimeMs: number } | null> {
   try {
-    const s = await stat(path);
-    if (!s.isFile()) return null;
+    const s = await contentFs.statIfPresent(path);
+    if (s === undefined || !s.isFile()) return null;
     return { fingerprint: statsFingerprint(s), size: s.size, mtimeMs: s.mtimeMs };
   } catch (error) {
     if (isMissing(error)) return null;

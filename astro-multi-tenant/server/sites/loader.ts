@@ -1,10 +1,11 @@
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { ContentError } from '../errors.ts';
 import { siteConfigSchema, type SiteConfig } from './schema.ts';
 import { parseJsonFile } from './json-file.ts';
 import { fileFingerprint, isMissing, statsFingerprint } from './fs-fingerprint.ts';
 import type { ContentCache, Loaded } from './content-cache.ts';
+import { contentFs, type ContentHandle } from './content-fs.ts';
 import { createFolderSiteSource, SITE_CONFIG_FILE, type SiteSource } from './site-source.ts';
 
 export interface Site {
@@ -54,7 +55,7 @@ function manifestFile(text: string): string | undefined {
 
 /** Reads the pointer `css-build` writes once a site's stylesheet is complete. */
 async function readCssManifest(path: string): Promise<string | undefined> {
-  return manifestFile(await readFile(path, 'utf8').catch(() => ''));
+  return manifestFile(await contentFs.readText(path).catch(() => ''));
 }
 
 /** Largest manifest read (bytes): `css-build` writes a few dozen. */
@@ -68,9 +69,9 @@ const MAX_MANIFEST_BYTES = 64 * 1024;
  * the platform's build output (cssDir), not a site owner's file.
  */
 async function openCssManifest(path: string): Promise<{ fingerprint: string | null; file?: string }> {
-  let handle: FileHandle;
+  let handle: ContentHandle;
   try {
-    handle = await open(path, 'r');
+    handle = await contentFs.open(path, constants.O_RDONLY);
   } catch (error) {
     if (isMissing(error)) return { fingerprint: null };
     throw error;
@@ -119,7 +120,7 @@ export function createSiteLoader(options: SiteLoaderOptions) {
     // The fingerprint already stat'ed the manifest: no need to try reading one that is not there.
     let cssFile = fingerprint.endsWith(MISSING) ? undefined : manifest ? manifest.file : await readCssManifest(manifestPath);
     let cssProblem: Site['cssProblem'] = cssFile === undefined ? 'missing' : undefined;
-    if (cssFile !== undefined && !(await stat(join(cssDir, id, cssFile)).then((s) => s.isFile(), () => false))) {
+    if (cssFile !== undefined && !(await contentFs.stat(join(cssDir, id, cssFile)).then((s) => s.isFile(), () => false))) {
       cssFile = undefined;
       cssProblem = 'stale';
     }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { contentFs } from './content-fs.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCacheFolder, openIfPrivate, prepareCacheFolder } from './cache-folder.ts';
@@ -114,7 +115,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       const key = markdownCacheKey(options.pipelineId, markdown);
       let cached: string | undefined;
       try {
-        cached = await readFile(folder.pathOf(key), 'utf8');
+        cached = await contentFs.readText(folder.pathOf(key));
       } catch {
         // Missing (the usual miss) or unreadable: render, as if there were no cache.
       }

@@ -1,0 +1,127 @@
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, lstatSync, type Dirent, type Stats } from 'node:fs';
+import * as promises from 'node:fs/promises';
+
+/**
+ * The file calls the request path makes on site content (site.json, pages, layouts, the CSS
+ * manifest, Markdown cache entries), made one of two ways, chosen once at start (`CONTENT_IO`):
+ *
+ * - `sync` (the default): each call is made on the event loop, as Node's own module loader does.
+ *   On a local file system these files are small and in the page cache, so a call costs a few
+ *   microseconds of CPU (~9 µs measured for open + fstat + read + close of a page on the 2-core
+ *   test VM). The promise form of the same call is a thread-pool round trip (a promise, a hand-over
+ *   to a libuv thread, a wake-up of the loop): ~30–55 µs of process CPU each on that VM, and a
+ *   cold request makes about sixteen of them, which was most of what a cold site cost
+ *   (bench/README.md, "Cold sites vs the compiled-in peer").
+ * - `thread-pool`: the promise form (`node:fs/promises`), for content on a network file system
+ *   (NFS, SMB, a cloud volume), where one call can wait a network round trip and must not hold
+ *   the event loop meanwhile.
+ *
+ * What a site owner could make slow stays bounded either way: every read is of a file whose size
+ * was checked on its descriptor first (site.json 256 KiB, pages 1 MiB), and a FIFO or a device
+ * cannot block an open (contained-file.ts opens with O_NONBLOCK and refuses what is not a regular
+ * file). Folder walks that can be long (the content gate's, the sitemap's) stay on the thread pool
+ * in both modes.
+ *
+ * Errors are Node's own (`code` ENOENT, EACCES, …) in both modes, so callers test `code` as before.
+ */
+export type ContentIo = 'sync' | 'thread-pool';
+
+/** An open file: the part of `FileHandle` the content readers use. */
+export interface ContentHandle {
+  readonly fd: number;
+  stat(): Promise<Stats>;
+  /** Reads up to `length` bytes at `position` (bytes) into `buffer` at `offset`. */
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+export interface ContentFs {
+  readonly mode: ContentIo;
+  /** Opens `path` with numeric `flags` (`fs.constants`); the caller closes the handle. */
+  open(path: string, flags: number): Promise<ContentHandle>;
+  stat(path: string): Promise<Stats>;
+  /** `stat`, with `undefined` where there is nothing at `path` (ENOENT, ENOTDIR): no error built for the usual miss. */
+  statIfPresent(path: string): Promise<Stats | undefined>;
+  lstat(path: string): Promise<Stats>;
+  readdir(path: string): Promise<Dirent[]>;
+  realpath(path: string): Promise<string>;
+  /** The whole file as UTF-8 text. */
+  readText(path: string): Promise<string>;
+}
+
+function syncHandle(fd: number): ContentHandle {
+  let closed = false;
+  return {
+    fd,
+    stat: async () => fstatSync(fd),
+    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+    async close() {
+      // Closing twice would close whatever descriptor took this number meanwhile.
+      if (closed) return;
+      closed = true;
+      closeSync(fd);
+    },
+  };
+}
+
+const missingCodes = new Set(['ENOENT', 'ENOTDIR']);
+
+const syncFs: ContentFs = {
+  mode: 'sync',
+  open: async (path, flags) => syncHandle(openSync(path, flags)),
+  stat: async (path) => statSync(path),
+  async statIfPresent(path) {
+    try {
+      return statSync(path, { throwIfNoEntry: false });
+    } catch (error) {
+      if (missingCodes.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw error;
+    }
+  },
+  lstat: async (path) => lstatSync(path),
+  readdir: async (path) => readdirSync(path, { withFileTypes: true }),
+  realpath: async (path) => realpathSync.native(path),
+  readText: async (path) => readFileSync(path, 'utf8'),
+};
+
+const threadPoolFs: ContentFs = {
+  mode: 'thread-pool',
+  open: (path, flags) => promises.open(path, flags),
+  stat: (path) => promises.stat(path),
+  async statIfPresent(path) {
+    try {
+      return await promises.stat(path);
+    } catch (error) {
+      if (missingCodes.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw error;
+    }
+  },
+  lstat: (path) => promises.lstat(path),
+  readdir: (path) => promises.readdir(path, { withFileTypes: true }),
+  realpath: (path) => promises.realpath(path),
+  readText: (path) => promises.readFile(path, 'utf8'),
+};
+
+let current: ContentFs = syncFs;
+
+/**
+ * Chooses how content file calls are made, for the whole process (the server calls it once at
+ * start from `CONTENT_IO`; tests call it to run a suite both ways).
+ */
+export function useContentIo(mode: ContentIo): void {
+  current = mode === 'sync' ? syncFs : threadPoolFs;
+}
+
+/** The content file calls in the mode chosen by `useContentIo` (`sync` until then). */
+export const contentFs: ContentFs = {
+  get mode() {
+    return current.mode;
+  },
+  open: (path, flags) => current.open(path, flags),
+  stat: (path) => current.stat(path),
+  statIfPresent: (path) => current.statIfPresent(path),
+  lstat: (path) => current.lstat(path),
+  readdir: (path) => current.readdir(path),
+  realpath: (path) => current.realpath(path),
+  readText: (path) => current.readText(path),
+};
