@@ -134,16 +134,18 @@ export function evaluateTargets(scenarios: ScenarioResult[], memory: MemoryResul
     value: delta === undefined ? undefined : delta / MiB,
     pass: delta !== undefined && delta <= 64 * MiB,
   });
-  const coldTarget = (id: string, label: string, result: ColdLoadResult): TargetResult => ({
+  // Issue 12's goals: 3 ms for a site loaded again (after a restart or an eviction), 5 ms for the
+  // first render ever of a page (its Markdown rendered too).
+  const coldTarget = (id: string, label: string, result: ColdLoadResult, limitMs: number): TargetResult => ({
     id,
     label,
     measured: `${fmtMs(result.loadMs.p99)} ms`,
-    threshold: '≤ 5 ms',
+    threshold: `≤ ${limitMs} ms`,
     value: result.loadMs.p99,
-    pass: result.loadMs.p99 <= 5,
+    pass: result.loadMs.p99 <= limitMs,
   });
-  targets.push(coldTarget('cold-load-p99', 'Cold site load p99: site not in memory, page rendered before (after a restart or eviction)', cold));
-  if (coldFirst) targets.push(coldTarget('cold-first-render-p99', 'Cold site load p99: first render ever of each page (empty Markdown cache)', coldFirst));
+  targets.push(coldTarget('cold-load-p99', 'Cold site load p99: site not in memory, page rendered before (after a restart or eviction)', cold, 3));
+  if (coldFirst) targets.push(coldTarget('cold-first-render-p99', 'Cold site load p99: first render ever of each page (empty Markdown cache)', coldFirst, 5));
   return targets;
 }
 
