@@ -150,8 +150,8 @@ const fmt = (x: number | undefined, digits = 2) => (x === undefined ? '?' : x.to
 export function coldSpreadTargets(r: ColdSpreadResult): TargetResult[] {
   const peerCpu = r.peer.warmSpread.serverCpuUsPerRequest;
   const rows: Array<[string, number | undefined, string, (x: number) => boolean]> = [
-    ['cold spread, Markdown cache warm: CPU/request vs the peer\'s spread', ratio(r.host.coldWarm.serverCpuUsPerRequest, peerCpu), '≤ 1.0×', (x) => x <= 1],
-    ['cold spread, Markdown cache empty: CPU/request vs the peer\'s spread', ratio(r.host.coldEmpty.serverCpuUsPerRequest, peerCpu), '≤ 1.5×', (x) => x <= 1.5],
+    ['cold spread, Markdown cache and rendered pages warm: CPU/request vs the peer\'s spread', ratio(r.host.coldWarm.serverCpuUsPerRequest, peerCpu), '≤ 1.0×', (x) => x <= 1],
+    ['cold spread, Markdown cache and rendered pages empty: CPU/request vs the peer\'s spread', ratio(r.host.coldEmpty.serverCpuUsPerRequest, peerCpu), '≤ 1.5×', (x) => x <= 1.5],
     ['warm spread: req/s vs the peer\'s', ratio(r.host.warmSpread.rps, r.peer.warmSpread.rps), '≥ 2×', (x) => x >= 2],
     ['Zipf mix (s = 1): req/s vs the peer\'s', ratio(r.host.zipf.rps, r.peer.zipf.rps), '≥ 2×', (x) => x >= 2],
   ];
@@ -170,8 +170,8 @@ export function renderColdSpread(r: ColdSpreadResult): string {
     row('peer: cold pass (fresh process)', r.peer.cold),
     row('peer: warm spread', r.peer.warmSpread),
     row('peer: Zipf s=1', r.peer.zipf),
-    row('host: cold pass, Markdown cache empty', r.host.coldEmpty),
-    row('host: cold pass, Markdown cache warm', r.host.coldWarm),
+    row('host: cold pass, Markdown cache and rendered pages empty', r.host.coldEmpty),
+    row('host: cold pass, Markdown cache and rendered pages warm', r.host.coldWarm),
     row('host: warm spread', r.host.warmSpread),
     row('host: Zipf s=1 (render cache on)', r.host.zipf),
     '',

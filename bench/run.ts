@@ -86,6 +86,9 @@ async function startHost(work: string, name: string, settings: BenchSettings, si
       PEER_DIR: join(work, `peers-${name}`),
       STATE_DIR: join(work, `state-${name}`),
       DRAIN_TIMEOUT_MS: '1000',
+      // Each host its own rendered-pages folder unless a scenario shares one: no scenario finds
+      // pages another one rendered.
+      RENDER_CACHE_DIR: join(work, `rendered-pages-${name}`),
       ...extra,
     },
     logFile: join(work, 'logs', `${name}.log`),
@@ -274,7 +277,9 @@ async function main(): Promise<void> {
       warmupSeconds: settings.warmupSeconds,
       say,
       async startHost(name, markdownCacheDir) {
-        const server = await startHost(work, name, settings, sitesDir, { MARKDOWN_CACHE_DIR: markdownCacheDir });
+        // The rendered pages on disk (RENDER_CACHE_DIR) live and start empty with the Markdown cache:
+        // the second process finds what the first one rendered, as after a restart or a reload.
+        const server = await startHost(work, name, settings, sitesDir, { MARKDOWN_CACHE_DIR: markdownCacheDir, RENDER_CACHE_DIR: `${markdownCacheDir}-rendered-pages` });
         return { port: server.port, pid: server.child.pid, rss: () => rssBytes(server.child.pid), stop: () => stopChild(server.child) };
       },
       buildPeer: () => buildPeer(peerDir, join(work, 'logs', `peer-build-${++builds}.log`)),

@@ -53,6 +53,9 @@ export interface ServerConfig {
   renderCacheBytes: number;
   renderCacheMaxEntries: number;
   /** Folder of rendered Markdown shared by the workers of a machine; undefined = off. */
+  /** Rendered anonymous pages on disk (render/rendered-pages-folder.ts); undefined = off. */
+  renderCacheDir: string | undefined;
+  renderCacheDirBytes: number;
   markdownCacheDir: string | undefined;
   markdownCacheBytes: number;
   /** Folder of compiled site components shared by the workers of a machine; undefined = off. */
@@ -140,7 +143,7 @@ function markdownCacheDir(env: Env, cwd: string): string | undefined {
   return privateCacheDir(env.MARKDOWN_CACHE_DIR, 'markdown', cwd);
 }
 
-/** A cache folder setting (MARKDOWN_CACHE_DIR, COMPONENT_CACHE_DIR): a folder, `off`, or unset for `<temp>/astro-multi-tenant-<uid>/<name>`. */
+/** A cache folder setting (MARKDOWN_CACHE_DIR, COMPONENT_CACHE_DIR, RENDER_CACHE_DIR): a folder, `off`, or unset for `<temp>/astro-multi-tenant-<uid>/<name>`. */
 function privateCacheDir(value: string | undefined, name: string, cwd: string): string | undefined {
   const raw = value?.trim();
   if (raw === undefined || raw === '') return join(tmpdir(), `astro-multi-tenant-${process.getuid?.() ?? 'user'}`, name);
@@ -282,6 +285,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ServerC
     edgeCacheSeconds: integer(env, 'EDGE_CACHE_S', 1, 0, 86_400),
     renderCacheBytes: integer(env, 'RENDER_CACHE_MB', 64, 0, 100_000) * 1024 * 1024,
     renderCacheMaxEntries: integer(env, 'RENDER_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    renderCacheDir: privateCacheDir(env.RENDER_CACHE_DIR, 'rendered-pages', cwd),
+    renderCacheDirBytes: integer(env, 'RENDER_CACHE_DIR_MB', 512, 1, 10_000_000) * 1024 * 1024,
     markdownCacheDir: markdownCacheDir(env, cwd),
     markdownCacheBytes: integer(env, 'MARKDOWN_CACHE_MB', 512, 1, 10_000_000) * 1024 * 1024,
     componentCacheDir: privateCacheDir(env.COMPONENT_CACHE_DIR, 'components', cwd),

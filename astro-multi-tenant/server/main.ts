@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openComponentLoader } from './components/open-component-loader.ts';
 import { createComponentStylesheets } from './css/component-stylesheet.ts';
-import { loadConfig } from './config.ts';
+import { APP_DIR, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createRequestPipeline } from './pipeline/request-pipeline.ts';
 import { createTenantResolver } from './tenant/tenant-resolver.ts';
@@ -48,6 +48,7 @@ import { createShutdown } from './ops/shutdown.ts';
 import { createClientErrors } from './http/client-errors.ts';
 import { buildIdentity } from './ops/build-identity.ts';
 import { useContentIo } from './sites/content-fs.ts';
+import { openRenderedPagesFolder, serverIdentity } from './render/rendered-pages-folder.ts';
 import { readBaseCssFile } from './css/base-stylesheet.ts';
 import { checkSiteConfigs } from './ops/site-checks.ts';
 import { createComponentChecks } from './components/component-checks.ts';
@@ -211,6 +212,18 @@ async function main() {
   const renderer = timedRenderer(await loadAstroRenderer(config.astroEntry), (kind, seconds) => metrics.observeRender(kind, seconds));
   const renderCache = config.renderCacheBytes > 0 ? createRenderCache({ maxBytes: config.renderCacheBytes, maxEntries: config.renderCacheMaxEntries }) : undefined;
   if (renderCache) metrics.watchRenderCache(renderCache);
+  // Rendered pages on disk under it (render/rendered-pages-folder.ts), named for this server's
+  // code, packages and settings as well as for each page's ETag.
+  const renderedPages =
+    renderCache && config.renderCacheDir
+      ? await openRenderedPagesFolder({
+          dir: config.renderCacheDir,
+          maxBytes: config.renderCacheDirBytes,
+          identity: serverIdentity(import.meta.dirname, join(APP_DIR, '..', 'package-lock.json'), config),
+          onWarning: (message, details) => logger.warn(details, message),
+        })
+      : undefined;
+  if (renderedPages) metrics.watchRenderedPages(renderedPages);
   // Refusals (unknown hosts, plan 429s) wait while the worker is busy, so sites go first.
   const refusalPacer = createRefusalPacer({ delayMs: config.refusalDelayMs });
   metrics.watchRefusalPacer(refusalPacer);
@@ -339,6 +352,7 @@ async function main() {
     sessions,
     edgeCacheSeconds: config.edgeCacheSeconds,
     renderCache,
+    renderedPages,
     buildId: await buildIdentity(config.astroEntry, baseCssFile),
     fairness,
     refusalPacer,

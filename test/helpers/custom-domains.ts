@@ -18,6 +18,7 @@ export function dnsModeEnv(dnsAddress: string, stateDir: string): Record<string,
     DOMAIN_RETRY_S: '1',
     STATE_DIR: stateDir,
     MARKDOWN_CACHE_DIR: 'off',
+    RENDER_CACHE_DIR: 'off',
   };
 }
 

@@ -34,7 +34,7 @@ export async function startServer(sitesDir: string, env: Record<string, string> 
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'astro-multi-tenant/server/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SITES_DIR: sitesDir, LOG_LEVEL: 'info', REDIS_URL: '', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SITES_DIR: sitesDir, LOG_LEVEL: 'info', REDIS_URL: '', RENDER_CACHE_DIR: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

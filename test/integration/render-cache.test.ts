@@ -205,3 +205,106 @@ describe('the Markdown cache on disk', () => {
     }
   }, 30_000);
 });
+
+describe('rendered pages on disk (RENDER_CACHE_DIR)', () => {
+  let sitesDir: string;
+  let pagesDir: string;
+
+  beforeAll(async () => {
+    sitesDir = await copySites();
+    pagesDir = join(await mkdtemp(join(tmpdir(), 'amt-rendered-')), 'pages');
+  });
+
+  afterAll(async () => {
+    await removeDir(sitesDir);
+    await removeDir(join(pagesDir, '..'));
+  });
+
+  const settings = () => ({ RENDER_CACHE_DIR: pagesDir, MARKDOWN_CACHE_DIR: 'off', CONTENT_CHECK_MS: '200' });
+
+  it('serves a restarted server\'s first request for a page from disk, the same bytes, never another site\'s, and renders an edit afresh', async () => {
+    const first = await startServer(sitesDir, settings());
+    let acme: string;
+    let docs: string;
+    try {
+      const rendered = await get(first.port, 'acme.example', '/products');
+      expect(rendered.headers['x-render-cache']).toBe('miss');
+      acme = rendered.body;
+      docs = (await get(first.port, 'docs.example', '/guide')).body;
+      expect(docs).not.toBe(acme);
+      // Written in the background: wait until both pages are on disk.
+      await waitFor(async () => (await readdir(pagesDir, { recursive: true })).filter((name) => name.endsWith('.html')).length === 2, 5000);
+      expect(await counter(first.port, 'amt_render_cache_disk_misses_total')).toBe(2);
+    } finally {
+      await first.stop();
+    }
+
+    // A new process (on another port: a placement setting, not part of what shapes a page).
+    const second = await startServer(sitesDir, settings());
+    try {
+      const fromDisk = await get(second.port, 'acme.example', '/products');
+      expect(fromDisk.status).toBe(200);
+      expect(fromDisk.headers['x-render-cache']).toBe('disk');
+      expect(fromDisk.body).toBe(acme);
+      const docsAgain = await get(second.port, 'docs.example', '/guide');
+      expect(docsAgain.headers['x-render-cache']).toBe('disk');
+      expect(docsAgain.body).toBe(docs);
+      expect(docsAgain.body).not.toBe(acme);
+      // Then from memory, as any cached page.
+      expect((await get(second.port, 'acme.example', '/products')).headers['x-render-cache']).toBe('hit');
+      expect(await counter(second.port, 'amt_render_cache_disk_hits_total')).toBe(2);
+
+      // An edit changes the page's ETag: the page on disk is never found again.
+      const file = join(sitesDir, 'acme', 'pages', 'products', 'index.md');
+      await writeFile(file, `${await readFile(file, 'utf8')}\n\nAdded after the first render.\n`);
+      await waitFor(async () => (await get(second.port, 'acme.example', '/products')).body.includes('Added after the first render.'), 3000);
+    } finally {
+      await second.stop();
+    }
+  }, 60_000);
+
+  it('never serves pages a server with other settings rendered (another platform domain renders other links)', async () => {
+    const first = await startServer(sitesDir, settings());
+    try {
+      await get(first.port, 'docs.example', '/');
+    } finally {
+      await first.stop();
+    }
+    const other = await startServer(sitesDir, { ...settings(), PLATFORM_DOMAIN: 'elsewhere.test' });
+    try {
+      const res = await get(other.port, 'docs.example', '/');
+      expect(res.status).toBe(200);
+      expect(res.headers['x-render-cache']).toBe('miss');
+    } finally {
+      await other.stop();
+    }
+  }, 60_000);
+
+  it('gives a signed-in visitor (session cookie) a render, never a page from disk', async () => {
+    const server = await startServer(sitesDir, settings());
+    try {
+      await get(server.port, 'acme.example', '/');
+      const res = await get(server.port, 'acme.example', '/', { cookie: 'amt_session=someone' });
+      expect(res.status).toBe(200);
+      expect(res.headers['x-render-cache']).toBeUndefined();
+    } finally {
+      await server.stop();
+    }
+  }, 30_000);
+
+  it('refuses a folder others can write to (what it holds is served), says so, and still serves every page', async () => {
+    const shared = join(pagesDir, '..', 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o777);
+    const server = await startServer(sitesDir, { ...settings(), RENDER_CACHE_DIR: shared });
+    try {
+      expect((await get(server.port, 'acme.example', '/products')).status).toBe(200);
+      await waitFor(async () => server.logs.some((line) => line.includes('rendered-pages folder refused') && line.includes('writable by group or others')), 3000);
+      expect(await readdir(shared)).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  }, 30_000);
+
+  const counter = async (port: number, name: string) => metricSum((await get(port, 'localhost', '/_platform/metrics')).body, name);
+});

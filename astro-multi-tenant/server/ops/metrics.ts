@@ -163,6 +163,12 @@ export function createMetrics(options: MetricsOptions) {
     new Gauge({ name: 'amt_render_cache_bytes', help: 'Bytes of rendered pages held, summed over workers.', registers: [shared], collect() { this.set(renderCache.bytes); } });
   }
 
+  function watchRenderedPages(folder: { stats: { hits: number; misses: number; writeErrors: number } }) {
+    cacheCounter('amt_render_cache_disk_hits_total', 'Anonymous page requests the in-memory render cache missed that were answered from rendered pages on disk (RENDER_CACHE_DIR).', () => folder.stats.hits);
+    cacheCounter('amt_render_cache_disk_misses_total', 'Anonymous page requests that missed both render caches and rendered.', () => folder.stats.misses);
+    cacheCounter('amt_render_cache_disk_write_errors_total', 'Rendered pages that could not be written to RENDER_CACHE_DIR.', () => folder.stats.writeErrors);
+  }
+
   function watchMarkdownCache(markdownCache: { stats: { hits: number; misses: number; writeErrors: number } }) {
     cacheCounter('amt_markdown_cache_hits_total', 'Cold page loads whose HTML was read from the Markdown cache on disk.', () => markdownCache.stats.hits);
     cacheCounter('amt_markdown_cache_misses_total', 'Cold page loads that rendered Markdown.', () => markdownCache.stats.misses);
@@ -222,6 +228,7 @@ export function createMetrics(options: MetricsOptions) {
     watchRenderCache,
     watchRefusalPacer,
     watchMarkdownCache,
+    watchRenderedPages,
     watchFairness,
     observeThrottle(site: string, reason: string, plan: string) {
       throttled.inc({ site: siteLabels.label(site), reason, plan });

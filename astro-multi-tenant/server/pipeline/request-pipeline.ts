@@ -1,3 +1,4 @@
+import type { RenderedPagesFolder } from '../render/rendered-pages-folder.ts';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Exchange, HostedRequest, SiteRequest } from './context.ts';
@@ -71,6 +72,8 @@ export interface PipelineDeps {
   edgeCacheSeconds?: number;
   /** Rendered HTML of anonymous pages; undefined renders every time. */
   renderCache?: RenderCache;
+  /** Rendered pages on disk, under `renderCache` (render/rendered-pages-folder.ts); undefined: none. */
+  renderedPages?: RenderedPagesFolder;
   /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
   buildId?: string;
   /** Plans and limits (plans/fairness.ts); undefined: every site on the built-in default, counted in this process. */
@@ -121,7 +124,7 @@ export function createRequestPipeline(deps: PipelineDeps) {
     staticFilesStage({ staticMaxAgeSeconds, withExtension: true, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     pageStage({
       loadPage: deps.loadPage,
-      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate, checkPage: fairness.content.checkPage, pageComponents }),
+      respondWithPage: createPageResponse({ renderer: deps.renderer, stylesheets, sessions: deps.sessions, renderCache: deps.renderCache, renderedPages: deps.renderedPages, buildId: deps.buildId ?? '', edgeCacheSeconds, renderGate: fairness.renderGate, checkPage: fairness.content.checkPage, pageComponents }),
     }),
     staticFilesStage({ staticMaxAgeSeconds, withExtension: false, trustedProxies: deps.trustedProxies, publicRefusal: fairness.content.publicRefusal }),
     faviconStage({ staticMaxAgeSeconds }),

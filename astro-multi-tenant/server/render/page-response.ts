@@ -2,6 +2,7 @@ import type { SiteRequest } from '../pipeline/context.ts';
 import type { Page } from '../sites/pages.ts';
 import type { Renderer } from './astro-renderer.ts';
 import type { SiteView, View } from './view.ts';
+import type { RenderedPagesFolder } from './rendered-pages-folder.ts';
 import { siteView } from './site-view.ts';
 import type { Site } from '../sites/loader.ts';
 import { memoisedETag, matchesIfNoneMatch, renderKey, type RenderCache } from './render-cache.ts';
@@ -19,6 +20,8 @@ export interface PageResponseDeps {
   sessions: Sessions | undefined;
   /** Rendered HTML of anonymous pages; undefined renders every time. */
   renderCache: RenderCache | undefined;
+  /** The same on disk, under the in-memory cache (rendered-pages-folder.ts): read on its misses, written on renders. */
+  renderedPages?: RenderedPagesFolder;
   /** Identifies the build (Astro bundle + base CSS) in page ETags, so a deploy changes them all. */
   buildId: string;
   edgeCacheSeconds: number;
@@ -109,12 +112,22 @@ export function createPageResponse(deps: PageResponseDeps) {
     }
     const cache = deps.renderCache && !hasSessionCookie(req.headers.cookie) ? deps.renderCache : undefined;
     const key = renderKey(site.id, siteOrigin, routePath(target.segments));
-    const cached = cache?.get(key, etag);
+    let cached = cache?.get(key, etag);
+    let from = 'hit';
+    if (!cached && cache && deps.renderedPages) {
+      // Rendered before by a worker of this machine, this process or an earlier one (same build,
+      // code and settings: the file's name says so), under this very ETag.
+      cached = await deps.renderedPages.read(key, etag);
+      if (cached) {
+        from = 'disk';
+        cache.set(key, etag, cached);
+      }
+    }
     if (cached) {
       res.statusCode = 200;
       res.setHeader('Content-Type', 'text/html; charset=utf-8');
       res.setHeader('Content-Length', cached.length);
-      res.setHeader('X-Render-Cache', 'hit');
+      res.setHeader('X-Render-Cache', from);
       res.end(req.method === 'HEAD' ? undefined : cached);
       return 'page';
     }
@@ -124,7 +137,10 @@ export function createPageResponse(deps: PageResponseDeps) {
     }
     res.setHeader('X-Render-Cache', 'miss');
     const body = await gated(site.id, () => deps.renderer.renderCaptured!(req, res, view)).catch(componentFailed(view, site, page));
-    if (res.statusCode === 200 && body.length > 0) cache.set(key, etag, body);
+    if (res.statusCode === 200 && body.length > 0) {
+      cache.set(key, etag, body);
+      deps.renderedPages?.write(key, etag, body);
+    }
     return 'page';
   };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { contentFs } from './content-fs.ts';
 
 /**
  * A private folder of content-addressed files, shared by the workers of a machine and kept across
@@ -114,7 +115,7 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
       options.onRefused?.(checked.reason);
       return false;
     }
-    await mkdir(folder, { recursive: true, mode: 0o700 });
+    await contentFs.mkdir(folder, 0o700);
     madeDirs.add(folder);
     return true;
   }
@@ -126,23 +127,26 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
     },
     ensureShard: (key) => ensureFolder(dirname(pathOf(key))),
     async write(key, text) {
+      // The write itself goes the way CONTENT_IO says (content-fs.ts): on a local disk a 3 KB page
+      // written and renamed synchronously cost ~40 µs, where four thread-pool round trips (open,
+      // write, close, rename) cost ~550 µs of process CPU per page in a cold pass.
       const path = pathOf(key);
       const folder = dirname(path);
       if (!(await ensureFolder(folder))) return false;
       const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       try {
-        await writeFile(temp, text, { mode: 0o600 });
+        await contentFs.writeText(temp, text, 0o600);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         // The folder went away under us (a temp-folder cleaner, an operator): check and make it again, once.
         madeDirs.clear();
         if (!(await ensureFolder(folder))) return false;
-        await writeFile(temp, text, { mode: 0o600 });
+        await contentFs.writeText(temp, text, 0o600);
       }
       try {
-        await rename(temp, path);
+        await contentFs.rename(temp, path);
       } catch (error) {
-        await unlink(temp).catch(() => {});
+        await contentFs.unlink(temp).catch(() => {});
         throw error;
       }
       stats.writes++;

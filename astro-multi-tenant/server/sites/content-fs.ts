@@ -1,11 +1,12 @@
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, lstatSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, statSync, lstatSync, unlinkSync, writeFileSync, type Dirent, type Stats } from 'node:fs';
 import * as promises from 'node:fs/promises';
 
 /**
  * The file calls the request path makes on site content (site.json, pages, layouts, the CSS
  * manifest, Markdown cache entries), made one of two ways, chosen once at start (`CONTENT_IO`):
  *
- * - `sync` (the default): each call is made on the event loop, as Node's own module loader does.
+ * - `sync` (the default): each call is made on the event loop, as Node's own module loader does
+ *   (the platform's cache folders' small writes too: a rendered page, a Markdown render).
  *   On a local file system these files are small and in the page cache, so a call costs a few
  *   microseconds of CPU (~9 µs measured for open + fstat + read + close of a page on the 2-core
  *   test VM). The promise form of the same call is a thread-pool round trip (a promise, a hand-over
@@ -47,6 +48,16 @@ export interface ContentFs {
   realpath(path: string): Promise<string>;
   /** The whole file as UTF-8 text. */
   readText(path: string): Promise<string>;
+  /** The whole file's bytes. */
+  readBytes(path: string): Promise<Buffer>;
+  /**
+   * For the platform's own cache folders (cache-folder.ts), never a site's: writes `text` to a new
+   * file (`mode`), renames one over another, removes one, makes a folder.
+   */
+  writeText(path: string, text: string, mode: number): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  mkdir(path: string, mode: number): Promise<void>;
 }
 
 /**
@@ -99,6 +110,11 @@ const syncFs: ContentFs = {
   readdir: async (path) => quiet(() => readdirSync(path, { withFileTypes: true })),
   realpath: async (path) => quiet(() => realpathSync.native(path)),
   readText: async (path) => quiet(() => readFileSync(path, 'utf8')),
+  readBytes: async (path) => quiet(() => readFileSync(path)),
+  writeText: async (path, text, mode) => quiet(() => writeFileSync(path, text, { mode })),
+  rename: async (from, to) => quiet(() => renameSync(from, to)),
+  unlink: async (path) => quiet(() => unlinkSync(path)),
+  mkdir: async (path, mode) => void quiet(() => mkdirSync(path, { recursive: true, mode })),
 };
 
 const threadPoolFs: ContentFs = {
@@ -117,6 +133,11 @@ const threadPoolFs: ContentFs = {
   readdir: (path) => promises.readdir(path, { withFileTypes: true }),
   realpath: (path) => promises.realpath(path),
   readText: (path) => promises.readFile(path, 'utf8'),
+  readBytes: (path) => promises.readFile(path),
+  writeText: (path, text, mode) => promises.writeFile(path, text, { mode }),
+  rename: (from, to) => promises.rename(from, to),
+  unlink: (path) => promises.unlink(path),
+  mkdir: async (path, mode) => void (await promises.mkdir(path, { recursive: true, mode })),
 };
 
 let current: ContentFs = syncFs;
@@ -141,4 +162,9 @@ export const contentFs: ContentFs = {
   readdir: (path) => current.readdir(path),
   realpath: (path) => current.realpath(path),
   readText: (path) => current.readText(path),
+  readBytes: (path) => current.readBytes(path),
+  writeText: (path, text, mode) => current.writeText(path, text, mode),
+  rename: (from, to) => current.rename(from, to),
+  unlink: (path) => current.unlink(path),
+  mkdir: (path, mode) => current.mkdir(path, mode),
 };

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { contentFs } from './content-fs.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,7 +54,7 @@ export function markdownCacheKey(pipelineId: string, markdown: string): string {
 export async function crashedWhileRendering(journal: string): Promise<boolean> {
   let text: string;
   try {
-    text = await readFile(journal, 'utf8');
+    text = await contentFs.readText(journal);
   } catch {
     return false;
   }
@@ -101,7 +100,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
   /** Writes this process's pid into a render's journal; false when it cannot (the render still runs). */
   async function journalRender(key: string, journal: string): Promise<boolean> {
     if (!(await folder.ensureShard(key))) return false;
-    return writeFile(journal, String(process.pid), { mode: 0o600 }).then(
+    return contentFs.writeText(journal, String(process.pid), 0o600).then(
       () => true,
       () => false,
     );
@@ -137,7 +136,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       if (writable && (await crashedWhileRendering(journal))) {
         const reason = 'made a render thread run out of memory and stop its server process';
         track(write(key, REFUSED_MARK + reason).catch(() => stats.writeErrors++));
-        await unlink(journal).catch(() => {});
+        await contentFs.unlink(journal).catch(() => {});
         stats.refusals++;
         throw new MarkdownRefused(reason, true);
       }
@@ -151,7 +150,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
         if (error instanceof MarkdownRefused && error.lasting && writable) track(write(key, REFUSED_MARK + error.reason).catch(() => stats.writeErrors++));
         throw error;
       } finally {
-        if (journalled) await unlink(journal).catch(() => {});
+        if (journalled) await contentFs.unlink(journal).catch(() => {});
       }
       if (writable) {
         track(

@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { createCacheFolder, openIfPrivate, type CacheFolder } from '../sites/cache-folder.ts';
+import { contentFs } from '../sites/content-fs.ts';
+
+/**
+ * Rendered anonymous pages on disk, under the in-memory render cache (render-cache.ts): a page a
+ * worker rendered once is served from here by every worker of the machine, after a restart, a
+ * `pm2 reload`, a crash, or once its site fell out of the in-memory LRU, with no Astro render.
+ * That render was most of what a cold site cost (bench/README.md, "Cold sites vs the compiled-in
+ * peer"); what is left of a cold request is reading the site's files and its page's.
+ *
+ * An entry's name is a hash of three things, so it is only ever found by a request that would
+ * render the very same bytes:
+ * - the page's ETag (render-cache.ts `inputsETag`: the build, the stat fingerprints of site.json,
+ *   the CSS manifest, the page and its components, the origin and the stylesheets), which every
+ *   request computes from files the content cache re-checks every CONTENT_CHECK_MS: an edit changes
+ *   it, and the old entry is never looked up again;
+ * - the render key (site, origin, path);
+ * - the server's identity (`serverIdentity`): its code, its installed packages and its whole
+ *   configuration. Unlike the in-memory cache, these files outlive the process, so a deploy, a
+ *   package update or a changed setting must not meet pages rendered by the old one.
+ *
+ * Like the Markdown cache the folder must be this user's alone (cache-folder.ts): what it holds is
+ * served as is. Writes are whole or nothing and do not delay the answer; the folder is bounded
+ * (`RENDER_CACHE_DIR_MB`, oldest written removed first).
+ */
+export interface RenderedPagesFolder {
+  /** The page's bytes when this key was stored under this ETag by a server of the same identity. */
+  read(key: string, etag: string): Promise<Buffer | undefined>;
+  /** Stores a rendered page (200, whole) in the background. */
+  write(key: string, etag: string, body: Buffer): void;
+  /** Waits for the writes in flight (tests, shutdown). */
+  settle(): Promise<void>;
+  readonly stats: Readonly<{ hits: number; misses: number; writes: number; writeErrors: number; pruned: number }>;
+}
+
+export interface RenderedPagesFolderOptions {
+  dir: string;
+  /** Bytes the folder may hold. */
+  maxBytes: number;
+  /** `serverIdentity(...)`: pages of another code, package set or configuration are never read. */
+  identity: string;
+  onWarning?: (message: string, details: Record<string, unknown>) => void;
+}
+
+/** The file name's key of one page: 64 hex digits, as cache-folder.ts names its files. */
+export function renderedPageKey(identity: string, key: string, etag: string): string {
+  return createHash('sha256').update(identity).update('\0').update(key).update('\0').update(etag).digest('hex');
+}
+
+export function createRenderedPagesFolder(options: RenderedPagesFolderOptions & { folder?: CacheFolder }): RenderedPagesFolder {
+  const folder = options.folder ?? createCacheFolder({ dir: options.dir, maxBytes: options.maxBytes, extension: '.html' });
+  const counts = { hits: 0, misses: 0, writeErrors: 0 };
+  let writable = true;
+  return {
+    async read(key, etag) {
+      if (!folder.usable) return undefined;
+      try {
+        const body = await contentFs.readBytes(folder.pathOf(renderedPageKey(options.identity, key, etag)));
+        if (body.length === 0) throw new Error('empty');
+        counts.hits++;
+        return body;
+      } catch {
+        // Not there (the usual miss) or unreadable: render, as without this folder.
+        counts.misses++;
+        return undefined;
+      }
+    },
+    write(key, etag, body) {
+      if (!writable || !folder.usable || body.length === 0) return;
+      folder.track(
+        folder.write(renderedPageKey(options.identity, key, etag), body.toString('utf8')).catch((error: NodeJS.ErrnoException) => {
+          counts.writeErrors++;
+          if (error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'ENOSPC' || error.code === 'EPERM') {
+            // A folder we cannot write to will not get better by retrying on every render.
+            writable = false;
+            options.onWarning?.('rendered-pages folder is not writable; cold pages render again after a restart (set RENDER_CACHE_DIR)', { dir: options.dir, code: error.code });
+          }
+        }),
+      );
+    },
+    settle: () => folder.settle(),
+    stats: folder.withCounts(counts),
+  };
+}
+
+/**
+ * Checks the folder (this user's alone, cache-folder.ts) and opens it; a refused folder gives
+ * none, with a warning naming the reason, and pages render as without it.
+ */
+export function openRenderedPagesFolder(options: RenderedPagesFolderOptions): Promise<RenderedPagesFolder | undefined> {
+  return openIfPrivate(
+    options.dir,
+    () => createRenderedPagesFolder(options),
+    (reason) => options.onWarning?.('rendered-pages folder refused; cold pages render again after a restart (set RENDER_CACHE_DIR to a private folder)', { dir: options.dir, reason }),
+  );
+}
+
+/**
+ * Settings (ServerConfig fields) that only place, size or time the process and never reach a
+ * page's HTML: left out of `serverIdentity`, so a server restarted on another port, with another
+ * log level or cache size still finds its pages. Any other setting, present or future, is in.
+ */
+export const SETTINGS_OUTSIDE_PAGES: readonly string[] = [
+  'port', 'host', 'logLevel', 'peerDir', 'stateDir', 'drainTimeoutMs', 'shutdownDelayMs', 'readyRequiresRedis',
+  'contentCheckMs', 'contentIo', 'sitesRescanMs', 'cacheMaxEntries', 'cacheMaxBytes', 'refusalDelayMs', 'metricsSiteLabels',
+  'renderCacheBytes', 'renderCacheMaxEntries', 'renderCacheDir', 'renderCacheDirBytes',
+  'markdownCacheDir', 'markdownCacheBytes', 'componentCacheDir', 'componentCacheBytes',
+];
+
+/**
+ * The identity of everything besides a page's own inputs that shapes its HTML: the server's code
+ * (every file below `serverDir`), the installed packages (`lockFile`, package-lock.json) and the
+ * configuration (`config` without SETTINGS_OUTSIDE_PAGES, serialised; Sets and Maps as their
+ * entries, functions by their text). Read once at start: ~150 small files.
+ */
+export function serverIdentity(serverDir: string, lockFile: string, config: object): string {
+  const hash = createHash('sha256');
+  const files = (readdirSync(serverDir, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+  for (const file of files) hash.update(`\0${relative(serverDir, file)}\0`).update(readFileSync(file));
+  try {
+    hash.update('\0lock\0').update(readFileSync(lockFile));
+  } catch {
+    hash.update('\0no lock file');
+  }
+  const settings = Object.fromEntries(Object.entries(config).filter(([name]) => !SETTINGS_OUTSIDE_PAGES.includes(name)));
+  hash.update('\0config\0').update(
+    JSON.stringify(settings, (_key, value: unknown) => {
+      if (value instanceof Set) return [...value];
+      if (value instanceof Map) return [...value.entries()];
+      if (typeof value === 'function') return String(value);
+      if (typeof value === 'bigint') return value.toString();
+      return value;
+    }) ?? '',
+  );
+  return hash.digest('hex').slice(0, 32);
+}
