@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRenderedPagesFolder, renderedPageKey, serverIdentity, SETTINGS_OUTSIDE_PAGES } from '../../astro-multi-tenant/server/render/rendered-pages-folder.ts';
 import { loadConfig } from '../../astro-multi-tenant/server/config.ts';
+import { createCacheFolder } from '../../astro-multi-tenant/server/sites/cache-folder.ts';
 
 let root: string;
 let code: string;
@@ -71,5 +72,32 @@ describe('the rendered-pages folder', () => {
     expect(await folder.read('k', 'W/"2"')).toBeUndefined();
     await expect(createRenderedPagesFolder({ dir, maxBytes: 1 << 20, identity: 'another server' }).read('k', 'W/"1"')).resolves.toBeUndefined();
     expect(folder.stats).toMatchObject({ hits: 1, misses: 2, writes: 1, writeErrors: 0 });
+  });
+});
+
+describe('bounding the folder', () => {
+  it('scans and prunes a folder of 1,200 pages a batch at a time, with the event loop turning in between, and ends under its bound', async () => {
+    const dir = join(root, 'bounded');
+    const names = Array.from({ length: 1200 }, (_, i) => renderedPageKey('old', `k${i}`, 'W/"e"'));
+    for (const key of names) {
+      await mkdir(join(dir, key.slice(0, 2)), { recursive: true, mode: 0o700 });
+      await writeFile(join(dir, key.slice(0, 2), `${key}.html`), 'x'.repeat(1024));
+    }
+    const cacheFolder = createCacheFolder({ dir, maxBytes: 600 * 1024, extension: '.html' });
+    const folder = createRenderedPagesFolder({ dir, maxBytes: 600 * 1024, identity: 'test', folder: cacheFolder });
+    // The folder's checks (thread-pool calls) first, so that only the scan and prune remain.
+    expect(await cacheFolder.ensureShard(renderedPageKey('test', 'new', 'W/"n"'))).toBe(true);
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    try {
+      folder.write('new', 'W/"n"', Buffer.from('y'.repeat(1024)));
+      await folder.settle();
+    } finally {
+      clearInterval(ticker);
+    }
+    expect(folder.stats.pruned).toBeGreaterThan(600);
+    // The scan (1,200 stats) and the prune (600+ removals) let timers run: never one long block.
+    expect(turns).toBeGreaterThan(3);
+    expect((await folder.read('new', 'W/"n"'))?.toString()).toBe('y'.repeat(1024));
   });
 });

@@ -271,7 +271,7 @@ export function createComponentLoader(options: ComponentLoaderOptions): Componen
     const held = await cache.get<Held>(`${COMPONENT_CACHE_PREFIX}${site.id}\0${site.dir}\0${file.path}`, {
       async fingerprint(previous) {
         const paths = previous?.paths.length ? previous.paths : [diskPath(file, { siteDir: site.dir, sharedDir: options.sharedDir })];
-        const stamps = await Promise.all(paths.map((p) => contentFs.stat(p).then(stampOf, () => '-')));
+        const stamps = await Promise.all(paths.map((p) => contentFs.statIfPresent(p).then((s) => (s === undefined ? '-' : stampOf(s)), () => '-')));
         // No entry file: nothing to load (undefined); a file appearing shows at the next check.
         if (stamps[0] === '-') return previous?.paths.length ? stamps.join('|') : MISSING;
         return stamps.join('|');
