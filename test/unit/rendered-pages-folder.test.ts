@@ -101,3 +101,14 @@ describe('bounding the folder', () => {
     expect((await folder.read('new', 'W/"n"'))?.toString()).toBe('y'.repeat(1024));
   });
 });
+
+describe('the runtime in the identity', () => {
+  it('changes with the time zone pages format dates in', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const script = `import('${new URL('../../astro-multi-tenant/server/render/rendered-pages-folder.ts', import.meta.url).href}').then((m) => console.log(m.serverIdentity(${JSON.stringify(code)}, ${JSON.stringify(lock)}, {})))`;
+    const run = (tz: string) => execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TZ: tz }, encoding: 'utf8' }).trim();
+    expect(run('UTC')).toMatch(/^[a-f0-9]{32}$/);
+    expect(run('UTC')).toBe(run('UTC'));
+    expect(run('Pacific/Auckland')).not.toBe(run('UTC'));
+  });
+});

@@ -112,7 +112,8 @@ export const SETTINGS_OUTSIDE_PAGES: readonly string[] = [
 
 /**
  * The identity of everything besides a page's own inputs that shapes its HTML: the server's code
- * (every file below `serverDir`), the installed packages (`lockFile`, package-lock.json) and the
+ * (every file below `serverDir`), the installed packages (`lockFile`, package-lock.json), the
+ * runtime (Node's version, its ICU data, the time zone and locale dates are formatted in) and the
  * configuration (`config` without SETTINGS_OUTSIDE_PAGES, serialised; Sets and Maps as their
  * entries, functions by their text). Read once at start: ~150 small files.
  */
@@ -128,6 +129,9 @@ export function serverIdentity(serverDir: string, lockFile: string, config: obje
   } catch {
     hash.update('\0no lock file');
   }
+  // The runtime too: dates in pages are formatted with the process's ICU data, time zone and locale.
+  const { timeZone, locale } = Intl.DateTimeFormat().resolvedOptions();
+  hash.update(`\0runtime\0${process.version}\0${process.versions.icu ?? ''}\0${timeZone}\0${locale}`);
   const settings = Object.fromEntries(Object.entries(config).filter(([name]) => !SETTINGS_OUTSIDE_PAGES.includes(name)));
   hash.update('\0config\0').update(
     JSON.stringify(settings, (_key, value: unknown) => {
