@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { access, constants } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openComponentLoader } from './components/open-component-loader.ts';
 import { createComponentStylesheets } from './css/component-stylesheet.ts';
@@ -219,7 +219,7 @@ async function main() {
       ? await openRenderedPagesFolder({
           dir: config.renderCacheDir,
           maxBytes: config.renderCacheDirBytes,
-          identity: serverIdentity(import.meta.dirname, join(APP_DIR, '..', 'package-lock.json'), config),
+          identity: serverIdentity([import.meta.dirname, dirname(config.astroEntry)], [join(APP_DIR, '..', 'package-lock.json'), join(APP_DIR, '..', 'node_modules', '.package-lock.json')], config),
           onWarning: (message, details) => logger.warn(details, message),
         })
       : undefined;

@@ -112,3 +112,25 @@ describe('the runtime in the identity', () => {
     expect(run('Pacific/Auckland')).not.toBe(run('UTC'));
   });
 });
+
+describe('the build and the installed packages in the identity', () => {
+  it('changes with a rebuilt chunk of the same size and time (a build with pinned timestamps), and with what npm installed', async () => {
+    const { utimes, stat } = await import('node:fs/promises');
+    const dist = join(root, 'dist-server');
+    await mkdir(join(dist, 'chunks'), { recursive: true });
+    await writeFile(join(dist, 'entry.mjs'), 'export * from "./chunks/a.mjs";\n');
+    await writeFile(join(dist, 'chunks', 'a.mjs'), 'export const footer = "A";\n');
+    const installed = join(root, 'installed-lock.json');
+    await writeFile(installed, '{"packages":{"node_modules/x":{"version":"1.0.0"}}}');
+    const config = loadConfig({ SITES_DIR: '/srv/sites' }, root);
+    const before = serverIdentity([code, dist], [lock, installed], config);
+    const chunk = join(dist, 'chunks', 'a.mjs');
+    const { atime, mtime } = await stat(chunk);
+    await writeFile(chunk, 'export const footer = "B";\n');
+    await utimes(chunk, atime, mtime);
+    const rebuilt = serverIdentity([code, dist], [lock, installed], config);
+    expect(rebuilt).not.toBe(before);
+    await writeFile(installed, '{"packages":{"node_modules/x":{"version":"1.0.1"}}}');
+    expect(serverIdentity([code, dist], [lock, installed], config)).not.toBe(rebuilt);
+  });
+});

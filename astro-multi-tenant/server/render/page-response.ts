@@ -102,7 +102,9 @@ export function createPageResponse(deps: PageResponseDeps) {
       return 'page';
     }
 
-    const etag = memoisedETag(page, [deps.buildId, site.version, page.version, siteOrigin, view.stylesheets.join(' '), own.version]);
+    // The year is an input too: the shared footer prints it, and a page kept across New Year (in
+    // memory, or on disk across restarts) must not keep the old one.
+    const etag = memoisedETag(page, [deps.buildId, site.version, page.version, siteOrigin, view.stylesheets.join(' '), own.version, currentYear()]);
     allowEdgeCache(res, deps.edgeCacheSeconds);
     res.setHeader('Cache-Control', 'public, max-age=0, must-revalidate');
     res.setHeader('ETag', etag);
@@ -143,6 +145,11 @@ export function createPageResponse(deps: PageResponseDeps) {
     }
     return 'page';
   };
+}
+
+/** The year in the process's time zone, as the shared footer renders it. */
+function currentYear(): string {
+  return String(new Date().getFullYear());
 }
 
 function joined(value: string | string[] | undefined): string | undefined {

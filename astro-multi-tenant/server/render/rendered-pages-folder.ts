@@ -112,22 +112,33 @@ export const SETTINGS_OUTSIDE_PAGES: readonly string[] = [
 
 /**
  * The identity of everything besides a page's own inputs that shapes its HTML: the server's code
- * (every file below `serverDir`), the installed packages (`lockFile`, package-lock.json), the
- * runtime (Node's version, its ICU data, the time zone and locale dates are formatted in) and the
- * configuration (`config` without SETTINGS_OUTSIDE_PAGES, serialised; Sets and Maps as their
- * entries, functions by their text). Read once at start: ~150 small files.
+ * and the Astro build (every file below each of `folders`: `server/` and `dist/server/`, by
+ * content, so a rebuild with pinned timestamps still counts), the installed packages (`lockFiles`:
+ * the project's package-lock.json and node_modules/.package-lock.json, which npm rewrites on every
+ * install, so a worker started between a pull and `npm ci` does not name old packages' pages with
+ * the new lock), the runtime (Node's version, its ICU data, the time zone and locale dates are
+ * formatted in) and the configuration (`config` without SETTINGS_OUTSIDE_PAGES, serialised; Sets
+ * and Maps as their entries, functions by their text). Read once at start: ~200 files, ~1 MB.
  */
-export function serverIdentity(serverDir: string, lockFile: string, config: object): string {
+export function serverIdentity(folders: string | readonly string[], lockFiles: string | readonly string[], config: object): string {
   const hash = createHash('sha256');
-  const files = (readdirSync(serverDir, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name))
-    .sort();
-  for (const file of files) hash.update(`\0${relative(serverDir, file)}\0`).update(readFileSync(file));
-  try {
-    hash.update('\0lock\0').update(readFileSync(lockFile));
-  } catch {
-    hash.update('\0no lock file');
+  for (const folder of typeof folders === 'string' ? [folders] : folders) {
+    let entries: import('node:fs').Dirent[] = [];
+    try {
+      entries = readdirSync(folder, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[];
+    } catch {
+      hash.update(`\0no folder ${folder}`);
+    }
+    const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort();
+    hash.update(`\0folder\0${files.length}`);
+    for (const file of files) hash.update(`\0${relative(folder, file)}\0`).update(readFileSync(file));
+  }
+  for (const lockFile of typeof lockFiles === 'string' ? [lockFiles] : lockFiles) {
+    try {
+      hash.update('\0lock\0').update(readFileSync(lockFile));
+    } catch {
+      hash.update('\0no lock file');
+    }
   }
   // The runtime too: dates in pages are formatted with the process's ICU data, time zone and locale.
   const { timeZone, locale } = Intl.DateTimeFormat().resolvedOptions();
