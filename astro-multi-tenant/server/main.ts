@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { access, constants } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openComponentLoader } from './components/open-component-loader.ts';
 import { createComponentStylesheets } from './css/component-stylesheet.ts';
@@ -79,6 +80,15 @@ const PEER_TIMEOUT_MS = 1500;
  * PM2 cluster worker (`npm start`); PM2 gets `ready` only once the port is bound and the host index
  * is built, so a reload never routes traffic to a worker that would answer 404 for every tenant.
  */
+/** The sites folder's real path, or the name when it cannot be resolved (yet). */
+function realSitesDir(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
+
 async function main() {
   let config;
   try {
@@ -89,7 +99,12 @@ async function main() {
   }
   const logger = createLogger(config.logLevel);
   // Before anything reads a site: every content file call from here on is made this way.
-  useContentIo(config.contentIo);
+  useContentIo(config.contentIo, {
+    // The sites folder as named and as resolved (a symlink swapped by git-sync points elsewhere).
+    siteRoots: [...new Set([config.sitesDir, realSitesDir(config.sitesDir)])],
+    onSlowSite: (site, ms, path) =>
+      logger.warn({ site, ms: Math.round(ms * 100) / 100, path }, 'a file lookup of this site was slow; its files are read through the thread pool for 10 minutes (a long symlink chain, a slow or network mount)'),
+  });
   // pm_id is PM2's stable slot number: it survives reloads, so dashboards keep one line per slot.
   const workerId = process.env.pm_id ?? process.env.NODE_APP_INSTANCE ?? '0';
   const cache = createContentCache({ maxEntries: config.cacheMaxEntries, maxBytes: config.cacheMaxBytes, checkIntervalMs: config.contentCheckMs });

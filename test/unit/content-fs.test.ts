@@ -114,6 +114,39 @@ describe('content file calls (CONTENT_IO)', () => {
   });
 });
 
+describe('a site whose lookups are slow goes to the thread pool (sync mode)', () => {
+  it('makes site A\'s calls through the thread pool after one slow call, for a while, and site B\'s still synchronously', async () => {
+    const slow: Array<{ site: string; path: string }> = [];
+    let clock = 1_000_000;
+    // Every call counts as slow (threshold 0), but only paths of the sites folder belong to a site.
+    useContentIo('sync', { siteRoots: [sitesDir], slowCallMs: -1, onSlowSite: (site, _ms, path) => slow.push({ site, path }), now: () => clock });
+    const alpha = join(sitesDir, 'alpha', 'site.json');
+    const beta = join(sitesDir, 'beta', 'site.json');
+    expect(await threadPoolFileRequests(() => contentFs.stat(alpha))).toBe(0);
+    expect(slow).toEqual([{ site: 'alpha', path: alpha }]);
+    // From now on alpha's calls are handed to the thread pool, whatever they are.
+    expect(await threadPoolFileRequests(() => contentFs.readText(alpha))).toBeGreaterThan(0);
+    expect(await threadPoolFileRequests(() => readContainedText(join(sitesDir, 'alpha', 'pages', 'index.md'), join(sitesDir, 'alpha'), { maxBytes: 4096 }))).toBeGreaterThan(0);
+    expect(slow).toHaveLength(1);
+    // Site B was not slow: its call is made on the event loop.
+    expect(await threadPoolFileRequests(() => contentFs.stat(beta))).toBe(0);
+    // Paths outside the sites folder (the platform's caches) have no site: always synchronous.
+    expect(await threadPoolFileRequests(() => contentFs.statIfPresent(join(root, 'elsewhere')))).toBe(0);
+    // Ten minutes later alpha is tried synchronously again.
+    clock += 10 * 60_000;
+    expect(await threadPoolFileRequests(() => contentFs.stat(alpha))).toBe(0);
+    expect(slow.map((s) => s.site)).toEqual(['alpha', 'beta', 'alpha']);
+  });
+
+  it('leaves sites whose lookups are fast on the event loop', async () => {
+    const slow: string[] = [];
+    useContentIo('sync', { siteRoots: [sitesDir], slowCallMs: 10_000, onSlowSite: (site) => slow.push(site) });
+    expect(await threadPoolFileRequests(() => coldLoad('beta'))).toBe(0);
+    expect(await threadPoolFileRequests(() => coldLoad('beta'))).toBe(0);
+    expect(slow).toEqual([]);
+  });
+});
+
 describe('CONTENT_IO setting', () => {
   it('is sync unless set', () => {
     expect(loadConfig({}, root).contentIo).toBe('sync');

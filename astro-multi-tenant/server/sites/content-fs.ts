@@ -142,13 +142,104 @@ const threadPoolFs: ContentFs = {
 
 let current: ContentFs = syncFs;
 
+/** A synchronous path call slower than this (ms) sends its site's calls to the thread pool. */
+export const SLOW_CALL_MS = 1;
+/** For this long (ms). */
+export const SLOW_SITE_MS = 10 * 60_000;
+
+export interface ContentIoOptions {
+  /**
+   * Folders whose direct children are sites (the sites folder, as named and as resolved): a path
+   * below one belongs to the site named by its next segment. Paths elsewhere (the platform's own
+   * cache folders) have no site and are always made as `mode` says.
+   */
+  siteRoots?: readonly string[];
+  /** Threshold (ms) of a slow synchronous call; SLOW_CALL_MS unless set (tests set 0). */
+  slowCallMs?: number;
+  /** Told once each time a site is sent to the thread pool: which, how slow, what path. */
+  onSlowSite?: (site: string, ms: number, path: string) => void;
+  now?: () => number;
+}
+
+let options: ContentIoOptions = {};
+/** Site → until when (ms, `now()`) its calls go through the thread pool. */
+const slowSites = new Map<string, number>();
+
 /**
  * Chooses how content file calls are made, for the whole process (the server calls it once at
  * start from `CONTENT_IO`; tests call it to run a suite both ways).
+ *
+ * In `sync` mode a site whose files are slow to look up is sent to the thread pool for
+ * SLOW_SITE_MS, so no site can hold the event loop call after call. A site owner can make a
+ * lookup slow without leaving the folder: a chain of 39 symlinks of ~4 KB of `x/../` each costs
+ * ~1 ms per lookup here (against ~26 µs), and a request makes four or five (the attack review of
+ * this mode). The first slow call is paid on the event loop; the site's next ones are not. A link
+ * to a hung network mount (autofs, a dead NFS server) would still block that first call: on
+ * machines with such mounts, run `thread-pool`.
  */
-export function useContentIo(mode: ContentIo): void {
-  current = mode === 'sync' ? syncFs : threadPoolFs;
+export function useContentIo(mode: ContentIo, ioOptions: ContentIoOptions = {}): void {
+  current = mode === 'sync' ? guardedSyncFs : threadPoolFs;
+  options = ioOptions;
+  slowSites.clear();
 }
+
+/** The site a path belongs to, under one of the site roots; undefined elsewhere. */
+function siteOf(path: string): string | undefined {
+  for (const root of options.siteRoots ?? []) {
+    if (path.length > root.length + 1 && path.startsWith(root) && path[root.length] === '/') {
+      const end = path.indexOf('/', root.length + 1);
+      return path.slice(root.length + 1, end === -1 ? undefined : end);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A path call made synchronously unless its site was slow lately; timed, and a slow one marks
+ * its site. `thread` is the same call through the thread pool.
+ */
+function guarded<A extends unknown[], T>(sync: (path: string, ...rest: A) => Promise<T>, thread: (path: string, ...rest: A) => Promise<T>) {
+  return (path: string, ...rest: A): Promise<T> => {
+    const site = options.siteRoots ? siteOf(path) : undefined;
+    if (site === undefined) return sync(path, ...rest);
+    const now = options.now ?? Date.now;
+    const until = slowSites.get(site);
+    if (until !== undefined) {
+      if (now() < until) return thread(path, ...rest);
+      slowSites.delete(site);
+    }
+    const started = performance.now();
+    const done = () => {
+      const ms = performance.now() - started;
+      if (ms > (options.slowCallMs ?? SLOW_CALL_MS)) {
+        slowSites.set(site, now() + SLOW_SITE_MS);
+        options.onSlowSite?.(site, ms, path);
+      }
+    };
+    // The sync call has run by the time its promise is made: time it, whether it threw or not.
+    const result = sync(path, ...rest);
+    done();
+    return result;
+  };
+}
+
+const guardedSyncFs: ContentFs = {
+  mode: 'sync',
+  open: guarded(syncFs.open, threadPoolFs.open),
+  stat: guarded(syncFs.stat, threadPoolFs.stat),
+  statIfPresent: guarded(syncFs.statIfPresent, threadPoolFs.statIfPresent),
+  lstat: guarded(syncFs.lstat, threadPoolFs.lstat),
+  readdir: guarded(syncFs.readdir, threadPoolFs.readdir),
+  realpath: guarded(syncFs.realpath, threadPoolFs.realpath),
+  readText: guarded(syncFs.readText, threadPoolFs.readText),
+  readBytes: guarded(syncFs.readBytes, threadPoolFs.readBytes),
+  writeText: syncFs.writeText,
+  rename: syncFs.rename,
+  unlink: syncFs.unlink,
+  mkdir: syncFs.mkdir,
+};
+
+current = guardedSyncFs;
 
 /** The content file calls in the mode chosen by `useContentIo` (`sync` until then). */
 export const contentFs: ContentFs = {
