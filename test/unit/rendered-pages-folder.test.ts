@@ -30,6 +30,8 @@ describe('what names a rendered page on disk', () => {
   it('is the same for a server placed elsewhere (port, log level, cache sizes): those never reach a page', () => {
     const base = serverIdentity(code, lock, config());
     expect(serverIdentity(code, lock, config({ PORT: '8123', LOG_LEVEL: 'debug', RENDER_CACHE_MB: '9', CONTENT_CHECK_MS: '900', CONTENT_IO: 'thread-pool', MARKDOWN_CACHE_DIR: '/elsewhere' }))).toBe(base);
+    // Nor does rotating the session keys or the admin token (never in an anonymous page).
+    expect(serverIdentity(code, lock, config({ SESSION_KEYS: 'k1:' + 'a'.repeat(43), ADMIN_TOKEN: 'b'.repeat(32) }))).toBe(serverIdentity(code, lock, config({ SESSION_KEYS: 'k2:' + 'c'.repeat(43), ADMIN_TOKEN: 'd'.repeat(32) })));
     for (const name of SETTINGS_OUTSIDE_PAGES) expect(Object.keys(config())).toContain(name);
   });
 
@@ -132,5 +134,24 @@ describe('the build and the installed packages in the identity', () => {
     expect(rebuilt).not.toBe(before);
     await writeFile(installed, '{"packages":{"node_modules/x":{"version":"1.0.1"}}}');
     expect(serverIdentity([code, dist], [lock, installed], config)).not.toBe(rebuilt);
+  });
+});
+
+describe('reading back only what this server wrote', () => {
+  it('never serves a page file others can write, or a link planted at its name', async () => {
+    const { chmod, symlink, unlink } = await import('node:fs/promises');
+    const dir = join(root, 'planted');
+    const folder = createRenderedPagesFolder({ dir, maxBytes: 1 << 20, identity: 'test' });
+    folder.write('k', 'W/"1"', Buffer.from('<p>ours</p>'));
+    await folder.settle();
+    const file = join(dir, renderedPageKey('test', 'k', 'W/"1"').slice(0, 2), `${renderedPageKey('test', 'k', 'W/"1"')}.html`);
+    expect((await folder.read('k', 'W/"1"'))?.toString()).toBe('<p>ours</p>');
+    await chmod(file, 0o666);
+    expect(await folder.read('k', 'W/"1"')).toBeUndefined();
+    await unlink(file);
+    const elsewhere = join(root, 'planted-page.html');
+    await writeFile(elsewhere, '<p>planted</p>', { mode: 0o600 });
+    await symlink(elsewhere, file);
+    expect(await folder.read('k', 'W/"1"')).toBeUndefined();
   });
 });

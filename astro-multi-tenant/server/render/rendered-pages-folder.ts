@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createCacheFolder, openIfPrivate, type CacheFolder } from '../sites/cache-folder.ts';
-import { contentFs } from '../sites/content-fs.ts';
 
 /**
  * Rendered anonymous pages on disk, under the in-memory render cache (render-cache.ts): a page a
@@ -58,8 +57,8 @@ export function createRenderedPagesFolder(options: RenderedPagesFolderOptions & 
     async read(key, etag) {
       if (!folder.usable) return undefined;
       try {
-        const body = await contentFs.readBytes(folder.pathOf(renderedPageKey(options.identity, key, etag)));
-        if (body.length === 0) throw new Error('empty');
+        const body = await folder.read(renderedPageKey(options.identity, key, etag));
+        if (body === undefined || body.length === 0) throw new Error('not there');
         counts.hits++;
         return body;
       } catch {
@@ -99,8 +98,8 @@ export function openRenderedPagesFolder(options: RenderedPagesFolderOptions): Pr
 }
 
 /**
- * Settings (ServerConfig fields) that only place, size or time the process and never reach a
- * page's HTML: left out of `serverIdentity`, so a server restarted on another port, with another
+ * Settings (ServerConfig fields) that only place, size or time the process, or serve what never
+ * reaches an anonymous page's HTML: left out of `serverIdentity`, so a server restarted on another port, with another
  * log level or cache size still finds its pages. Any other setting, present or future, is in.
  */
 export const SETTINGS_OUTSIDE_PAGES: readonly string[] = [
@@ -108,6 +107,10 @@ export const SETTINGS_OUTSIDE_PAGES: readonly string[] = [
   'contentCheckMs', 'contentIo', 'sitesRescanMs', 'cacheMaxEntries', 'cacheMaxBytes', 'refusalDelayMs', 'metricsSiteLabels',
   'renderCacheBytes', 'renderCacheMaxEntries', 'renderCacheDir', 'renderCacheDirBytes',
   'markdownCacheDir', 'markdownCacheBytes', 'componentCacheDir', 'componentCacheBytes',
+  // Sessions, admin access, Redis and certificates: secrets and settings of what is never in an
+  // anonymous page (members pages and signed-in visitors never use the folder), so rotating a key
+  // does not throw every page away.
+  'sessionKeys', 'sessionMaxAgeSeconds', 'signInMaxFailures', 'signInWindowSeconds', 'adminAllow', 'adminToken', 'redis', 'redisUrl', 'acme',
 ];
 
 /**

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { constants } from 'node:fs';
 import { contentFs } from './content-fs.ts';
+import { isMissing } from './fs-fingerprint.ts';
 
 /**
  * A private folder of content-addressed files, shared by the workers of a machine and kept across
@@ -22,6 +24,14 @@ import { contentFs } from './content-fs.ts';
 export interface CacheFolder {
   /** Where the file of `key` is (whether or not it exists). */
   pathOf(key: string): string;
+  /**
+   * The file of `key`, or undefined when there is none. Read only if it is a regular file of this
+   * user that neither group nor others can write (checked on the descriptor it is read from): the
+   * folder was checked when it was opened, and this keeps a file planted later (the folder removed
+   * by a temp cleaner and made again by someone else) from being served or run. Other errors
+   * than "not there" are thrown.
+   */
+  read(key: string): Promise<Buffer | undefined>;
   /** False once the folder has been refused: nothing is read or written from then on. */
   readonly usable: boolean;
   /** Makes the shard folder of `key`, checking the folder first; false when it is refused. */
@@ -137,8 +147,36 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
     return true;
   }
 
+  const uid = process.getuid?.();
+  const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+  async function read(key: string): Promise<Buffer | undefined> {
+    let handle;
+    try {
+      handle = await contentFs.open(pathOf(key), READ_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    try {
+      const s = await handle.stat();
+      if (!s.isFile() || (uid !== undefined && s.uid !== uid) || (s.mode & 0o022) !== 0) return undefined;
+      const buffer = Buffer.allocUnsafe(s.size);
+      let filled = 0;
+      while (filled < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return buffer.subarray(0, filled);
+    } finally {
+      await handle.close();
+    }
+  }
+
   return {
     pathOf,
+    read,
     get usable() {
       return usable;
     },

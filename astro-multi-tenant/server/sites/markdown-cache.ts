@@ -114,7 +114,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       const key = markdownCacheKey(options.pipelineId, markdown);
       let cached: string | undefined;
       try {
-        cached = await contentFs.readText(folder.pathOf(key));
+        cached = (await folder.read(key))?.toString('utf8');
       } catch {
         // Missing (the usual miss) or unreadable: render, as if there were no cache.
       }
