@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createCacheFolder, openIfPrivate } from '../sites/cache-folder.ts';
+import { createCacheFolder, isUnwritable, openIfPrivate } from '../sites/cache-folder.ts';
 import { markdownPipelineId } from '../sites/markdown-cache.ts';
 import { compilerFilename, type ComponentFile } from './component-file.ts';
 import { compileComponent, type CompiledComponent } from './compile-component.ts';
@@ -85,7 +85,7 @@ export function createCompileCache(options: CompileCacheOptions): CompileCache {
   function write(key: string, compiled: CompiledComponent): void {
     const writing = folder.write(key, JSON.stringify({ key, compiled })).catch((error: NodeJS.ErrnoException) => {
       stats.writeErrors++;
-      if (['EACCES', 'EROFS', 'ENOSPC', 'EPERM'].includes(error.code ?? '')) {
+      if (isUnwritable(error)) {
         // A folder we cannot write to will not get better by retrying on every compile.
         writable = false;
         options.onWarning?.('component cache folder is not writable; compiling in memory (set COMPONENT_CACHE_DIR)', { dir, code: error.code });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { createCacheFolder, openIfPrivate, type CacheFolder } from '../sites/cache-folder.ts';
+import { createCacheFolder, isUnwritable, openIfPrivate, type CacheFolder } from '../sites/cache-folder.ts';
 
 /**
  * Rendered anonymous pages on disk, under the in-memory render cache (render-cache.ts): a page a
@@ -56,23 +56,21 @@ export function createRenderedPagesFolder(options: RenderedPagesFolderOptions & 
   return {
     async read(key, etag) {
       if (!folder.usable) return undefined;
-      try {
-        const body = await folder.read(renderedPageKey(options.identity, key, etag));
-        if (body === undefined || body.length === 0) throw new Error('not there');
-        counts.hits++;
-        return body;
-      } catch {
-        // Not there (the usual miss) or unreadable: render, as without this folder.
+      // Not there (the usual miss), empty or unreadable: render, as without this folder.
+      const body = await folder.read(renderedPageKey(options.identity, key, etag)).catch(() => undefined);
+      if (body === undefined || body.length === 0) {
         counts.misses++;
         return undefined;
       }
+      counts.hits++;
+      return body;
     },
     write(key, etag, body) {
       if (!writable || !folder.usable || body.length === 0) return;
       folder.track(
         folder.write(renderedPageKey(options.identity, key, etag), body.toString('utf8')).catch((error: NodeJS.ErrnoException) => {
           counts.writeErrors++;
-          if (error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'ENOSPC' || error.code === 'EPERM') {
+          if (isUnwritable(error)) {
             // A folder we cannot write to will not get better by retrying on every render.
             writable = false;
             options.onWarning?.('rendered-pages folder is not writable; cold pages render again after a restart (set RENDER_CACHE_DIR)', { dir: options.dir, code: error.code });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { constants } from 'node:fs';
-import { contentFs } from './content-fs.ts';
+import { contentFs, readFromStart } from './content-fs.ts';
 import { isMissing } from './fs-fingerprint.ts';
 
 /**
@@ -48,6 +48,14 @@ export interface CacheFolder {
   readonly stats: Readonly<{ writes: number; pruned: number }>;
   /** `counts` with the folder's `writes` and `pruned` as read-only fields: an owner's stats. */
   withCounts<T extends object>(counts: T): T & { readonly writes: number; readonly pruned: number };
+}
+
+/**
+ * True for a write error that retrying will not mend (no permission, a read-only or full file
+ * system): the owner stops writing to the folder and warns once.
+ */
+export function isUnwritable(error: NodeJS.ErrnoException): boolean {
+  return error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'ENOSPC' || error.code === 'EPERM';
 }
 
 export interface CacheFolderOptions {
@@ -161,14 +169,7 @@ export function createCacheFolder(options: CacheFolderOptions): CacheFolder {
     try {
       const s = await handle.stat();
       if (!s.isFile() || (uid !== undefined && s.uid !== uid) || (s.mode & 0o022) !== 0) return undefined;
-      const buffer = Buffer.allocUnsafe(s.size);
-      let filled = 0;
-      while (filled < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      return buffer.subarray(0, filled);
+      return await readFromStart(handle, s.size);
     } finally {
       await handle.close();
     }

@@ -1,7 +1,7 @@
 import { constants, existsSync, readlinkSync, type Stats } from 'node:fs';
 import { join, sep } from 'node:path';
 import { isMissing } from './fs-fingerprint.ts';
-import { contentFs, type ContentHandle } from './content-fs.ts';
+import { contentFs, readFromStart, type ContentHandle } from './content-fs.ts';
 
 /**
  * Opening a file of a site folder so that nothing outside the folder is ever read, whatever the
@@ -200,14 +200,8 @@ async function readOpened(opened: ContainedOpen, prefixBytes: number): Promise<C
   if (opened.kind !== 'open') return opened;
   const { handle, stats } = opened.file;
   try {
-    const buffer = Buffer.allocUnsafe(Math.min(stats.size, prefixBytes));
-    let filled = 0;
-    while (filled < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return { kind: 'text', text: buffer.toString('utf8', 0, filled), stats };
+    const bytes = await readFromStart(handle, Math.min(stats.size, prefixBytes));
+    return { kind: 'text', text: bytes.toString('utf8'), stats };
   } finally {
     await opened.file.close();
   }

@@ -36,6 +36,21 @@ export interface ContentHandle {
   close(): Promise<void>;
 }
 
+/**
+ * Up to `bytes` bytes of an open file from its start, fewer if it ends first (a file shrinking
+ * meanwhile): the buffer is never larger than the size the caller checked.
+ */
+export async function readFromStart(handle: ContentHandle, bytes: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(bytes);
+  let filled = 0;
+  while (filled < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
+
 export interface ContentFs {
   readonly mode: ContentIo;
   /** Opens `path` with numeric `flags` (`fs.constants`); the caller closes the handle. */
@@ -48,8 +63,6 @@ export interface ContentFs {
   realpath(path: string): Promise<string>;
   /** The whole file as UTF-8 text. */
   readText(path: string): Promise<string>;
-  /** The whole file's bytes. */
-  readBytes(path: string): Promise<Buffer>;
   /**
    * For the platform's own cache folders (cache-folder.ts), never a site's: writes `text` to a new
    * file (`mode`), renames one over another, removes one, makes a folder.
@@ -110,7 +123,6 @@ const syncFs: ContentFs = {
   readdir: async (path) => quiet(() => readdirSync(path, { withFileTypes: true })),
   realpath: async (path) => quiet(() => realpathSync.native(path)),
   readText: async (path) => quiet(() => readFileSync(path, 'utf8')),
-  readBytes: async (path) => quiet(() => readFileSync(path)),
   writeText: async (path, text, mode) => quiet(() => writeFileSync(path, text, { mode })),
   rename: async (from, to) => quiet(() => renameSync(from, to)),
   unlink: async (path) => quiet(() => unlinkSync(path)),
@@ -133,14 +145,11 @@ const threadPoolFs: ContentFs = {
   readdir: (path) => promises.readdir(path, { withFileTypes: true }),
   realpath: (path) => promises.realpath(path),
   readText: (path) => promises.readFile(path, 'utf8'),
-  readBytes: (path) => promises.readFile(path),
   writeText: (path, text, mode) => promises.writeFile(path, text, { mode }),
   rename: (from, to) => promises.rename(from, to),
   unlink: (path) => promises.unlink(path),
   mkdir: async (path, mode) => void (await promises.mkdir(path, { recursive: true, mode })),
 };
-
-let current: ContentFs = syncFs;
 
 /** A synchronous path call slower than this (ms) sends its site's calls to the thread pool. */
 export const SLOW_CALL_MS = 1;
@@ -154,7 +163,7 @@ export interface ContentIoOptions {
    * cache folders) have no site and are always made as `mode` says.
    */
   siteRoots?: readonly string[];
-  /** Threshold (ms) of a slow synchronous call; SLOW_CALL_MS unless set (tests set 0). */
+  /** Threshold (ms) of a slow synchronous call; SLOW_CALL_MS unless set (tests set a negative one: every call is slow). */
   slowCallMs?: number;
   /** Told once each time a site is sent to the thread pool: which, how slow, what path. */
   onSlowSite?: (site: string, ms: number, path: string) => void;
@@ -232,14 +241,13 @@ const guardedSyncFs: ContentFs = {
   readdir: guarded(syncFs.readdir, threadPoolFs.readdir),
   realpath: guarded(syncFs.realpath, threadPoolFs.realpath),
   readText: guarded(syncFs.readText, threadPoolFs.readText),
-  readBytes: guarded(syncFs.readBytes, threadPoolFs.readBytes),
   writeText: syncFs.writeText,
   rename: syncFs.rename,
   unlink: syncFs.unlink,
   mkdir: syncFs.mkdir,
 };
 
-current = guardedSyncFs;
+let current: ContentFs = guardedSyncFs;
 
 /** The content file calls in the mode chosen by `useContentIo` (`sync` until then). */
 export const contentFs: ContentFs = {
@@ -253,7 +261,6 @@ export const contentFs: ContentFs = {
   readdir: (path) => current.readdir(path),
   realpath: (path) => current.realpath(path),
   readText: (path) => current.readText(path),
-  readBytes: (path) => current.readBytes(path),
   writeText: (path, text, mode) => current.writeText(path, text, mode),
   rename: (from, to) => current.rename(from, to),
   unlink: (path) => current.unlink(path),

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { contentFs } from './content-fs.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createCacheFolder, openIfPrivate, prepareCacheFolder } from './cache-folder.ts';
+import { createCacheFolder, isUnwritable, openIfPrivate, prepareCacheFolder } from './cache-folder.ts';
 import { MarkdownRefused } from './markdown-renderer.ts';
 
 /**
@@ -156,7 +156,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
         track(
           write(key, html).catch((error: NodeJS.ErrnoException) => {
             stats.writeErrors++;
-            if (error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'ENOSPC' || error.code === 'EPERM') {
+            if (isUnwritable(error)) {
               // A folder we cannot write to will not get better by retrying on every page.
               writable = false;
               options.onWarning?.('Markdown cache folder is not writable; rendering every cold page (set MARKDOWN_CACHE_DIR)', { dir, code: error.code });

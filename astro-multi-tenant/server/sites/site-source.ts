@@ -67,20 +67,13 @@ export interface SourceFs {
 
 const fingerprintOf = (s: Stats) => statsFingerprint(s);
 
-/** The calls in the process's content I/O mode (content-fs.ts). */
-const folderFs: SourceFs = {
-  stat: (path) => contentFs.stat(path),
-  readdir: (path) => contentFs.readdir(path),
-  realpath: (path) => contentFs.realpath(path),
-};
-
 /**
  * The first source: site folders under `sitesDir` on a local or shared file system. Symlinked site
  * folders count as sites (the server has always served them); a symlink to a file or to nothing
  * does not. Errors other than "not there" are thrown, so a permission problem is not mistaken for
  * a deleted site.
  */
-export function createFolderSiteSource(sitesDir: string, fs: SourceFs = folderFs): SiteSource {
+export function createFolderSiteSource(sitesDir: string, fs: SourceFs = contentFs): SiteSource {
   const configPath = (id: string) => join(sitesDir, id, SITE_CONFIG_FILE);
 
   async function isFolder(entry: Dirent): Promise<boolean> {
