@@ -91,6 +91,7 @@ describe('live content', () => {
     await writeFile(file, '---\ntitle: [unclosed\n---\nbody');
     await waitFor(async () => (await get(a.port, 'acme.example', '/about')).status === 503, 5000);
     expect((await get(a.port, 'acme.example', '/products')).status).toBe(200);
+    await waitFor(async () => a.logs.some((l) => l.includes('sites/acme/pages/about.md') && l.includes('not valid YAML')), 5000);
     expect(a.logs.some((l) => l.includes('sites/acme/pages/about.md') && l.includes('not valid YAML'))).toBe(true);
     await writeFile(file, good);
     await waitFor(async () => (await get(a.port, 'acme.example', '/about')).status === 200, 5000);

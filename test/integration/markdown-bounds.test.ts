@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { copySites, get, removeDir, startServer, type RunningServer } from '../helpers/server.ts';
+import { copySites, get, removeDir, startServer, waitFor, type RunningServer } from '../helpers/server.ts';
 import { checkSite } from '../../astro-multi-tenant/server/sites/check.ts';
 import { closeMarkdownRenderer } from '../../astro-multi-tenant/server/sites/markdown.ts';
 
@@ -85,6 +85,8 @@ describe('a page whose Markdown is hostile', { timeout: 300_000 }, () => {
       // Had the render run on the event loop, healthz would have waited for all of it.
       const slowest = Math.max(...health.map((h) => h.ms));
       expect(slowest).toBeLessThan(Math.max(500, pageMs / 2));
+      // The log line is written before the answer but reaches us through another pipe: wait for it.
+      await waitFor(async () => server.logs.join('\n').includes(`sites/acme/pages/${name}.md`), 5000);
       expect(server.logs.join('\n')).toContain(`sites/acme/pages/${name}.md`);
     });
   }
