@@ -1,23 +1,26 @@
-import { randomBytes } from 'node:crypto';
-import remarkDirective from 'remark-directive';
+import { decodeHTMLAttribute } from 'entities/decode';
 import { toHtml } from 'hast-util-to-html';
+import type { MarkdownIt } from 'markdown-it';
+import type { StateBlock } from 'markdown-it';
 import type { BodySegment, PropValue } from './page-body.ts';
 
 /*
  * Site component calls in Markdown (docs/site-format.md): `::Name{prop="value" other=3}` on a line
  * of its own (a leaf) and `:::Name{…}` … `:::` (a container, whose Markdown children are the
- * component's default slot), in remark-directive's syntax. Part of the Markdown pipeline
- * (markdown-pipeline.ts) and of its identity (markdown.ts renderPipelineId).
+ * component's default slot), in the syntax of remark-directive (the generic directives proposal),
+ * which pages were written for. Part of the Markdown pipeline (markdown-pipeline.ts) and of its
+ * identity (markdown.ts renderPipelineId).
  *
- * Three steps, each a plugin of the one unified chain:
- * 1. syntax (remarkComponentDirectives): remark-directive's block directives, narrowed to names
- *    starting with A–Z. Text directives (`:x` in prose) and lower-case names are never parsed,
- *    so every page that calls no component renders exactly as before (the sample-page snapshots
- *    hold it), and a stray `:` in prose stays text.
- * 2. marking (remarkMarkComponentCalls): each call becomes a `<div>` carrying a marker attribute
- *    whose value holds a random nonce made for this render. The sanitiser keeps that attribute, so
- *    the call's children are sanitised like the rest of the page, but an owner's raw HTML cannot
- *    forge a call: it would have to guess the nonce, which never leaves the render.
+ * Three steps:
+ * 1. syntax (componentDirectives, a markdown-it block rule): block directives whose name starts
+ *    with A–Z, read with remark-directive's grammar (parseDirectiveOpening). Text directives
+ *    (`:x` in prose) and lower-case names are never parsed, so every page that calls no component
+ *    renders as plain Markdown, and a stray `:` in prose stays text.
+ * 2. marking (componentCallMarker, while markdown-hast.ts builds the tree): each call becomes a
+ *    `<div>` carrying a marker attribute whose value holds a random nonce made for this render. The
+ *    sanitiser keeps that attribute, so the call's children are sanitised like the rest of the
+ *    page, but an owner's raw HTML cannot forge a call: it would have to guess the nonce, which
+ *    never leaves the render.
  * 3. segments (bodySegments, after the sanitiser): marked divs become component calls, the HTML
  *    around them HTML segments; every marker attribute (forged ones too) is dropped.
  */
@@ -38,94 +41,217 @@ export class ComponentCallError extends Error {
 
 // ---- 1. syntax -------------------------------------------------------------------------------
 
-type Code = number | null;
-type State = (code: Code) => State | undefined;
-interface Construct {
-  tokenize: (this: unknown, effects: unknown, ok: State, nok: State) => State;
-  [key: string]: unknown;
-}
-interface MicromarkExtension {
-  flow?: Record<number, Construct | Construct[]>;
-  text?: Record<number, Construct | Construct[]>;
+/** What follows a fence's colons, when it is a directive's opening: its name, `[label]` source and `{attributes}`. */
+export interface DirectiveOpening {
+  name: string;
+  /** The label's Markdown source (between `[` and `]`), when there is one. */
+  label?: string;
+  /** Attributes in source order: `#x` is `id`, `.x` is `class`, a bare name has the value ''. */
+  attributes: Array<[string, string]>;
+  /** Names whose value was written in quotes (they stay strings, see propValue). */
+  quoted: Set<string>;
 }
 
-const COLON = 58;
-const isUpperAscii = (code: Code) => code !== null && code >= 65 && code <= 90;
+// micromark-util-character's classes, which remark-directive's grammar is written in.
+const PUNCTUATION = /[\p{P}\p{S}]/u;
+const WHITESPACE = /\s/u;
+const isSpaceOrTab = (c: string | undefined) => c === ' ' || c === '\t';
+const isNameChar = (c: string) => !WHITESPACE.test(c) && (!PUNCTUATION.test(c) || c === '-' || c === '_');
+/** Largest label nesting remark-directive accepts. */
+const MAX_LABEL_NESTING = 32;
+/** remark-directive's label size bound (counted, as there, in escaped characters). */
+const MAX_LABEL_ESCAPES = 999;
 
 /**
- * A block directive construct that only starts when the name after its colons begins with A–Z:
- * the codes are handed to the original tokenizer as they come, and the first one after the
- * colons is looked at before it is handed over. Refusing there is an ordinary failed attempt,
- * so the line is then parsed as it always was (a paragraph).
+ * Reads a directive's opening from `line` (the text after the fence's colons, without the line
+ * ending), or undefined when remark-directive's grammar would not take it as one (the line is then
+ * ordinary Markdown). Only names starting with A–Z are read (see the module comment). The grammar
+ * is micromark-extension-directive's for block directives: a name (letters, digits, `-`, `_`, not
+ * ending in `-` or `_`), an optional `[label]` (balanced brackets, one line), optional
+ * `{attributes}` (`#id`, `.class`, `name`, `name=value`, `name="value"`, `name='value'`, one line;
+ * character references in values decoded), then only spaces or tabs.
  */
-function pascalCaseOnly(construct: Construct): Construct {
-  return {
-    ...construct,
-    tokenize(effects, ok, nok) {
-      const start = construct.tokenize.call(this, effects, ok, nok);
-      const watch =
-        (state: State): State =>
-        (code) => {
-          if (code === COLON) {
-            const next = state(code);
-            return next === undefined ? next : watch(next);
-          }
-          return isUpperAscii(code) ? state(code) : nok(code);
-        };
-      return watch(start);
-    },
-  };
+export function parseDirectiveOpening(line: string): DirectiveOpening | undefined {
+  const chars = Array.from(line);
+  let i = 0;
+  if (!/^[A-Z]$/.test(chars[0] ?? '')) return undefined;
+  while (i < chars.length && isNameChar(chars[i]!)) i++;
+  const name = chars.slice(0, i).join('');
+  if (name.endsWith('-') || name.endsWith('_')) return undefined;
+  let label: string | undefined;
+  if (chars[i] === '[') {
+    const end = labelEnd(chars, i + 1);
+    if (end === undefined) return undefined;
+    label = chars.slice(i + 1, end).join('');
+    i = end + 1;
+  }
+  const opening: DirectiveOpening = { name, ...(label !== undefined ? { label } : {}), attributes: [], quoted: new Set() };
+  if (chars[i] === '{') {
+    const end = readAttributes(chars, i + 1, opening);
+    if (end === undefined) return undefined;
+    i = end;
+  }
+  while (isSpaceOrTab(chars[i])) i++;
+  return i === chars.length ? opening : undefined;
 }
 
-interface FromMarkdownContext {
-  stack: Array<{ type: string; data?: Record<string, unknown> }>;
-  data: { directiveAttributes?: Array<[string, string]> };
-}
-
-/** Marks the attributes whose value was quoted (a quote marker closes each): they stay strings. */
-function exitValueMarker(this: FromMarkdownContext) {
-  const tail = this.data.directiveAttributes?.at(-1);
-  if (!tail) return;
-  for (let i = this.stack.length - 1; i >= 0; i--) {
-    const node = this.stack[i]!;
-    if (node.type === 'leafDirective' || node.type === 'containerDirective') {
-      const data = (node.data ??= {});
-      ((data.quotedAttributes ??= new Set<string>()) as Set<string>).add(tail[0]);
-      return;
+/** Index of the `]` closing a label whose text starts at `from`, or undefined when it does not close. */
+function labelEnd(chars: string[], from: number): number | undefined {
+  let balance = 0;
+  let escapes = 0;
+  for (let i = from; i < chars.length; i++) {
+    if (escapes > MAX_LABEL_ESCAPES) return undefined;
+    const c = chars[i]!;
+    if (c === '[' && ++balance > MAX_LABEL_NESTING) return undefined;
+    if (c === ']' && balance-- === 0) return i;
+    if (c === '\\' && (chars[i + 1] === '[' || chars[i + 1] === ']' || chars[i + 1] === '\\')) {
+      i++;
+      escapes++;
     }
+  }
+  return undefined;
+}
+
+/** Reads `{…}` attributes from just after the `{` into `opening`; the index after the `}`, or undefined when they do not parse. */
+function readAttributes(chars: string[], from: number, opening: DirectiveOpening): number | undefined {
+  const list = opening.attributes;
+  let i = from;
+  const forbiddenInValue = (c: string | undefined) => c === undefined || c === '"' || c === "'" || c === '<' || c === '=' || c === '>' || c === '`';
+  for (;;) {
+    const c = chars[i];
+    if (c === '#' || c === '.') {
+      // A shortcut: `#id` or `.class`, up to the next shortcut, `}` or space.
+      const start = ++i;
+      if (chars[i] === undefined || '"#\'.<=>`}'.includes(chars[i]!) || isSpaceOrTab(chars[i])) return undefined;
+      while (chars[i] !== '#' && chars[i] !== '.' && chars[i] !== '}' && !isSpaceOrTab(chars[i])) {
+        if (forbiddenInValue(chars[i])) return undefined;
+        i++;
+      }
+      list.push([c === '#' ? 'id' : 'class', decodeHTMLAttribute(chars.slice(start, i).join(''))]);
+      continue;
+    }
+    if (isSpaceOrTab(c)) {
+      i++;
+      continue;
+    }
+    if (c === undefined || WHITESPACE.test(c) || (PUNCTUATION.test(c) && c !== '-' && c !== '_')) {
+      return c === '}' ? i + 1 : undefined;
+    }
+    const start = i;
+    while (i < chars.length && !WHITESPACE.test(chars[i]!) && (!PUNCTUATION.test(chars[i]!) || '-.:_'.includes(chars[i]!))) i++;
+    const name = chars.slice(start, i).join('');
+    while (isSpaceOrTab(chars[i])) i++;
+    if (chars[i] !== '=') {
+      list.push([name, '']);
+      continue;
+    }
+    i++;
+    while (isSpaceOrTab(chars[i])) i++;
+    const v = chars[i];
+    if (v === undefined || v === '<' || v === '=' || v === '>' || v === '`' || v === '}') return undefined;
+    if (v === '"' || v === "'") {
+      const close = chars.indexOf(v, i + 1);
+      if (close === -1) return undefined;
+      list.push([name, decodeHTMLAttribute(chars.slice(i + 1, close).join(''))]);
+      opening.quoted.add(name);
+      i = close + 1;
+      if (chars[i] !== '}' && !isSpaceOrTab(chars[i])) return undefined;
+      continue;
+    }
+    const valueStart = i;
+    while (chars[i] !== '}' && !isSpaceOrTab(chars[i])) {
+      if (forbiddenInValue(chars[i])) return undefined;
+      i++;
+    }
+    list.push([name, decodeHTMLAttribute(chars.slice(valueStart, i).join(''))]);
   }
 }
 
-interface ProcessorData {
-  micromarkExtensions?: MicromarkExtension[];
-  fromMarkdownExtensions?: unknown[];
+/** What a component token carries (`token.meta`). */
+export interface ComponentTokenMeta {
+  opening: DirectiveOpening;
+  /** 1-based line of the body the call starts on. */
+  line: number;
 }
 
+const COLON = 0x3a;
+
 /**
- * remark-directive, with only block directives whose name starts with A–Z (see pascalCaseOnly),
- * and with quoted attribute values remembered so that `n=3` is a number and `n="3"` a string.
+ * The markdown-it block rule for component calls: `::Name…` (a leaf: tokens `component_leaf_open`,
+ * an `inline` token holding its label, `component_leaf_close`) and `:::Name…` … `:::` (a container:
+ * `component_open`, an `inline` token with `meta.label` when it has a `[label]`, its blocks,
+ * `component_close`). Like remark-directive's: either may interrupt a paragraph; a container ends
+ * at a line of at least as many colons (indented less than four spaces), at the end of what holds
+ * it (a list item, a quote), or at the end of the page.
  */
-export function remarkComponentDirectives(this: { data(): ProcessorData }): void {
-  (remarkDirective as unknown as (this: unknown) => void).call(this);
-  const data = this.data();
-  const syntax = data.micromarkExtensions!.pop()!;
-  const flow = syntax.flow?.[COLON];
-  if (!Array.isArray(flow)) throw new Error('remark-directive changed: no block directive constructs on ":"');
-  data.micromarkExtensions!.push({ flow: { [COLON]: flow.map(pascalCaseOnly) } });
-  data.fromMarkdownExtensions!.push({ exit: { directiveLeafAttributeValueMarker: exitValueMarker, directiveContainerAttributeValueMarker: exitValueMarker } });
+function componentDirective(state: StateBlock, startLine: number, endLine: number, silent: boolean): boolean {
+  const start = state.bMarks[startLine]! + state.tShift[startLine]!;
+  const max = state.eMarks[startLine]!;
+  if (state.sCount[startLine]! - state.blkIndent >= 4) return false;
+  if (state.src.charCodeAt(start) !== COLON || state.src.charCodeAt(start + 1) !== COLON) return false;
+  const after = state.skipChars(start, COLON);
+  const colons = after - start;
+  const opening = parseDirectiveOpening(state.src.slice(after, max));
+  if (!opening) return false;
+  if (silent) return true;
+  const line = startLine + 1;
+  if (colons === 2) {
+    const open = state.push('component_leaf_open', 'div', 1);
+    open.meta = { opening, line } satisfies ComponentTokenMeta;
+    open.map = [startLine, startLine + 1];
+    const label = state.push('inline', '', 0);
+    label.content = opening.label ?? '';
+    label.map = [startLine, startLine + 1];
+    label.children = [];
+    state.push('component_leaf_close', 'div', -1);
+    state.line = startLine + 1;
+    return true;
+  }
+
+  // The closing fence, scanned for as fenced code is: the first line of at least as many colons.
+  let nextLine = startLine;
+  let closed = false;
+  for (;;) {
+    nextLine++;
+    if (nextLine >= endLine) break;
+    const pos = state.bMarks[nextLine]! + state.tShift[nextLine]!;
+    const lineMax = state.eMarks[nextLine]!;
+    if (pos < lineMax && state.sCount[nextLine]! < state.blkIndent) break;
+    if (state.src.charCodeAt(pos) !== COLON || state.sCount[nextLine]! - state.blkIndent >= 4) continue;
+    const end = state.skipChars(pos, COLON);
+    if (end - pos < colons || state.skipSpaces(end) < lineMax) continue;
+    closed = true;
+    break;
+  }
+  const open = state.push('component_open', 'div', 1);
+  open.meta = { opening, line } satisfies ComponentTokenMeta;
+  open.map = [startLine, nextLine];
+  if (opening.label !== undefined) {
+    const label = state.push('inline', '', 0);
+    label.content = opening.label;
+    label.map = [startLine, startLine + 1];
+    label.meta = { label: true };
+    label.children = [];
+  }
+  const parentType = state.parentType;
+  const lineMax = state.lineMax;
+  // 'reference' keeps the content's lazy lines and definitions inside the fences.
+  state.parentType = 'reference';
+  state.lineMax = nextLine;
+  state.md.block.tokenize(state, startLine + 1, nextLine);
+  state.parentType = parentType;
+  state.lineMax = lineMax;
+  state.push('component_close', 'div', -1);
+  state.line = nextLine + (closed ? 1 : 0);
+  return true;
+}
+
+/** The markdown-it plugin adding component calls (markdown-parser.ts). */
+export function componentDirectives(md: MarkdownIt): void {
+  md.block.ruler.before('fence', 'component_directive', componentDirective, { alt: ['paragraph', 'reference', 'blockquote', 'list'] });
 }
 
 // ---- 2. marking ------------------------------------------------------------------------------
-
-interface MdastNode {
-  type: string;
-  name?: string;
-  value?: string;
-  attributes?: Record<string, string | null | undefined> | null;
-  children?: MdastNode[];
-  position?: { start: { line: number } };
-  data?: Record<string, unknown>;
-}
 
 interface PendingCall {
   component: string;
@@ -133,10 +259,10 @@ interface PendingCall {
   line: number;
 }
 
-/** What the marking step leaves for the segment step, on the vfile's data. */
-export interface ComponentCallData {
-  componentNonce?: string;
-  componentCalls?: PendingCall[];
+/** The calls one render found, in marker order, and the nonce their markers carry. */
+export interface ComponentCalls {
+  nonce: string;
+  calls: PendingCall[];
 }
 
 const NUMBER = /^-?(?:\d+(?:\.\d+)?|\.\d+)$/;
@@ -150,11 +276,6 @@ export function propValue(raw: string, quoted: boolean): PropValue {
   return raw;
 }
 
-function textOf(node: MdastNode): string {
-  if (typeof node.value === 'string') return node.value;
-  return (node.children ?? []).map(textOf).join('');
-}
-
 /**
  * A paragraph line that starts like a component call with props or a label (`::Name{`, `::Name[`)
  * but did not parse as one (an unclosed quote or brace, words after it). Without the `{` or `[`
@@ -163,52 +284,46 @@ function textOf(node: MdastNode): string {
 const BROKEN_CALL = /(?:^|\n)[ \t]*(:{2,}[A-Z][A-Za-z0-9_-]*[{[][^\n]{0,60})/;
 
 /**
- * Turns each component directive into a marked `<div>` (see the module comment) and records the
- * call; a paragraph line that starts like a call with props (`::Name{…`) but did not parse is an error.
+ * Refuses a paragraph (its Markdown source, from `line`) holding a line that starts like a
+ * component call with props but did not parse as one.
  *
  * @throws ComponentCallError naming the line.
  */
-export function remarkMarkComponentCalls() {
-  return (tree: MdastNode, file: { data: ComponentCallData }) => {
-    const nonce = randomBytes(16).toString('hex');
-    const calls: PendingCall[] = [];
-    const visit = (node: MdastNode) => {
-      const line = node.position?.start.line ?? 0;
-      if (node.type === 'paragraph') {
-        const text = textOf(node);
-        const broken = BROKEN_CALL.exec(text);
-        if (broken) {
-          const offset = text.slice(0, broken.index + (broken[0].startsWith('\n') ? 1 : 0)).split('\n').length - 1;
-          throw new ComponentCallError(line + offset, `"${broken[1]}" looks like a component call but is not one: write ::Name{prop="value"} (or :::Name{…} … :::) on a line of its own, with quoted strings, and close every quote and brace`);
-        }
-      }
-      if (node.type === 'leafDirective' || node.type === 'containerDirective') {
-        const name = node.name ?? '';
-        if (!COMPONENT_NAME.test(name)) throw new ComponentCallError(line, `"${name}" is not a component name: components are named in PascalCase (letters and digits, starting with A–Z), like their files in components/`);
-        const quoted = (node.data?.quotedAttributes as Set<string> | undefined) ?? new Set<string>();
-        const props: Record<string, PropValue> = {};
-        for (const [key, raw] of Object.entries(node.attributes ?? {})) {
-          if (raw === null || raw === undefined) continue;
-          // The directive syntax allows `:` in names, but Astro's runtime reads props such as
-          // server:component-directive, client:load or class:list as instructions, not data.
-          if (key.includes(':')) throw new ComponentCallError(line, `the prop "${key}" of "${name}" is named like an Astro directive (with ":"), which a page cannot set: name props with letters, digits, "-", "_" and "."`);
-          props[key] = propValue(raw, quoted.has(key));
-        }
-        let children = node.children ?? [];
-        if (node.type === 'containerDirective' && children[0]?.data?.directiveLabel) {
-          if (!('label' in props)) props.label = textOf(children[0]);
-          children = children.slice(1);
-        }
-        node.children = children;
-        node.data = { hName: 'div', hProperties: { [CALL_MARKER]: `${nonce}:${calls.length}` } };
-        calls.push({ component: name, props, line });
-      }
-      for (const child of node.children ?? []) visit(child);
-    };
-    visit(tree);
-    file.data.componentNonce = nonce;
-    file.data.componentCalls = calls;
-  };
+export function checkParagraphForBrokenCall(source: string, line: number): void {
+  const broken = BROKEN_CALL.exec(source);
+  if (!broken) return;
+  const offset = source.slice(0, broken.index + (broken[0].startsWith('\n') ? 1 : 0)).split('\n').length - 1;
+  throw new ComponentCallError(line + offset, `"${broken[1]}" looks like a component call but is not one: write ::Name{prop="value"} (or :::Name{…} … :::) on a line of its own, with quoted strings, and close every quote and brace`);
+}
+
+/**
+ * Records the call a component token makes and gives the marker attribute for its `<div>` (see
+ * the module comment). Attributes merge as remark-directive merged them: classes join with a
+ * space, any other name keeps its last value. A container's `[label]` text is its `label` prop
+ * unless one is written.
+ *
+ * @throws ComponentCallError naming the line, for a name that is not PascalCase or a prop named like an Astro directive.
+ */
+export function componentCallMarker(meta: ComponentTokenMeta, labelText: string | undefined, found: ComponentCalls): Record<string, string> {
+  const { opening, line } = meta;
+  const name = opening.name;
+  if (!COMPONENT_NAME.test(name)) throw new ComponentCallError(line, `"${name}" is not a component name: components are named in PascalCase (letters and digits, starting with A–Z), like their files in components/`);
+  const merged = new Map<string, string>();
+  for (const [key, value] of opening.attributes) {
+    const previous = merged.get(key);
+    merged.set(key, key === 'class' && previous ? `${previous} ${value}` : value);
+  }
+  const props: Record<string, PropValue> = {};
+  for (const [key, raw] of merged) {
+    // The directive syntax allows `:` in names, but Astro's runtime reads props such as
+    // server:component-directive, client:load or class:list as instructions, not data.
+    if (key.includes(':')) throw new ComponentCallError(line, `the prop "${key}" of "${name}" is named like an Astro directive (with ":"), which a page cannot set: name props with letters, digits, "-", "_" and "."`);
+    props[key] = propValue(raw, opening.quoted.has(key));
+  }
+  if (labelText !== undefined && !('label' in props)) props.label = labelText;
+  const marker = `${found.nonce}:${found.calls.length}`;
+  found.calls.push({ component: name, props, line });
+  return { [CALL_MARKER]: marker };
 }
 
 // ---- 3. segments -----------------------------------------------------------------------------
@@ -226,24 +341,29 @@ export interface HastNode {
  * carries this render's nonce are calls. An element holding a call is split around it (its open
  * tag, the segments inside, its close tag), so a call may sit in a list item or a blockquote.
  */
-export function bodySegments(tree: HastNode, data: ComponentCallData): BodySegment[] {
+export function bodySegments(tree: HastNode, found: ComponentCalls): BodySegment[] {
   const calls = new Map<HastNode, PendingCall>();
   const holders = new Set<HastNode>();
-  const prefix = data.componentNonce ? `${data.componentNonce}:` : undefined;
-  const take = (node: HastNode, ancestors: HastNode[]) => {
+  const prefix = `${found.nonce}:`;
+  // One ancestor stack for the whole walk: copying it per node was quadratic in the nesting depth.
+  const ancestors: HastNode[] = [];
+  const take = (node: HastNode) => {
     const marker = node.properties?.[CALL_MARKER];
     if (marker !== undefined) {
       delete node.properties![CALL_MARKER];
-      const id = prefix && node.tagName === 'div' && typeof marker === 'string' && marker.startsWith(prefix) ? Number(marker.slice(prefix.length)) : NaN;
-      const call = data.componentCalls?.[id];
+      const id = node.tagName === 'div' && typeof marker === 'string' && marker.startsWith(prefix) ? Number(marker.slice(prefix.length)) : NaN;
+      const call = found.calls[id];
       if (call) {
         calls.set(node, call);
         for (const a of ancestors) holders.add(a);
       }
     }
-    for (const child of node.children ?? []) take(child, [...ancestors, node]);
+    if (!node.children?.length) return;
+    ancestors.push(node);
+    for (const child of node.children) take(child);
+    ancestors.pop();
   };
-  take(tree, []);
+  take(tree);
   if (calls.size === 0) {
     const html = toHtml(tree as Parameters<typeof toHtml>[0]);
     return html === '' ? [] : [{ html }];

@@ -1,21 +1,27 @@
-import { unified, type Processor } from 'unified';
-import remarkParse from 'remark-parse';
-import remarkGfm from 'remark-gfm';
-import remarkRehype from 'remark-rehype';
-import rehypeRaw from 'rehype-raw';
-import rehypeSanitize, { defaultSchema } from 'rehype-sanitize';
-import rehypeSlug from 'rehype-slug';
-import { bodySegments, CALL_MARKER, remarkComponentDirectives, remarkMarkComponentCalls, type ComponentCallData, type HastNode } from './markdown-directives.ts';
+import { randomBytes } from 'node:crypto';
+import GithubSlugger from 'github-slugger';
+import { raw } from 'hast-util-raw';
+import { defaultSchema, sanitize, type Schema } from 'hast-util-sanitize';
+import { toString } from 'hast-util-to-string';
+import type { MarkdownIt } from 'markdown-it';
+import { bodySegments, CALL_MARKER, type ComponentCalls, type HastNode } from './markdown-directives.ts';
+import { tokensToHast } from './markdown-hast.ts';
+import { createMarkdownParser } from './markdown-parser.ts';
 import { encodeBody } from './page-body.ts';
 
 /*
- * The Markdown pipeline itself, alone in this module (with the component directives it uses,
+ * The Markdown pipeline itself, alone in this module (with the modules it uses: the parser,
+ * markdown-parser.ts; the tree builder, markdown-hast.ts; component directives,
  * markdown-directives.ts) so that the render thread (markdown-thread.ts) loads only what it runs.
- * Both sources are part of the pipeline's identity (markdown.ts renderPipelineId): editing either
- * gives the Markdown cache a new key space.
+ * All are part of the pipeline's identity (markdown.ts renderPipelineId): editing one gives the
+ * Markdown cache a new key space.
+ *
+ * parse (markdown-it) → tree (hast, shaped as remark-rehype shaped it) → raw HTML parsed
+ * (hast-util-raw, only when the page has some) → sanitised (hast-util-sanitize) → footnote links
+ * prefixed → heading ids (github-slugger, as rehype-slug) → HTML (hast-util-to-html).
  */
 
-type AttributeList = NonNullable<NonNullable<typeof defaultSchema.attributes>[string]>;
+type AttributeList = NonNullable<NonNullable<Schema['attributes']>[string]>;
 
 /**
  * hast-util-sanitize consults a tag's own rules before '*', and a tag-specific `className` allowlist
@@ -39,10 +45,11 @@ const STRIPPED_WITH_CONTENT = ['script', 'style', 'textarea', 'title', 'iframe',
  * through rehype-sanitize's GitHub-style allowlist after parsing. Scripts, styles and iframes (with
  * their content), event handlers, `style` attributes and `javascript:` URLs are removed; `class` is
  * kept on every element so owners can use Tailwind utilities (their site's CSS build scans their
- * pages for them). The sanitiser runs after rehype-raw, which is why this pipeline is ours and not Astro's createMarkdownProcessor
- * (that one parses raw HTML after user plugins, so a sanitiser there would see nothing).
+ * pages for them). The sanitiser runs after raw HTML is parsed into the tree, which is why this
+ * pipeline is ours and not Astro's createMarkdownProcessor (that one parses raw HTML after user
+ * plugins, so a sanitiser there would see nothing).
  */
-const schema = {
+const schema: Schema = {
   ...defaultSchema,
   attributes: {
     ...withoutTagClassRules(defaultSchema.attributes ?? {}),
@@ -58,22 +65,31 @@ const schema = {
 const CLOBBER_PREFIX = defaultSchema.clobberPrefix ?? 'user-content-';
 
 /**
- * GFM footnotes: remark-rehype is told not to prefix footnote ids (clobberPrefix '') because the
- * sanitiser prefixes every id anyway, and two prefixes broke the links. The sanitiser leaves
- * `href`s alone, so this step, run after it, gives footnote references and back-references the
- * same prefix their targets now have. Only links GFM marks as footnote links are touched.
+ * GFM footnotes: their ids are made without a prefix (markdown-hast.ts) because the sanitiser
+ * prefixes every id. The sanitiser leaves `href`s alone, so this step, run after it, gives footnote
+ * references and back-references the same prefix their targets now have. Only links marked as
+ * footnote links are touched.
  */
-function rehypeFootnoteHrefs() {
-  return (tree: HastNode) => {
-    visitElements(tree, (node) => {
-      const props = node.properties ?? {};
-      const href = props.href;
-      const isFootnoteLink = node.tagName === 'a' && (props.dataFootnoteRef !== undefined || props.dataFootnoteBackref !== undefined);
-      if (isFootnoteLink && typeof href === 'string' && href.startsWith('#') && !href.startsWith(`#${CLOBBER_PREFIX}`)) {
-        props.href = `#${CLOBBER_PREFIX}${href.slice(1)}`;
-      }
-    });
-  };
+function prefixFootnoteHrefs(tree: HastNode): void {
+  visitElements(tree, (node) => {
+    const props = node.properties ?? {};
+    const href = props.href;
+    const isFootnoteLink = node.tagName === 'a' && (props.dataFootnoteRef !== undefined || props.dataFootnoteBackref !== undefined);
+    if (isFootnoteLink && typeof href === 'string' && href.startsWith('#') && !href.startsWith(`#${CLOBBER_PREFIX}`)) {
+      props.href = `#${CLOBBER_PREFIX}${href.slice(1)}`;
+    }
+  });
+}
+
+const HEADING = /^h[1-6]$/;
+
+/** rehype-slug's rule: every heading without an id gets github-slugger's slug of its text, unique within the page. */
+function addHeadingIds(tree: HastNode): void {
+  const slugger = new GithubSlugger();
+  visitElements(tree, (node) => {
+    const props = (node.properties ??= {});
+    if (HEADING.test(node.tagName) && props.id === undefined) props.id = slugger.slug(toString(node as Parameters<typeof toString>[0]));
+  });
 }
 
 function visitElements(node: HastNode, visit: (element: HastNode & { tagName: string }) => void): void {
@@ -81,47 +97,25 @@ function visitElements(node: HastNode, visit: (element: HastNode & { tagName: st
   for (const child of node.children ?? []) visitElements(child, visit);
 }
 
-type HtmlProcessor = Processor<any, any, any, any, undefined>;
-let withRawHtml: HtmlProcessor | undefined;
-let markdownOnly: HtmlProcessor | undefined;
+/** Built once per thread: constructing markdown-it with its rules costs far more than a parse. */
+let parser: MarkdownIt | undefined;
 
 /**
- * Built once per process: constructing the unified chain is far costlier than running it. Two
- * chains: rehype-raw re-parses the whole tree with parse5, the costliest step of a cold page load,
- * and is only needed when the source can contain raw HTML at all (a `<` somewhere). Both chains
- * end in the same sanitiser, so the policy is identical either way.
- */
-function getProcessor(rawHtml: boolean): HtmlProcessor {
-  const build = (raw: boolean) => {
-    let chain = unified()
-      .use(remarkParse)
-      .use(remarkComponentDirectives as never)
-      .use(remarkGfm)
-      .use(remarkMarkComponentCalls as never)
-      .use(remarkRehype, { allowDangerousHtml: raw, clobberPrefix: '' });
-    if (raw) chain = chain.use(rehypeRaw) as unknown as typeof chain;
-    return chain.use(rehypeSanitize, schema).use(rehypeFootnoteHrefs).use(rehypeSlug) as unknown as HtmlProcessor;
-  };
-  if (rawHtml) return (withRawHtml ??= build(true));
-  return (markdownOnly ??= build(false));
-}
-
-
-/**
- * Markdown → sanitised HTML on the calling thread, with no bound at all: the pipeline is not
- * linear on hostile input (markdown-renderer.ts). Only the render thread calls this. A body that
- * calls site components comes back in page-body.ts's segment encoding; any other body is HTML,
- * serialised as rehype-stringify does.
+ * Markdown → sanitised HTML on the calling thread, with no bound of its own: markdown-it is linear
+ * on CommonMark's pathological shapes, but raw HTML is parsed by parse5 and a page may be large,
+ * so the event loop never calls this (markdown-renderer.ts runs it on a render thread with a CPU
+ * budget). A body that calls site components comes back in page-body.ts's segment encoding; any
+ * other body is HTML, serialised as rehype-stringify does.
  *
  * @throws ComponentCallError for a component call that does not parse (markdown-directives.ts).
  */
 export async function renderMarkdownHere(markdown: string): Promise<string> {
-  const processor = getProcessor(markdown.includes('<'));
-  const { tree, data } = await new Promise<{ tree: HastNode; data: ComponentCallData }>((resolve, reject) => {
-    processor.run(processor.parse(markdown), markdown, (error, tree, file) => {
-      if (error || !tree || !file) reject(error ?? new Error('the Markdown pipeline gave no tree'));
-      else resolve({ tree: tree as HastNode, data: file.data as ComponentCallData });
-    });
-  });
-  return encodeBody(bodySegments(tree, data));
+  const found: ComponentCalls = { nonce: randomBytes(16).toString('hex'), calls: [] };
+  const tokens = (parser ??= createMarkdownParser()).parse(markdown, {});
+  const built = tokensToHast(tokens, found);
+  const parsed = built.hasRaw ? (raw(built.tree as Parameters<typeof raw>[0]) as HastNode) : built.tree;
+  const tree = sanitize(parsed as Parameters<typeof sanitize>[0], schema) as HastNode;
+  prefixFootnoteHrefs(tree);
+  addHeadingIds(tree);
+  return encodeBody(bodySegments(tree, found));
 }

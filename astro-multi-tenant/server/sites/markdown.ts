@@ -8,10 +8,10 @@ import { createMarkdownRenderer, type MarkdownRenderer } from './markdown-render
  * markdown-pipeline.ts imports, listed here so that the event-loop thread never loads the
  * pipeline itself (it runs only on render threads).
  */
-const PIPELINE_PACKAGES = ['unified', 'remark-parse', 'remark-gfm', 'remark-directive', 'micromark-extension-directive', 'mdast-util-directive', 'remark-rehype', 'rehype-raw', 'rehype-sanitize', 'hast-util-sanitize', 'rehype-slug', 'rehype-stringify', 'micromark', 'mdast-util-to-hast', 'hast-util-to-html'];
+const PIPELINE_PACKAGES = ['markdown-it', 'linkify-it', 'tlds', 'mdurl', 'entities', 'markdown-it-footnote', 'micromark-util-sanitize-uri', 'hast-util-raw', 'parse5', 'hast-util-sanitize', 'hast-util-to-html', 'hast-util-to-string', 'github-slugger'];
 
-/** The pipeline's own modules: the chain, its component directives and the body encoding it writes. */
-const PIPELINE_MODULES = ['./markdown-pipeline.ts', './markdown-directives.ts', './page-body.ts'];
+/** The pipeline's own modules: the chain, the parser and its rules, the tree builder, component directives and the body encoding it writes. */
+const PIPELINE_MODULES = ['./markdown-pipeline.ts', './markdown-parser.ts', './markdown-strikethrough.ts', './markdown-hast.ts', './markdown-directives.ts', './page-body.ts'];
 
 /** Identity of the Markdown pipeline (its modules and their package versions), for keys of rendered Markdown kept on disk. */
 export function renderPipelineId(): string {
