@@ -197,6 +197,20 @@ describe('the render threads', { timeout: 120_000 }, () => {
     expect(result).toEqual({ refused: true, reason: 'needs more than 48 MiB of memory to render', lasting: true, after: '<p>fine</p>' });
   });
 
+  it('stops a render whose heap nears the thread’s limit, before V8 has to: it would not reach it and never end', async () => {
+    // The fixture thread keeps 52 MiB and then spins without allocating, with a CPU budget far out
+    // of reach: only the watchdog's heap reading (75 % of 64 MiB) can stop it.
+    const pool = createMarkdownRenderer({ heapMb: 64, cpuBaseMs: 600_000, wallFactor: 1000, maxThreads: 1, threadUrl: new URL('../fixtures/hoarding-thread/thread.mjs', import.meta.url) });
+    try {
+      const error = (await pool.render('52').catch((caught: unknown) => caught)) as MarkdownRefused;
+      expect(error).toBeInstanceOf(MarkdownRefused);
+      expect(error.reason).toBe('needs more than 64 MiB of memory to render');
+      expect(error.lasting).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+
   it('refuses renders in flight when closed, not as lasting refusals', async () => {
     const pool = createMarkdownRenderer({ maxThreads: 1 });
     const pending = pool.render(fill('a]', 32 * KB)).catch((error: unknown) => error);

@@ -9,9 +9,9 @@ import { MarkdownRefused } from './markdown-renderer.ts';
 /**
  * Rendered Markdown on disk, shared by every worker on a machine and kept across restarts.
  *
- * Rendering Markdown (unified: micromark, GFM, rehype, the sanitiser) is most of a cold page load:
- * about 1.5 ms and 2 MB of short-lived objects per page, and that garbage is what grew a worker's
- * heap (and RSS) and put scavenge pauses into the cold-load p99. After a reload or a restart every
+ * Rendering Markdown (markdown-it, the tree, raw HTML, the sanitiser) was most of a cold page load
+ * with the earlier micromark pipeline (about 1.5–3 ms and 2 MB of short-lived objects per page;
+ * ~0.3 ms now), and a render thread hop besides. After a reload or a restart every
  * worker starts cold while almost no page has changed; with this cache a cold page is one
  * `readFile` of its HTML.
  *

@@ -7,12 +7,14 @@ import type { ThreadAnswer, ThreadJob } from './markdown-thread.ts';
  * Markdown is rendered off the event loop, on a small pool of render threads, each render held to
  * a CPU budget (docs/security.md: a site's Markdown cannot stall a worker).
  *
- * Why threads and not a cheaper bound: the pipeline (micromark, mdast/hast, parse5, the sanitiser)
- * is not linear on hostile input. Measured on this code: 10 KB of `a]` took 5.5 s, 10 KB of `[x]: y`
- * definitions 1.3 s, 10 KB of `[a](b ` 1.0 s, and 10 KB of `>` or `<div>` overflows the stack. No
- * input-shape budget can be shown to cover every such shape, and a synchronous parse cannot be
- * interrupted on the thread that runs it except by `vm`'s timeout, whose watchdog thread costs
- * 0.4 ms (p50) to 8 ms (p99) per call on a loaded 2-core machine, more than a render. A thread can
+ * Why threads and not a cheaper bound: the pipeline is not linear on every hostile input. The
+ * earlier micromark parser took 5.5 s for 10 KB of `a]` and 16.7 s for 180 KB of `[a](b `;
+ * markdown-it is linear on those shapes, but raw HTML still goes through parse5 (32 KB of
+ * misnested `<a><b><i>` takes about a second) and 10 KB of nested `<div>` or emphasis overflows
+ * the stack of the tree's recursive steps. No input-shape budget can be shown to cover every such
+ * shape, and a synchronous parse cannot be interrupted on the thread that runs it except by `vm`'s
+ * timeout, whose watchdog thread costs 0.4 ms (p50) to 8 ms (p99) per call on a loaded 2-core
+ * machine, more than a render. A thread can
  * be stopped at any instruction (`worker.terminate()`), costs ~30 µs per message round trip, and
  * its memory is bounded by its own heap limit. A thread is started on the first render and stopped
  * after `idleMs` without work, so a process whose pages all come from the Markdown cache holds none.
@@ -36,7 +38,7 @@ export interface MarkdownRendererOptions {
   wallFactor: number;
   /** How often (ms) a running render's CPU time is checked. */
   checkEveryMs: number;
-  /** Old-generation heap limit of each render thread (MiB): a text needing more is refused. */
+  /** Old-generation heap limit of each render thread (MiB): a text needing more is refused (stopped at 75 % of it, see HEAP_STOP_FRACTION). */
   heapMb: number;
   /** Render threads at most; more are started only while every one is busy. */
   maxThreads: number;
@@ -261,7 +263,14 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
     slot.worker.postMessage({ id: job.id, markdown: job.markdown } satisfies ThreadJob);
   }
 
-  /** Stops renders over their CPU budget or the wall-clock backstop. */
+  const MIB = 1024 * 1024;
+/**
+ * Share of `heapMb` a render's heap may reach before the watchdog stops it (checked every
+ * `checkEveryMs`): the rest is headroom for what it allocates between two checks.
+ */
+const HEAP_STOP_FRACTION = 0.75;
+
+/** Stops renders over their CPU budget, near their heap limit, or past the wall-clock backstop. */
   function check(): void {
     for (const slot of slots) {
       const job = slot.job;
@@ -272,11 +281,15 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
         continue;
       }
       slot.checking = true;
-      slot.worker
-        .cpuUsage()
-        .then(({ user, system }) => {
-          if (slot.job === job && user + system - slot.cpuAtStart > job.budgetMs * 1000) {
+      Promise.all([slot.worker.cpuUsage(), slot.worker.getHeapStatistics()])
+        .then(([{ user, system }, heap]) => {
+          if (slot.job !== job) return;
+          if (user + system - slot.cpuAtStart > job.budgetMs * 1000) {
             stop(slot, job, `takes more than ${job.budgetMs} ms of CPU to render, the limit for its size (${options.cpuBaseMs} ms + ${options.cpuMsPerKiB} ms per KiB)`, true);
+          } else if (heap.used_heap_size > options.heapMb * MIB * HEAP_STOP_FRACTION) {
+            // Stopped from here, short of the limit: a thread that reaches it is normally
+            // terminated with ERR_WORKER_OUT_OF_MEMORY, but V8 can instead abort the whole process.
+            stop(slot, job, `needs more than ${options.heapMb} MiB of memory to render`, true);
           }
         })
         .catch(() => {})
