@@ -47,14 +47,13 @@ describe('Markdown cache on disk', () => {
   it('refuses, from then on, a text whose render took its process down (a journal left by a pid that is gone)', async () => {
     const counting = countingRenderer();
     const text = '*crash* '.repeat(100);
-    // What a process that died mid-render leaves: the render's journal with its pid.
+    // What a process that died mid-render leaves: its journal, naming the renders in flight.
     const deadPid = await new Promise<number>((resolve) => {
       const child = spawn(process.execPath, ['-e', '0']);
       child.once('exit', () => resolve(child.pid!));
     });
-    const path = markdownCachePath(dir, markdownCacheKey('p1', text));
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(`${path}.rendering`, String(deadPid));
+    await mkdir(join(dir, 'journals'), { recursive: true });
+    await writeFile(join(dir, 'journals', String(deadPid)), `${markdownCacheKey('p1', 'another text')}\n${markdownCacheKey('p1', text)}\n`);
     const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
     const refused = await cache.render(text).catch((error: unknown) => error);
     expect(refused).toMatchObject({ lasting: true, reason: expect.stringContaining('run out of memory') });
@@ -63,20 +62,24 @@ describe('Markdown cache on disk', () => {
     const again = await createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' }).render(text).catch((error: unknown) => error);
     expect(again).toBeInstanceOf(MarkdownRefused);
     expect(counting.calls).toEqual([]);
+    // The other text in flight in that process is refused too, and the dead journal is gone.
+    await expect(createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' }).render('another text')).rejects.toBeInstanceOf(MarkdownRefused);
+    await expect(stat(join(dir, 'journals', String(deadPid)))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('renders a text whose journal belongs to a live process (another worker rendering it now), and leaves no journal behind', async () => {
     const counting = countingRenderer();
     const text = 'Two *workers*';
-    const path = markdownCachePath(dir, markdownCacheKey('p1', text));
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(`${path}.rendering`, String(process.ppid));
+    await mkdir(join(dir, 'journals'), { recursive: true });
+    await writeFile(join(dir, 'journals', String(process.ppid)), `${markdownCacheKey('p1', text)}\n`);
     const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
     expect(await cache.render(text)).toBe('<p>Two <em>workers</em></p>');
     const other = 'One *worker*';
     expect(await cache.render(other)).toBe('<p>One <em>worker</em></p>');
     await cache.settle();
-    await expect(stat(`${markdownCachePath(dir, markdownCacheKey('p1', other))}.rendering`)).rejects.toMatchObject({ code: 'ENOENT' });
+    // The live worker's journal is untouched; this process's names no render in flight.
+    expect(await readFile(join(dir, 'journals', String(process.ppid)), 'utf8')).toBe(`${markdownCacheKey('p1', text)}\n`);
+    expect(await readFile(join(dir, 'journals', String(process.pid)), 'utf8')).toBe('');
   });
 
   it('does not remember a passing refusal (a busy machine, a stopping server): the next request renders', async () => {
@@ -89,6 +92,7 @@ describe('Markdown cache on disk', () => {
     await expect(cache.render('Busy *once*')).rejects.toBeInstanceOf(MarkdownRefused);
     await cache.settle();
     expect(await cache.render('Busy *once*')).toBe('<p>Busy <em>once</em></p>');
+    await cache.settle();
   });
 
   it('never mistakes a page for a refusal: rendered HTML cannot start with U+0000', async () => {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { contentFs } from './content-fs.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCacheFolder, isUnwritable, openIfPrivate, prepareCacheFolder } from './cache-folder.ts';
+import { createRenderJournal } from './render-journal.ts';
 import { MarkdownRefused } from './markdown-renderer.ts';
 
 /**
@@ -47,28 +47,6 @@ export function markdownCacheKey(pipelineId: string, markdown: string): string {
   return createHash('sha256').update(pipelineId).update('\0').update(markdown).digest('hex');
 }
 
-/**
- * True when `journal` names a render whose process is gone: it stopped mid-render. A journal of a
- * live process (another worker rendering the same text now) or of this one is no evidence.
- */
-export async function crashedWhileRendering(journal: string): Promise<boolean> {
-  let text: string;
-  try {
-    text = await contentFs.readText(journal);
-  } catch {
-    return false;
-  }
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
 /** Where the file of `key` is: `<dir>/<key[0..2]>/<key>.html` (cache-folder.ts). */
 export function markdownCachePath(dir: string, key: string): string {
   return join(dir, key.slice(0, 2), `${key}.html`);
@@ -97,14 +75,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
   let writable = true;
   const track = (task: Promise<unknown>) => folder.track(task);
 
-  /** Writes this process's pid into a render's journal; false when it cannot (the render still runs). */
-  async function journalRender(key: string, journal: string): Promise<boolean> {
-    if (!(await folder.ensureShard(key))) return false;
-    return contentFs.writeText(journal, String(process.pid), 0o600).then(
-      () => true,
-      () => false,
-    );
-  }
+  const journal = createRenderJournal({ dir });
 
   const write = (key: string, html: string): Promise<unknown> => folder.write(key, html);
 
@@ -129,18 +100,22 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       }
       stats.misses++;
       // A render thread that reaches its heap limit is normally stopped, but V8 can abort the whole
-      // process instead. So a render in flight is journalled (`<key>.rendering` holds the pid): a
-      // journal whose process is gone means this text took a process down, and it is refused from
+      // process instead. So the renders in flight are journalled (render-journal.ts): a journal
+      // whose process is gone names the texts that took a process down, and they are refused from
       // then on, like any text refused for what it is, instead of crashing every worker in turn.
-      const journal = `${folder.pathOf(key)}.rendering`;
-      if (writable && (await crashedWhileRendering(journal))) {
+      if (writable) {
         const reason = 'made a render thread run out of memory and stop its server process';
-        track(write(key, REFUSED_MARK + reason).catch(() => stats.writeErrors++));
-        await contentFs.unlink(journal).catch(() => {});
-        stats.refusals++;
-        throw new MarkdownRefused(reason, true);
+        let crashedHere = false;
+        for (const crashed of journal.takeCrashed()) {
+          track(write(crashed, REFUSED_MARK + reason).catch(() => stats.writeErrors++));
+          crashedHere ||= crashed === key;
+        }
+        if (crashedHere) {
+          stats.refusals++;
+          throw new MarkdownRefused(reason, true);
+        }
       }
-      const journalled = writable ? await journalRender(key, journal) : false;
+      const journalled = writable && journal.begin(key);
       let html: string;
       try {
         html = await options.render(markdown, owner);
@@ -150,7 +125,7 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
         if (error instanceof MarkdownRefused && error.lasting && writable) track(write(key, REFUSED_MARK + error.reason).catch(() => stats.writeErrors++));
         throw error;
       } finally {
-        if (journalled) await contentFs.unlink(journal).catch(() => {});
+        if (journalled) journal.end(key);
       }
       if (writable) {
         track(
