@@ -20,8 +20,10 @@ function countingRenderer() {
   const calls: string[] = [];
   return {
     calls,
-    render: async (markdown: string) => {
+    // As markdown-renderer.ts does, it says when the text reaches a render thread.
+    render: async (markdown: string, _owner?: string, onRunning?: () => void) => {
       calls.push(markdown);
+      onRunning?.();
       return renderMarkdown(markdown);
     },
   };
@@ -52,8 +54,8 @@ describe('Markdown cache on disk', () => {
       const child = spawn(process.execPath, ['-e', '0']);
       child.once('exit', () => resolve(child.pid!));
     });
-    await mkdir(join(dir, 'journals'), { recursive: true });
-    await writeFile(join(dir, 'journals', String(deadPid)), `${markdownCacheKey('p1', 'another text')}\n${markdownCacheKey('p1', text)}\n`);
+    await mkdir(join(dir, 'journals'), { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'journals', `${deadPid}-00000000000000aa`), `${markdownCacheKey('p1', 'another text')}\n${markdownCacheKey('p1', text)}\n`);
     const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
     const refused = await cache.render(text).catch((error: unknown) => error);
     expect(refused).toMatchObject({ lasting: true, reason: expect.stringContaining('run out of memory') });
@@ -64,22 +66,47 @@ describe('Markdown cache on disk', () => {
     expect(counting.calls).toEqual([]);
     // The other text in flight in that process is refused too, and the dead journal is gone.
     await expect(createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' }).render('another text')).rejects.toBeInstanceOf(MarkdownRefused);
-    await expect(stat(join(dir, 'journals', String(deadPid)))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(join(dir, 'journals', `${deadPid}-00000000000000aa`))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('renders a text whose journal belongs to a live process (another worker rendering it now), and leaves no journal behind', async () => {
     const counting = countingRenderer();
     const text = 'Two *workers*';
-    await mkdir(join(dir, 'journals'), { recursive: true });
-    await writeFile(join(dir, 'journals', String(process.ppid)), `${markdownCacheKey('p1', text)}\n`);
+    await mkdir(join(dir, 'journals'), { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'journals', `${process.ppid}-00000000000000bb`), `${markdownCacheKey('p1', text)}\n`);
     const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
     expect(await cache.render(text)).toBe('<p>Two <em>workers</em></p>');
     const other = 'One *worker*';
     expect(await cache.render(other)).toBe('<p>One <em>worker</em></p>');
     await cache.settle();
     // The live worker's journal is untouched; this process's names no render in flight.
-    expect(await readFile(join(dir, 'journals', String(process.ppid)), 'utf8')).toBe(`${markdownCacheKey('p1', text)}\n`);
-    expect(await readFile(join(dir, 'journals', String(process.pid)), 'utf8')).toBe('');
+    expect(await readFile(join(dir, 'journals', `${process.ppid}-00000000000000bb`), 'utf8')).toBe(`${markdownCacheKey('p1', text)}\n`);
+    const own = (await readdir(join(dir, 'journals'))).filter((name) => name.startsWith(`${process.pid}-`));
+    expect(own).toHaveLength(1);
+    expect(await readFile(join(dir, 'journals', own[0]!), 'utf8')).toBe('');
+  });
+
+  it('journals a text only while a render thread has it: a text waiting for a thread is never blamed for a crash', async () => {
+    const started: string[] = [];
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    // Two texts: one handed to a thread (onRunning), one still waiting when the journal is read.
+    const render = async (markdown: string, _owner?: string, onRunning?: () => void) => {
+      if (markdown === 'running') onRunning?.();
+      started.push(markdown);
+      await gate;
+      return renderMarkdown(markdown);
+    };
+    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render, pipelineId: 'p1' });
+    const both = Promise.all([cache.render('running'), cache.render('waiting')]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(started).toEqual(['running', 'waiting']);
+    const own = (await readdir(join(dir, 'journals'))).filter((name) => name.startsWith(`${process.pid}-`));
+    expect(await readFile(join(dir, 'journals', own[0]!), 'utf8')).toBe(`${markdownCacheKey('p1', 'running')}\n`);
+    finish();
+    await both;
+    await cache.settle();
+    expect(await readFile(join(dir, 'journals', own[0]!), 'utf8')).toBe('');
   });
 
   it('does not remember a passing refusal (a busy machine, a stopping server): the next request renders', async () => {

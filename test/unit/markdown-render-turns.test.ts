@@ -33,3 +33,17 @@ describe('render turns', () => {
     expect(finished).toEqual([0, 1, 2, 3]);
   });
 });
+
+describe('what a render thread has', () => {
+  it('tells a render it is running only when a thread takes it, never while it waits (the journal names only those)', async () => {
+    const seen: Array<{ page: number; answeredBefore: number }> = [];
+    const before = pool.stats.renders;
+    await Promise.all(
+      Array.from({ length: 4 }, (_, page) =>
+        pool.render(slowPage(100 + page), 'journalled', () => seen.push({ page, answeredBefore: pool.stats.renders - before })),
+      ),
+    );
+    // One thread: each page is handed over only once the one before it was answered.
+    expect(seen).toEqual([0, 1, 2, 3].map((page) => ({ page, answeredBefore: page })));
+  });
+});

@@ -37,7 +37,8 @@ export interface MarkdownCacheOptions {
   /** Upper bound of the files' total size; the oldest-written files go first past it. */
   maxBytes: number;
   /** `owner` (a site id) is passed through: the renderer takes owners in turn. */
-  render: (markdown: string, owner?: string) => Promise<string>;
+  /** The renderer (markdown-renderer.ts); it calls `onRunning` when the text reaches a render thread. */
+  render: (markdown: string, owner?: string, onRunning?: () => void) => Promise<string>;
   /** Identity of the renderer (code + dependency versions): part of every key. */
   pipelineId: string;
   onWarning?: (message: string, details: Record<string, unknown>) => void;
@@ -115,10 +116,15 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
           throw new MarkdownRefused(reason, true);
         }
       }
-      const journalled = writable && journal.begin(key);
+      // Only a render on a thread is journalled, not one waiting for a thread: the journal names
+      // at most the threads' few texts, and a crash blames none that was only queued.
+      let journalled = false;
+      const onRunning = () => {
+        journalled = writable && journal.begin(key);
+      };
       let html: string;
       try {
-        html = await options.render(markdown, owner);
+        html = await options.render(markdown, owner, onRunning);
       } catch (error) {
         // A text refused for what it is (markdown-renderer.ts) is refused again by every worker
         // and after a restart at the cost of one read, never rendered again.

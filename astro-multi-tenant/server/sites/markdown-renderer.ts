@@ -83,9 +83,11 @@ export class MarkdownRefused extends Error {
 export interface MarkdownRenderer {
   /**
    * Sanitised HTML of `markdown`; rejects with MarkdownRefused when the render is cut off or fails.
-   * `owner` (a site id) decides whose turn it is when renders wait for a thread.
+   * `owner` (a site id) decides whose turn it is when renders wait for a thread. `onRunning` is
+   * called when the text is handed to a thread (not while it waits for one): what may take a
+   * process down from then on (markdown-cache.ts journals it).
    */
-  render(markdown: string, owner?: string): Promise<string>;
+  render(markdown: string, owner?: string, onRunning?: () => void): Promise<string>;
   /** Stops every thread; renders in flight are refused (not lasting). */
   close(): Promise<void>;
   readonly stats: Readonly<{ renders: number; refused: number; remembered: number; threadsStarted: number; threads: number }>;
@@ -103,6 +105,7 @@ interface Job {
   markdown: string;
   hash: string;
   budgetMs: number;
+  onRunning?: () => void;
   resolve: (html: string) => void;
   reject: (error: MarkdownRefused) => void;
 }
@@ -260,6 +263,11 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
     slot.job = job;
     slot.cpuAtStart = slot.cpuReported;
     slot.startedAt = performance.now();
+    try {
+      job.onRunning?.();
+    } catch {
+      // a journal that cannot be written does not stop the render
+    }
     slot.worker.postMessage({ id: job.id, markdown: job.markdown } satisfies ThreadJob);
   }
 
@@ -306,7 +314,7 @@ const HEAP_STOP_FRACTION = 0.75;
   }
 
   return {
-    render(markdown, owner = '') {
+    render(markdown, owner = '', onRunning) {
       if (closed) return Promise.reject(new MarkdownRefused('could not be rendered (the server is stopping)', false));
       const hash = textHash(markdown);
       const known = refusals.get(hash);
@@ -316,7 +324,7 @@ const HEAP_STOP_FRACTION = 0.75;
         return Promise.reject(new MarkdownRefused(known, true));
       }
       return new Promise<string>((resolve, reject) => {
-        enqueue({ id: nextId++, owner, markdown, hash, budgetMs: cpuBudgetMs(options, markdown), resolve, reject });
+        enqueue({ id: nextId++, owner, markdown, hash, budgetMs: cpuBudgetMs(options, markdown), onRunning, resolve, reject });
         dispatch();
       });
     },

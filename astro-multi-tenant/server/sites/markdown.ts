@@ -30,8 +30,8 @@ let shared: MarkdownRenderer | undefined;
  * Rejects with MarkdownRefused (the reason, and whether the text itself is the cause) when the
  * render is cut off or fails; such a text is then refused again at the cost of a hash.
  */
-export function renderMarkdown(markdown: string, owner?: string): Promise<string> {
-  return (shared ??= createMarkdownRenderer()).render(markdown, owner);
+export function renderMarkdown(markdown: string, owner?: string, onRunning?: () => void): Promise<string> {
+  return (shared ??= createMarkdownRenderer()).render(markdown, owner, onRunning);
 }
 
 /** Stops the shared render threads (shutdown, tests); the next render starts them again. */

@@ -1,12 +1,16 @@
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
  * Which Markdown renders are in flight in each process of the machine, so that a text whose render
  * took its process down is known afterwards (markdown-cache.ts refuses it from then on).
  *
- * One file per process, `<dir>/journals/<pid>`, holding the cache keys of its renders in flight,
- * one per line, rewritten in place as renders start and end. It replaced a `<key>.rendering` file
+ * One file per process, `<dir>/journals/<pid>-<random>`, holding the cache keys of the texts its
+ * render threads are rendering (at most one per thread: a text waiting for a thread is not in it),
+ * one per line, rewritten in place as renders start and end. The random part tells this process's
+ * journal from one a dead process with the same pid left (a container's restarted server often
+ * gets the same pid). It replaced a `<key>.rendering` file
  * made and removed around every render: creating a file allocates an inode, which cost 0.7–0.9 ms
  * of kernel CPU per file on the test VM's ext4 volume after the benchmark's file churn (its
  * allocator walks recently deleted inodes), while rewriting a few bytes of an open file costs
@@ -14,7 +18,7 @@ import { join } from 'node:path';
  * already checked private (cache-folder.ts), and the descriptor stays open.
  */
 export interface RenderJournal {
-  /** Records that this process starts rendering `key`; false when the journal cannot be written (the render runs anyway, unjournalled). */
+  /** Records that a render thread of this process starts rendering `key`; false when the journal cannot be written (the render runs anyway, unjournalled). */
   begin(key: string): boolean;
   /** Records that the render of `key` ended, however it ended. */
   end(key: string): void;
@@ -32,9 +36,16 @@ export interface RenderJournalOptions {
   pid?: number;
   /** Whether a process is running (signal 0); injected by tests. */
   isAlive?: (pid: number) => boolean;
+  /** Clock (ms) for retrying a journal that could not be written; injected by tests. */
+  now?: () => number;
 }
 
 const KEY = /^[a-f0-9]{64}$/;
+const JOURNAL_NAME = /^(\d+)-[a-f0-9]{16}$/;
+/** After a failed write the journal is tried again this much later (ms), not on every render. */
+const RETRY_MS = 60_000;
+/** Every journal this process has opened (any folder): a journal under this pid not among them was left by a dead process. */
+const openedHere = new Set<string>();
 /** Largest journal read back: far more than the keys a process renders at once. */
 const MAX_JOURNAL_BYTES = 64 * 1024;
 
@@ -53,26 +64,53 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
   const folder = join(options.dir, 'journals');
   const pid = options.pid ?? process.pid;
   const isAlive = options.isAlive ?? isProcessAlive;
+  const now = options.now ?? Date.now;
+  const uid = process.getuid?.();
   const inFlight = new Set<string>();
+  let name = '';
   let fd: number | undefined;
-  let broken = false;
+  let retryAt = 0;
+
+  /**
+   * The journals folder, checked as cache-folder.ts checks its own: a real folder (not a link) of
+   * this user that group and others cannot write. A temp cleaner may remove it and someone else
+   * make it again, with journals of their own in it.
+   */
+  function folderIsOurs(): boolean {
+    try {
+      const s = lstatSync(folder);
+      return s.isDirectory() && (uid === undefined || s.uid === uid) && (s.mode & 0o022) === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  function close(): void {
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+  }
 
   function rewrite(): boolean {
-    if (broken) return false;
+    if (now() < retryAt) return false;
     try {
+      // A journal removed while open (a temp cleaner, a mistaken sweep) would take the writes
+      // nowhere: start a new one.
+      if (fd !== undefined && fstatSync(fd).nlink === 0) close();
       if (fd === undefined) {
         mkdirSync(folder, { recursive: true, mode: 0o700 });
-        fd = openSync(join(folder, String(pid)), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+        if (!folderIsOurs()) throw new Error('the journals folder is not this user\'s alone');
+        name = `${pid}-${randomBytes(8).toString('hex')}`;
+        fd = openSync(join(folder, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        openedHere.add(name);
       }
       const text = Buffer.from([...inFlight].map((key) => `${key}\n`).join(''));
       writeSync(fd, text, 0, text.length, 0);
       ftruncateSync(fd, text.length);
       return true;
     } catch {
-      // A folder we cannot write: renders go on without a journal, as with no cache folder.
-      broken = true;
-      if (fd !== undefined) closeSync(fd);
-      fd = undefined;
+      // A folder we cannot write: renders go on without a journal for a while, as with no cache folder.
+      close();
+      retryAt = now() + RETRY_MS;
       return false;
     }
   }
@@ -81,7 +119,9 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
     let file: number | undefined;
     try {
       file = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      const buffer = Buffer.alloc(MAX_JOURNAL_BYTES);
+      const s = fstatSync(file);
+      if (!s.isFile() || (uid !== undefined && s.uid !== uid) || (s.mode & 0o022) !== 0) return [];
+      const buffer = Buffer.alloc(Math.min(s.size, MAX_JOURNAL_BYTES));
       const length = readSync(file, buffer, 0, buffer.length, 0);
       return buffer.toString('latin1', 0, length).split('\n').filter((line) => KEY.test(line));
     } catch {
@@ -100,6 +140,7 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
       if (inFlight.delete(key)) rewrite();
     },
     takeCrashed() {
+      if (!folderIsOurs()) return [];
       let names: string[];
       try {
         names = readdirSync(folder);
@@ -107,10 +148,12 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
         return [];
       }
       const crashed: string[] = [];
-      for (const name of names) {
-        const owner = Number(name);
-        if (!/^\d+$/.test(name) || owner === pid || owner <= 0 || isAlive(owner)) continue;
-        const path = join(folder, name);
+      for (const entry of names) {
+        const owner = Number(JOURNAL_NAME.exec(entry)?.[1] ?? NaN);
+        if (!(owner > 0) || openedHere.has(entry)) continue;
+        // A journal under this process's own pid that it did not open was left by a process that is gone.
+        if (owner !== pid && isAlive(owner)) continue;
+        const path = join(folder, entry);
         crashed.push(...readKeys(path));
         try {
           unlinkSync(path);
