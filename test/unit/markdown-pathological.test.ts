@@ -62,6 +62,8 @@ const CORPUS: Record<string, string> = {
   'reference collisions': Array.from({ length: 3000 }, (_, i) => `[${i}]: u\n`).join('') + fill('[0] ', 16 * KB),
   'long table `|x|` rows': `| a |\n| --- |\n${fill('|x|\n', 32 * KB)}`,
   'autolinks in parentheses `(www.a.b/(`': fill('(www.a.b/(', 32 * KB),
+  // One long reference title used by many short references: 100 KB once rendered to 50 MB.
+  'a long reference title used 1,000 times': `[x]: /u "${'t'.repeat(100 * KB)}"\n\n${'[x]'.repeat(1000)}`,
   // Site component directives (markdown-directives.ts): containers of one fence nest, and micromark
   // re-checks every open one on each line (2,000 nested `:::A` took 131 s unbounded, on this VM).
   'nested component containers `:::A`': fill(':::A\n', 10 * KB),
@@ -118,7 +120,7 @@ describe('hostile Markdown is rendered or refused within its budget, and never s
       if (outcome !== 'rendered') {
         // Refused for what the text is (over its CPU budget, or nested too deeply): remembered.
         expect(outcome.lasting).toBe(true);
-        expect(outcome.reason).toMatch(/takes more than \d+ ms of CPU|nested too deeply|memory|looks like a component call/);
+        expect(outcome.reason).toMatch(/takes more than \d+ ms of CPU|nested too deeply|memory|looks like a component call|MiB of HTML/);
       }
       // Had the render run on this thread, the loop would have stopped for all of it (hundreds of
       // ms at least for a refused text). 250 ms leaves room for a loaded machine's scheduling.
@@ -140,6 +142,16 @@ describe('hostile Markdown is rendered or refused within its budget, and never s
     expect(again.outcome).toBeInstanceOf(MarkdownRefused);
     expect(tight.stats.remembered).toBe(remembered + 1);
     expect(tight.stats.threadsStarted).toBe(threads);
+  });
+
+  it('refuses a text whose HTML would be over 32 times its size (at least 4 MiB), before building it, and renders a large ordinary page', async () => {
+    const outcome = (await renderWatched(`[x]: /u "${'t'.repeat(100 * KB)}"\n\n${'[x]'.repeat(1000)}`)).outcome as MarkdownRefused;
+    expect(outcome).toBeInstanceOf(MarkdownRefused);
+    expect(outcome.reason).toBe('renders to more than 4.0 MiB of HTML, the limit for its size (32 times the text, at least 4 MiB)');
+    expect(outcome.lasting).toBe(true);
+    const prose = fill('Some *prose* and [a link](/x) here.\n\n', 512 * KB);
+    const html = await renderer.render(prose);
+    expect(html.length).toBeGreaterThan(prose.length);
   });
 
   it('renders ordinary pages again after a refusal', async () => {

@@ -97,6 +97,51 @@ function visitElements(node: HastNode, visit: (element: HastNode & { tagName: st
   for (const child of node.children ?? []) visitElements(child, visit);
 }
 
+/**
+ * Largest HTML (UTF-16 code units) a text may render to: 32 times the text, at least 4 MiB. Ordinary
+ * Markdown renders to 1–7 times its length; a reference definition with a long title used by many
+ * short references multiplies it (100 KB rendered to 50 MB), and that HTML would then be copied to
+ * the event loop, cached and sent on every request.
+ */
+export function maxRenderedLength(markdownLength: number): number {
+  return Math.max(4 * 1024 * 1024, 32 * markdownLength);
+}
+
+/** A text whose HTML would be longer than maxRenderedLength; refused for what it is. */
+export class RenderedTooLarge extends Error {
+  readonly length: number;
+  readonly limit: number;
+
+  constructor(length: number, limit: number) {
+    const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
+    super(`renders to more than ${mib(limit)} MiB of HTML, the limit for its size (32 times the text, at least 4 MiB)`);
+    this.name = 'RenderedTooLarge';
+    this.length = length;
+    this.limit = limit;
+  }
+}
+
+/**
+ * A lower bound of the serialised length of `tree`: its text and attribute values (without
+ * escaping) and tag names, counted without building the HTML. Shared strings (one title used by
+ * every reference) count once per use, as they would be written.
+ */
+function htmlLengthAtLeast(node: HastNode, limit: number): number {
+  let total = 0;
+  const walk = (current: HastNode) => {
+    if (total > limit) return;
+    const value = (current as { value?: unknown }).value;
+    if (typeof value === 'string') total += value.length;
+    if (current.tagName) total += 2 * current.tagName.length + 5;
+    for (const [name, property] of Object.entries(current.properties ?? {})) {
+      total += name.length + 3 + (typeof property === 'string' ? property.length : Array.isArray(property) ? property.join(' ').length : 0);
+    }
+    for (const child of current.children ?? []) walk(child);
+  };
+  walk(node);
+  return total;
+}
+
 /** Built once per thread: constructing markdown-it with its rules costs far more than a parse. */
 let parser: MarkdownIt | undefined;
 
@@ -108,6 +153,8 @@ let parser: MarkdownIt | undefined;
  * other body is HTML, serialised as rehype-stringify does.
  *
  * @throws ComponentCallError for a component call that does not parse (markdown-directives.ts).
+ * @throws RenderedTooLarge when the HTML would be longer than maxRenderedLength (checked on the
+ *   tree before it is serialised, and on the result).
  */
 export async function renderMarkdownHere(markdown: string): Promise<string> {
   const found: ComponentCalls = { nonce: randomBytes(16).toString('hex'), calls: [] };
@@ -117,5 +164,10 @@ export async function renderMarkdownHere(markdown: string): Promise<string> {
   const tree = sanitize(parsed as Parameters<typeof sanitize>[0], schema) as HastNode;
   prefixFootnoteHrefs(tree);
   addHeadingIds(tree);
-  return encodeBody(bodySegments(tree, found));
+  const limit = maxRenderedLength(markdown.length);
+  const atLeast = htmlLengthAtLeast(tree, limit);
+  if (atLeast > limit) throw new RenderedTooLarge(atLeast, limit);
+  const html = encodeBody(bodySegments(tree, found));
+  if (html.length > limit) throw new RenderedTooLarge(html.length, limit);
+  return html;
 }

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { renderMarkdownHere } from './markdown-pipeline.ts';
+import { RenderedTooLarge, renderMarkdownHere } from './markdown-pipeline.ts';
 
 /**
  * The render thread's entry (markdown-renderer.ts starts it with `new Worker`): renders one
@@ -25,6 +25,7 @@ const cpuMicros = () => {
 /** Why a render threw, in words for a site owner; a deep nest overflows the parsers' recursion. */
 export function failureReason(error: unknown): string {
   if (error instanceof RangeError && /call stack/i.test(error.message)) return 'is nested too deeply to render (blockquotes, lists, brackets or HTML elements)';
+  if (error instanceof RenderedTooLarge) return error.message;
   return `could not be rendered (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`;
 }
 
