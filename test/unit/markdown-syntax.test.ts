@@ -32,6 +32,17 @@ describe('GitHub-flavoured Markdown renders as GitHub writes it', () => {
       '<p>A<sup><a href="#user-content-fn-n" id="user-content-fnref-n" data-footnote-ref aria-describedby="user-content-footnote-label">1</a></sup> b<sup><a href="#user-content-fn-n" id="user-content-fnref-n-2" data-footnote-ref aria-describedby="user-content-footnote-label">1</a></sup> c<sup><a href="#user-content-fn-two" id="user-content-fnref-two" data-footnote-ref aria-describedby="user-content-footnote-label">2</a></sup>.</p>\n<section data-footnotes class="footnotes"><h2 class="sr-only" id="user-content-footnote-label">Footnotes</h2>\n<ol>\n<li id="user-content-fn-n">\n<p>One. <a href="#user-content-fnref-n" data-footnote-backref="" aria-label="Back to reference 1" class="data-footnote-backref">↩</a> <a href="#user-content-fnref-n-2" data-footnote-backref="" aria-label="Back to reference 1-2" class="data-footnote-backref">↩<sup>2</sup></a></p>\n</li>\n<li id="user-content-fn-two">\n<p>Two\nlines. <a href="#user-content-fnref-two" data-footnote-backref="" aria-label="Back to reference 2" class="data-footnote-backref">↩</a></p>\n</li>\n</ol>\n</section>',
     ],
     ['leaves inline footnotes ^[…] as text (GFM has none)', 'a^[note] b', '<p>a^[note] b</p>'],
+    ['keeps the page after a footnote definition nested in a list item and a quote', '- a\n\n  [^a]: x\n      > [^b]: y\n      > z\n\n      w\n- b\n- c', '<ul>\n<li>\n<p>a</p>\n</li>\n<li>\n<p>b</p>\n</li>\n<li>\n<p>c</p>\n</li>\n</ul>'],
+    [
+      'keeps the first definition of a footnote label, whatever its case',
+      'A[^A].\n\n[^A]: first\n[^a]: second',
+      '<p>A<sup><a href="#user-content-fn-a" id="user-content-fnref-a" data-footnote-ref aria-describedby="user-content-footnote-label">1</a></sup>.</p>\n<section data-footnotes class="footnotes"><h2 class="sr-only" id="user-content-footnote-label">Footnotes</h2>\n<ol>\n<li id="user-content-fn-a">\n<p>first <a href="#user-content-fnref-a" data-footnote-backref="" aria-label="Back to reference 1" class="data-footnote-backref">↩</a></p>\n</li>\n</ol>\n</section>',
+    ],
+    [
+      'makes task items of markers followed by any content, on the line or the next, and never of a bare marker',
+      '- [ ] <b>x</b>\n- [x] *y*\n- [ ]\n- [ ]  \n- [x]\n  next line\n- [ ] `c`\n- [X] done\n-  [ ] spaced',
+      '<ul class="contains-task-list">\n<li class="task-list-item"><input type="checkbox" disabled> <b>x</b></li>\n<li class="task-list-item"><input type="checkbox" checked disabled> <em>y</em></li>\n<li>[ ]</li>\n<li>[ ]</li>\n<li class="task-list-item"><input type="checkbox" checked disabled> next line</li>\n<li class="task-list-item"><input type="checkbox" disabled> <code>c</code></li>\n<li class="task-list-item"><input type="checkbox" checked disabled> done</li>\n<li class="task-list-item"><input type="checkbox" disabled> spaced</li>\n</ul>',
+    ],
     [
       'aligns table cells and fills or cuts rows to the header',
       '| l | c | r |\n|:--|:-:|--:|\n| 1 | 2 |\n| 1 | 2 | 3 | 4 |',

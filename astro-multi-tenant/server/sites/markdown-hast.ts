@@ -289,22 +289,35 @@ export function tokensToHast(tokens: Token[], found: ComponentCalls): { tree: Ha
   return { tree: { type: 'root', children: root }, hasRaw };
 }
 
-const TASK_MARKER = /^\[([ xX\t])\](?:[ \t]+|$)/;
+const TASK_MARKER = /^\[([ xX\t])\]([ \t]*)/;
 
-/** GFM task-list items: a first paragraph opening with `[ ]` or `[x]` then whitespace; the marker is taken out of the text. */
+/**
+ * GFM task-list items: a first paragraph opening with `[ ]` or `[x]`, then whitespace or a line
+ * break, then more content (`- [ ]` alone is text). The marker and the whitespace after it are
+ * taken out of the text; the checkbox and one space take their place (listItem).
+ */
 function taskMarker(nodes: HastNode[]): boolean | undefined {
   const head = nodes[0];
   if (!head || head.tagName !== 'p') return undefined;
-  const first = head.children?.[0] as (HastNode & { value?: string }) | undefined;
+  const children = head.children!;
+  const first = children[0] as (HastNode & { value?: string }) | undefined;
   if (!first || first.type !== 'text' || first.value === undefined) return undefined;
   const match = TASK_MARKER.exec(first.value);
   if (!match) return undefined;
-  // A marker alone at the end of the paragraph's first line must be followed by more content.
   const rest = first.value.slice(match[0].length);
-  if (rest === '' && (head.children!.length === 1 || (head.children![1] as { value?: string }).value !== '\n')) return undefined;
-  first.value = rest;
-  if (rest === '' && (head.children![1] as { value?: string })?.value === '\n') head.children!.splice(0, 2);
-  else if (rest === '') head.children!.shift();
+  const next = children[1] as (HastNode & { value?: string }) | undefined;
+  const atLineEnd = rest === '' && match[2] === '';
+  if (atLineEnd) {
+    // `[x]` ends its line: a task only when the paragraph goes on on the next one.
+    if (!next || next.value !== '\n' || children.length < 3) return undefined;
+    children.splice(0, 2);
+  } else if (match[2] === '' || (rest === '' && !next)) {
+    return undefined;
+  } else if (rest === '') {
+    children.shift();
+  } else {
+    first.value = rest;
+  }
   return match[1] === 'x' || match[1] === 'X';
 }
 

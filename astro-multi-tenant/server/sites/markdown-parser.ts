@@ -1,4 +1,4 @@
-import MarkdownIt, { type MarkdownIt as MarkdownItParser } from 'markdown-it';
+import MarkdownIt, { type MarkdownIt as MarkdownItParser, type StateCore } from 'markdown-it';
 import markdownItFootnote from 'markdown-it-footnote';
 import topLevelDomains from 'tlds' with { type: 'json' };
 import { componentDirectives } from './markdown-directives.ts';
@@ -69,6 +69,44 @@ interface FootnoteEnv {
   footnotes?: { refs?: Record<string, number>; list?: Array<{ label?: string }> };
 }
 
+type BlockToken = StateCore['tokens'][number];
+
+/**
+ * Footnote definitions as markdown-it-footnote's footnote_tail rule can take them: never one
+ * inside another, and one per label. That rule cuts definitions out of the page with a flag, not a
+ * depth, so a definition nested in another (inside a list item or a quote of it) left stray
+ * closing tokens and the rest of the page was lost; nested ones are moved out, after the page. GFM
+ * keeps the first definition of a label (markdown-it-footnote, the last); later ones are dropped.
+ */
+function separateDefinitions(tokens: BlockToken[]): BlockToken[] {
+  const page: BlockToken[] = [];
+  const definitions: Array<{ at: number; tokens: BlockToken[] }> = [];
+  const open: Array<{ at: number; tokens: BlockToken[] }> = [];
+  for (const [at, token] of tokens.entries()) {
+    if (token.type === 'footnote_reference_open') {
+      open.push({ at, tokens: [token] });
+    } else if (token.type === 'footnote_reference_close' && open.length > 0) {
+      const definition = open.pop()!;
+      definition.tokens.push(token);
+      definitions.push(definition);
+    } else {
+      (open.at(-1)?.tokens ?? page).push(token);
+    }
+  }
+  // Unclosed ones cannot happen (the rule closes what it opens); kept as they are if they do.
+  for (const rest of open) page.push(...rest.tokens);
+  // Source order is the order the definitions were opened in.
+  definitions.sort((a, b) => a.at - b.at);
+  const seen = new Set<string>();
+  for (const definition of definitions) {
+    const label = String(definition.tokens[0]!.meta?.label);
+    if (seen.has(label)) continue;
+    seen.add(label);
+    page.push(...definition.tokens);
+  }
+  return page;
+}
+
 /**
  * markdown-it-footnote matches a reference to its definition by the exact label; GFM matches
  * labels as link references are matched (`[^Note]` finds `[^note]:`). After the blocks are parsed
@@ -92,6 +130,7 @@ function caseInsensitiveFootnotes(md: MarkdownItParser): void {
       has: (target, key) => Reflect.has(target, fold(key)),
     });
     for (const token of state.tokens) if (token.type === 'footnote_reference_open' && token.meta) token.meta.label = footnoteLabelKey(String(token.meta.label));
+    state.tokens = separateDefinitions(state.tokens);
   });
   md.core.ruler.before('footnote_tail', 'footnote_fold_reference_labels', (state) => {
     for (const entry of (state.env as FootnoteEnv).footnotes?.list ?? []) if (entry.label !== undefined) entry.label = footnoteLabelKey(entry.label);
