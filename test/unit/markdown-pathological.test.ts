@@ -145,10 +145,10 @@ describe('hostile Markdown is rendered or refused within its budget, and never s
     expect(tight.stats.threadsStarted).toBe(threads);
   });
 
-  it('refuses a text whose HTML would be over 32 times its size (at least 4 MiB), before building it, and renders a large ordinary page', async () => {
+  it('refuses a text whose HTML would be over 8 times its size (at least 4 MiB), before building it, and renders a large ordinary page', async () => {
     const outcome = (await renderWatched(`[x]: /u "${'t'.repeat(100 * KB)}"\n\n${'[x]'.repeat(1000)}`)).outcome as MarkdownRefused;
     expect(outcome).toBeInstanceOf(MarkdownRefused);
-    expect(outcome.reason).toBe('renders to more than 4.0 MiB of HTML, the limit for its size (32 times the text, at least 4 MiB)');
+    expect(outcome.reason).toBe('renders to more than 4.0 MiB of HTML, the limit for its size (8 times the text, at least 4 MiB)');
     expect(outcome.lasting).toBe(true);
     const prose = fill('Some *prose* and [a link](/x) here.\n\n', 512 * KB);
     const html = await renderer.render(prose);
