@@ -46,27 +46,36 @@ describe('Markdown cache on disk', () => {
     }
   });
 
-  it('refuses, from then on, a text whose render took its process down (a journal left by a pid that is gone)', async () => {
+  it('suspects the texts rendering when a process stopped, renders them again, and refuses one that was rendering in a second stop', async () => {
     const counting = countingRenderer();
-    const text = '*crash* '.repeat(100);
-    // What a process that died mid-render leaves: its journal, naming the renders in flight.
-    const deadPid = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, ['-e', '0']);
-      child.once('exit', () => resolve(child.pid!));
-    });
+    const innocent = 'An *ordinary* page';
+    const culprit = '*crash* '.repeat(100);
+    // What a process that died mid-render leaves: its journal, naming the texts on its threads.
+    const deadPid = () =>
+      new Promise<number>((resolve) => {
+        const child = spawn(process.execPath, ['-e', '0']);
+        child.once('exit', () => resolve(child.pid!));
+      });
+    const first = await deadPid();
     await mkdir(join(dir, 'journals'), { recursive: true, mode: 0o700 });
-    await writeFile(join(dir, 'journals', `${deadPid}-00000000000000aa`), `${markdownCacheKey('p1', 'another text')}\n${markdownCacheKey('p1', text)}\n`);
-    const cache = createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
-    const refused = await cache.render(text).catch((error: unknown) => error);
-    expect(refused).toMatchObject({ lasting: true, reason: expect.stringContaining('run out of memory') });
-    await cache.settle();
-    // Another worker, or the restarted one, refuses it from the cache without rendering.
-    const again = await createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' }).render(text).catch((error: unknown) => error);
-    expect(again).toBeInstanceOf(MarkdownRefused);
-    expect(counting.calls).toEqual([]);
-    // The other text in flight in that process is refused too, and the dead journal is gone.
-    await expect(createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' }).render('another text')).rejects.toBeInstanceOf(MarkdownRefused);
-    await expect(stat(join(dir, 'journals', `${deadPid}-00000000000000aa`))).rejects.toMatchObject({ code: 'ENOENT' });
+    await writeFile(join(dir, 'journals', `${first}-00000000000000aa`), `${markdownCacheKey('p1', innocent)}\n${markdownCacheKey('p1', culprit)}\n`);
+    const cache = () => createMarkdownCache({ dir, maxBytes: 1 << 20, render: counting.render, pipelineId: 'p1' });
+    // One stop proves nothing: the innocent page is rendered again and cached.
+    const a = cache();
+    expect(await a.render(innocent)).toBe('<p>An <em>ordinary</em> page</p>');
+    await a.settle();
+    await expect(stat(join(dir, 'journals', `${first}-00000000000000aa`))).rejects.toMatchObject({ code: 'ENOENT' });
+    // The culprit, a suspect now, was rendering again when another process stopped.
+    const second = await deadPid();
+    await writeFile(join(dir, 'journals', `${second}-00000000000000bb`), `${markdownCacheKey('p1', culprit)}\n`);
+    const b = cache();
+    const refused = await b.render(culprit).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ lasting: true, reason: 'made a render thread run out of memory and stop its server process, twice' });
+    await b.settle();
+    // Every worker, and every restarted one, refuses it from the cache without rendering it.
+    await expect(cache().render(culprit)).rejects.toBeInstanceOf(MarkdownRefused);
+    expect(await cache().render(innocent)).toBe('<p>An <em>ordinary</em> page</p>');
+    expect(counting.calls).toEqual([innocent]);
   });
 
   it('renders a text whose journal belongs to a live process (another worker rendering it now), and leaves no journal behind', async () => {

@@ -30,6 +30,17 @@ describe('the render journal', () => {
     expect(await readdir(join(dir, 'journals'))).toEqual([name]);
   });
 
+  it('keeps a text named while a second render of the same text still runs', async () => {
+    const journal = createRenderJournal({ dir, pid: 4747 });
+    journal.begin(key('a'));
+    journal.begin(key('a'));
+    journal.end(key('a'));
+    const [name] = await journalOf(dir, 4747);
+    expect(await readFile(join(dir, 'journals', name!), 'utf8')).toBe(`${key('a')}\n`);
+    journal.end(key('a'));
+    expect(await readFile(join(dir, 'journals', name!), 'utf8')).toBe('');
+  });
+
   it('gives the keys of journals whose process is gone, once, and leaves live ones and its own', async () => {
     await mkdir(join(dir, 'journals'), { mode: 0o700 });
     await writeFile(join(dir, 'journals', '101-00000000000000aa'), `${key('c')}\n${key('d')}\nnot a key\n${'e'.repeat(63)}\n`);

@@ -60,6 +60,11 @@ export function markdownCachePath(dir: string, key: string): string {
  */
 const REFUSED_MARK = '\u0000refused\n';
 
+/** A cache file holding this marks a suspect: a text that was rendering when its process stopped (see render). */
+const SUSPECT_MARK = '\u0000suspect\n';
+
+const CRASH_REASON = 'made a render thread run out of memory and stop its server process, twice';
+
 function refusalOf(cached: string): string | undefined {
   return cached.startsWith(REFUSED_MARK) ? cached.slice(REFUSED_MARK.length) : undefined;
 }
@@ -90,7 +95,9 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       } catch {
         // Missing (the usual miss) or unreadable: render, as if there were no cache.
       }
-      if (cached !== undefined) {
+      // A text that was on a render thread when its process stopped is a suspect, rendered again.
+      const suspect = cached?.startsWith(SUSPECT_MARK) ?? false;
+      if (cached !== undefined && !suspect) {
         stats.hits++;
         const refusal = refusalOf(cached);
         if (refusal !== undefined) {
@@ -101,19 +108,24 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       }
       stats.misses++;
       // A render thread that reaches its heap limit is normally stopped, but V8 can abort the whole
-      // process instead. So the renders in flight are journalled (render-journal.ts): a journal
-      // whose process is gone names the texts that took a process down, and they are refused from
-      // then on, like any text refused for what it is, instead of crashing every worker in turn.
+      // process instead. So the renders on threads are journalled (render-journal.ts), and a
+      // journal whose process is gone names the texts that were rendering when it stopped. One stop
+      // proves nothing (a kill, the OOM killer, the other thread's text): each such text becomes a
+      // suspect and is rendered again. A suspect that is rendering when a process stops again is
+      // refused from then on, like any text refused for what it is, instead of crashing every
+      // worker in turn: a text that takes processes down costs at most two restarts per machine.
       if (writable) {
-        const reason = 'made a render thread run out of memory and stop its server process';
-        let crashedHere = false;
+        let refusedHere = false;
         for (const crashed of journal.takeCrashed()) {
-          track(write(crashed, REFUSED_MARK + reason).catch(() => stats.writeErrors++));
-          crashedHere ||= crashed === key;
+          const before = crashed === key ? cached : await folder.read(crashed).then((b) => b?.toString('utf8'), () => undefined);
+          if (before !== undefined && !before.startsWith(SUSPECT_MARK)) continue; // rendered or refused since: nothing to add
+          const mark = before === undefined ? SUSPECT_MARK : REFUSED_MARK + CRASH_REASON;
+          track(write(crashed, mark).catch(() => stats.writeErrors++));
+          refusedHere ||= crashed === key && mark !== SUSPECT_MARK;
         }
-        if (crashedHere) {
+        if (refusedHere) {
           stats.refusals++;
-          throw new MarkdownRefused(reason, true);
+          throw new MarkdownRefused(CRASH_REASON, true);
         }
       }
       // Only a render on a thread is journalled, not one waiting for a thread: the journal names

@@ -66,7 +66,8 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
   const isAlive = options.isAlive ?? isProcessAlive;
   const now = options.now ?? Date.now;
   const uid = process.getuid?.();
-  const inFlight = new Set<string>();
+  // Counted: two sites with the same text can have it on both threads at once.
+  const inFlight = new Map<string, number>();
   let name = '';
   let fd: number | undefined;
   let retryAt = 0;
@@ -103,7 +104,7 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
         fd = openSync(join(folder, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
         openedHere.add(name);
       }
-      const text = Buffer.from([...inFlight].map((key) => `${key}\n`).join(''));
+      const text = Buffer.from([...inFlight.keys()].map((key) => `${key}\n`).join(''));
       writeSync(fd, text, 0, text.length, 0);
       ftruncateSync(fd, text.length);
       return true;
@@ -133,11 +134,18 @@ export function createRenderJournal(options: RenderJournalOptions): RenderJourna
 
   return {
     begin(key) {
-      inFlight.add(key);
-      return rewrite();
+      const count = inFlight.get(key) ?? 0;
+      inFlight.set(key, count + 1);
+      return count > 0 ? fd !== undefined : rewrite();
     },
     end(key) {
-      if (inFlight.delete(key)) rewrite();
+      const count = inFlight.get(key);
+      if (count === undefined) return;
+      if (count > 1) inFlight.set(key, count - 1);
+      else {
+        inFlight.delete(key);
+        rewrite();
+      }
     },
     takeCrashed() {
       if (!folderIsOurs()) return [];
