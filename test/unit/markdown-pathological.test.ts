@@ -224,6 +224,21 @@ describe('the render threads', { timeout: 120_000 }, () => {
     }
   }, 30_000);
 
+  it('tries a text stopped for memory once more on a new thread, since the old thread’s heap held earlier renders too', async () => {
+    // 64 MiB heap, stopped at 48: 40 MiB kept by an earlier render plus 12 for this one is over it
+    // on that thread; on a new one, 12 is not.
+    const pool = createMarkdownRenderer({ heapMb: 64, cpuBaseMs: 600_000, wallFactor: 1000, maxThreads: 1, threadUrl: new URL('../fixtures/hoarding-thread/leftover-thread.mjs', import.meta.url) });
+    try {
+      expect(await pool.render('keep 40')).toBe('<p>keep 40</p>');
+      const started = pool.stats.threadsStarted;
+      expect(await pool.render('use 12')).toBe('<p>use 12</p>');
+      expect(pool.stats.threadsStarted).toBe(started + 1);
+      expect(pool.stats.refused).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+
   it('refuses renders in flight when closed, not as lasting refusals', async () => {
     const pool = createMarkdownRenderer({ maxThreads: 1 });
     const pending = pool.render(fill('a]', 32 * KB)).catch((error: unknown) => error);

@@ -132,7 +132,8 @@ export function createMarkdownCache(options: MarkdownCacheOptions): MarkdownCach
       // at most the threads' few texts, and a crash blames none that was only queued.
       let journalled = false;
       const onRunning = () => {
-        journalled = writable && journal.begin(key);
+        // Once: a render stopped for memory is handed to a new thread again (markdown-renderer.ts).
+        if (!journalled) journalled = writable && journal.begin(key);
       };
       let html: string;
       try {

@@ -159,10 +159,13 @@ let parser: MarkdownIt | undefined;
  */
 export async function renderMarkdownHere(markdown: string): Promise<string> {
   const found: ComponentCalls = { nonce: randomBytes(16).toString('hex'), calls: [] };
-  const tokens = (parser ??= createMarkdownParser()).parse(markdown, {});
-  const built = tokensToHast(tokens, found);
-  const parsed = built.hasRaw ? (raw(built.tree as Parameters<typeof raw>[0]) as HastNode) : built.tree;
-  const tree = sanitize(parsed as Parameters<typeof sanitize>[0], schema) as HastNode;
+  // Each stage's input is dropped as soon as the next stage has its output: markdown-it's tokens and
+  // the unsanitised tree of a large page are each tens of MiB, and keeping all three alive at once
+  // put a 1 MiB page of tables over the render thread's heap bound.
+  let built: { tree: HastNode; hasRaw: boolean } | undefined = tokensToHast((parser ??= createMarkdownParser()).parse(markdown, {}), found);
+  let tree: HastNode = built.hasRaw ? (raw(built.tree as Parameters<typeof raw>[0]) as HastNode) : built.tree;
+  built = undefined;
+  tree = sanitize(tree as Parameters<typeof sanitize>[0], schema) as HastNode;
   prefixFootnoteHrefs(tree);
   addHeadingIds(tree);
   const limit = maxRenderedLength(markdown.length);

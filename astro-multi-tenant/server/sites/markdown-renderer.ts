@@ -106,6 +106,8 @@ interface Job {
   hash: string;
   budgetMs: number;
   onRunning?: () => void;
+  /** Stopped once for memory already: the next stop is the text's own doing (see outOfMemory). */
+  retriedForMemory?: boolean;
   resolve: (html: string) => void;
   reject: (error: MarkdownRefused) => void;
 }
@@ -133,11 +135,29 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
   // of expensive pages takes at most one thread while others are waiting, never all of them.
   const queues = new Map<string, Job[]>();
   let queued = 0;
-  function enqueue(job: Job): void {
+  function enqueue(job: Job, first = false): void {
     const waiting = queues.get(job.owner);
-    if (waiting) waiting.push(job);
-    else queues.set(job.owner, [job]);
+    if (waiting) {
+      if (first) waiting.unshift(job);
+      else waiting.push(job);
+    } else queues.set(job.owner, [job]);
     queued++;
+  }
+
+  /**
+   * A render stopped for memory (the watchdog at HEAP_STOP_FRACTION, or the heap limit). A
+   * thread's heap also holds what earlier renders left for the collector, so one stop may be the
+   * thread's history, not the text: the text is tried once more, first in line, on a new thread
+   * (the stopped one is gone), and refused (lasting) only if it is stopped there too.
+   */
+  function outOfMemory(job: Job): void {
+    const reason = `needs more than ${options.heapMb} MiB of memory to render`;
+    if (job.retriedForMemory) {
+      refuse(job, reason, true);
+      return;
+    }
+    job.retriedForMemory = true;
+    enqueue(job, true);
   }
   function takeNext(): Job | undefined {
     const running = new Set<string>();
@@ -196,7 +216,7 @@ export function createMarkdownRenderer(overrides: Partial<MarkdownRendererOption
       const job = slot.job;
       retire(slot);
       if (job) {
-        if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') refuse(job, `needs more than ${options.heapMb} MiB of memory to render`, true);
+        if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') outOfMemory(job);
         else refuse(job, `could not be rendered (render thread failed: ${error.message})`, false);
       }
       dispatch();
@@ -297,7 +317,9 @@ const HEAP_STOP_FRACTION = 0.75;
           } else if (heap.used_heap_size > options.heapMb * MIB * HEAP_STOP_FRACTION) {
             // Stopped from here, short of the limit: a thread that reaches it is normally
             // terminated with ERR_WORKER_OUT_OF_MEMORY, but V8 can instead abort the whole process.
-            stop(slot, job, `needs more than ${options.heapMb} MiB of memory to render`, true);
+            retire(slot);
+            outOfMemory(job);
+            dispatch();
           }
         })
         .catch(() => {})
