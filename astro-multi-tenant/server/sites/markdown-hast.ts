@@ -56,6 +56,8 @@ interface Footnotes {
   definitions: Map<string, Token[]>;
   /** Ids in order of first reference. */
   order: string[];
+  /** Each id's number (1-based), its place in `order`. */
+  numbers: Map<string, number>;
   /** References seen so far, by id. */
   counts: Map<string, number>;
 }
@@ -82,21 +84,25 @@ function closers(tokens: Token[]): Int32Array {
  */
 export function tokensToHast(tokens: Token[], found: ComponentCalls): { tree: HastNode; hasRaw: boolean } {
   let hasRaw = false;
-  const footnotes: Footnotes = { definitions: new Map(), order: [], counts: new Map() };
+  const footnotes: Footnotes = { definitions: new Map(), order: [], numbers: new Map(), counts: new Map() };
+  // Footnote definitions come after the page, one per label, none inside another
+  // (markdown-parser.ts separateDefinitions); their content is the blocks between their tokens.
   let main = tokens;
-  const block = tokens.findIndex((token) => token.type === 'footnote_block_open');
-  if (block !== -1) {
-    main = tokens.slice(0, block);
+  const first = tokens.findIndex((token) => token.type === 'footnote_reference_open');
+  if (first !== -1) {
+    main = tokens.slice(0, first);
     let id: string | undefined;
     let content: Token[] = [];
-    for (const token of tokens.slice(block + 1)) {
-      if (token.type === 'footnote_open') {
+    for (let i = first; i < tokens.length; i++) {
+      const token = tokens[i]!;
+      if (token.type === 'footnote_reference_open') {
         id = footnoteId(String(token.meta?.label ?? ''));
         content = [];
-      } else if (token.type === 'footnote_close') {
+      } else if (token.type === 'footnote_reference_close') {
         if (id !== undefined && !footnotes.definitions.has(id)) footnotes.definitions.set(id, content);
         id = undefined;
-      } else if (id !== undefined && token.type !== 'footnote_anchor') content.push(token);
+      } else if (id !== undefined) content.push(token);
+      else main.push(token);
     }
   }
 
@@ -162,10 +168,11 @@ export function tokensToHast(tokens: Token[], found: ComponentCalls): { tree: Ha
           if (count === undefined) {
             count = 0;
             footnotes.order.push(id);
+            footnotes.numbers.set(id, footnotes.order.length);
           }
           count += 1;
           footnotes.counts.set(id, count);
-          const link = element('a', { href: `#fn-${id}`, id: `fnref-${id}${count > 1 ? `-${count}` : ''}`, dataFootnoteRef: true, ariaDescribedBy: ['footnote-label'] }, [text(String(footnotes.order.indexOf(id) + 1))]);
+          const link = element('a', { href: `#fn-${id}`, id: `fnref-${id}${count > 1 ? `-${count}` : ''}`, dataFootnoteRef: true, ariaDescribedBy: ['footnote-label'] }, [text(String(footnotes.numbers.get(id)))]);
           push(element('sup', {}, [link]));
           break;
         }

@@ -66,17 +66,17 @@ export function footnoteLabelKey(label: string): string {
 }
 
 interface FootnoteEnv {
-  footnotes?: { refs?: Record<string, number>; list?: Array<{ label?: string }> };
+  footnotes?: { refs?: Record<string, number> };
 }
 
 type BlockToken = StateCore['tokens'][number];
 
 /**
- * Footnote definitions as markdown-it-footnote's footnote_tail rule can take them: never one
- * inside another, and one per label. That rule cuts definitions out of the page with a flag, not a
- * depth, so a definition nested in another (inside a list item or a quote of it) left stray
- * closing tokens and the rest of the page was lost; nested ones are moved out, after the page. GFM
- * keeps the first definition of a label (markdown-it-footnote, the last); later ones are dropped.
+ * Footnote definitions moved after the page, flat and one per label, where markdown-hast.ts reads
+ * them. A definition can sit inside another (in a list item or a quote of it); markdown-it-
+ * footnote's own footnote_tail rule cut them out with a flag, not a depth, and lost the rest of the
+ * page. GFM keeps the first definition of a label (markdown-it-footnote, the last); later ones are
+ * dropped.
  */
 function separateDefinitions(tokens: BlockToken[]): BlockToken[] {
   const page: BlockToken[] = [];
@@ -111,7 +111,7 @@ function separateDefinitions(tokens: BlockToken[]): BlockToken[] {
  * markdown-it-footnote matches a reference to its definition by the exact label; GFM matches
  * labels as link references are matched (`[^Note]` finds `[^note]:`). After the blocks are parsed
  * the definitions are keyed by their folded label, and every lookup folds its label too; the
- * labels its footnote_tail rule pairs up are folded before it runs.
+ * definitions' labels are folded too.
  */
 function caseInsensitiveFootnotes(md: MarkdownItParser): void {
   md.core.ruler.after('block', 'footnote_fold_labels', (state) => {
@@ -132,9 +132,10 @@ function caseInsensitiveFootnotes(md: MarkdownItParser): void {
     for (const token of state.tokens) if (token.type === 'footnote_reference_open' && token.meta) token.meta.label = footnoteLabelKey(String(token.meta.label));
     state.tokens = separateDefinitions(state.tokens);
   });
-  md.core.ruler.before('footnote_tail', 'footnote_fold_reference_labels', (state) => {
-    for (const entry of (state.env as FootnoteEnv).footnotes?.list ?? []) if (entry.label !== undefined) entry.label = footnoteLabelKey(entry.label);
-  });
+  // markdown-it-footnote's footnote_tail rebuilt the whole token list once per footnote (1,000
+  // footnotes on a page took seconds); markdown-hast.ts reads the definitions where
+  // separateDefinitions put them, after the page, instead.
+  md.core.ruler.disable('footnote_tail');
 }
 
 /** Builds the configured parser; one per render thread (construction costs far more than a parse). */
