@@ -24,6 +24,11 @@ describe('GitHub-flavoured Markdown renders as GitHub writes it', () => {
       '- [x] done\n- [ ] todo\n- [y] not a task',
       '<ul class="contains-task-list">\n<li class="task-list-item"><input type="checkbox" checked disabled> done</li>\n<li class="task-list-item"><input type="checkbox" disabled> todo</li>\n<li>[y] not a task</li>\n</ul>',
     ],
+    [
+      'leaves a marker that was escaped or written as entities as text, and keeps a hard break after one',
+      '- \\[x] escaped\n- &#91;x] entity\n- [&#32;] x\n- [x]&#32;foo\n- [x]  \n  next line',
+      '<ul class="contains-task-list">\n<li>[x] escaped</li>\n<li>[x] entity</li>\n<li>[ ] x</li>\n<li>[x] foo</li>\n<li class="task-list-item"><input type="checkbox" checked disabled> <br>\nnext line</li>\n</ul>',
+    ],
     ['keeps paragraphs in a loose list', '1. a\n2. b\n\n3. c', '<ol>\n<li>\n<p>a</p>\n</li>\n<li>\n<p>b</p>\n</li>\n<li>\n<p>c</p>\n</li>\n</ol>'],
     ['starts an ordered list at its first number', '7. a\n8. b', '<ol start="7">\n<li>a</li>\n<li>b</li>\n</ol>'],
     [

@@ -193,8 +193,10 @@ export function tokensToHast(tokens: Token[], found: ComponentCalls): { tree: Ha
         case 'paragraph_open': {
           const content = list[i + 1]!;
           checkParagraphForBrokenCall(content.content, (token.map?.[0] ?? 0) + 1);
-          const p = element('p', {}, inline(content.children));
-          if (token.hidden) (p as HastElement & { tight?: boolean }).tight = true;
+          const p = element('p', {}, inline(content.children)) as HastElement & { tight?: boolean; source?: string };
+          if (token.hidden) p.tight = true;
+          // The source as written: a task marker is one only if it was written, not escaped (`\[x]`) or an entity.
+          p.source = content.content;
           out.push(p);
           break;
         }
@@ -303,9 +305,11 @@ const TASK_MARKER = /^\[([ xX\t])\]([ \t]*)/;
  * break, then more content (`- [ ]` alone is text). The marker and the whitespace after it are
  * taken out of the text; the checkbox and one space take their place (listItem).
  */
+const WRITTEN_TASK_MARKER = /^\[[ xX\t]\](?:[ \t\n]|$)/;
+
 function taskMarker(nodes: HastNode[]): boolean | undefined {
-  const head = nodes[0];
-  if (!head || head.tagName !== 'p') return undefined;
+  const head = nodes[0] as (HastNode & { source?: string }) | undefined;
+  if (!head || head.tagName !== 'p' || !WRITTEN_TASK_MARKER.test(head.source ?? '')) return undefined;
   const children = head.children!;
   const first = children[0] as (HastNode & { value?: string }) | undefined;
   if (!first || first.type !== 'text' || first.value === undefined) return undefined;
@@ -315,9 +319,12 @@ function taskMarker(nodes: HastNode[]): boolean | undefined {
   const next = children[1] as (HastNode & { value?: string }) | undefined;
   const atLineEnd = rest === '' && match[2] === '';
   if (atLineEnd) {
-    // `[x]` ends its line: a task only when the paragraph goes on on the next one.
-    if (!next || next.value !== '\n' || children.length < 3) return undefined;
-    children.splice(0, 2);
+    // `[x]` ends its line (a soft break, or a hard one after trailing spaces): a task only when
+    // the paragraph goes on on the next line.
+    const lineBreak = next?.value === '\n' ? 1 : next?.tagName === 'br' && (children[2] as { value?: string } | undefined)?.value === '\n' ? 2 : 0;
+    if (lineBreak === 0 || children.length < 2 + lineBreak) return undefined;
+    // A soft break goes with the marker; a hard one stays, as GFM renders it.
+    children.splice(0, lineBreak === 1 ? 2 : 1);
   } else if (match[2] === '' || (rest === '' && !next)) {
     return undefined;
   } else if (rest === '') {
