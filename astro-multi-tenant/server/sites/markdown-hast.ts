@@ -52,7 +52,7 @@ function plainText(tokens: Token[] | null): string {
 }
 
 interface Footnotes {
-  /** Definition content (block tokens) by footnote id, from markdown-it-footnote's list at the end. */
+  /** Definition content (block tokens) by footnote id, from the definitions after the page (markdown-parser.ts separateDefinitions). */
   definitions: Map<string, Token[]>;
   /** Ids in order of first reference. */
   order: string[];

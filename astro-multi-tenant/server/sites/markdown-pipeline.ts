@@ -70,25 +70,32 @@ const CLOBBER_PREFIX = defaultSchema.clobberPrefix ?? 'user-content-';
  * references and back-references the same prefix their targets now have. Only links marked as
  * footnote links are touched.
  */
-function prefixFootnoteHrefs(tree: HastNode): void {
-  visitElements(tree, (node) => {
-    const props = node.properties ?? {};
-    const href = props.href;
-    const isFootnoteLink = node.tagName === 'a' && (props.dataFootnoteRef !== undefined || props.dataFootnoteBackref !== undefined);
-    if (isFootnoteLink && typeof href === 'string' && href.startsWith('#') && !href.startsWith(`#${CLOBBER_PREFIX}`)) {
-      props.href = `#${CLOBBER_PREFIX}${href.slice(1)}`;
-    }
-  });
+function prefixFootnoteHref(node: HastNode & { tagName: string }): void {
+  const props = node.properties ?? {};
+  const href = props.href;
+  const isFootnoteLink = node.tagName === 'a' && (props.dataFootnoteRef !== undefined || props.dataFootnoteBackref !== undefined);
+  if (isFootnoteLink && typeof href === 'string' && href.startsWith('#') && !href.startsWith(`#${CLOBBER_PREFIX}`)) {
+    props.href = `#${CLOBBER_PREFIX}${href.slice(1)}`;
+  }
 }
 
 const HEADING = /^h[1-6]$/;
 
-/** rehype-slug's rule: every heading without an id gets github-slugger's slug of its text, unique within the page. */
-function addHeadingIds(tree: HastNode): void {
+/** rehype-slug's rule: every heading without an id gets github-slugger's slug of its text, unique within the page (so elements must come in document order). */
+function headingIds(): (node: HastNode & { tagName: string }) => void {
   const slugger = new GithubSlugger();
-  visitElements(tree, (node) => {
+  return (node) => {
     const props = (node.properties ??= {});
     if (HEADING.test(node.tagName) && props.id === undefined) props.id = slugger.slug(toString(node as Parameters<typeof toString>[0]));
+  };
+}
+
+/** What follows the sanitiser, in one pass over the elements in document order: footnote links, heading ids. */
+function finishSanitised(tree: HastNode): void {
+  const addHeadingId = headingIds();
+  visitElements(tree, (node) => {
+    prefixFootnoteHref(node);
+    addHeadingId(node);
   });
 }
 
@@ -110,14 +117,12 @@ export function maxRenderedLength(markdownLength: number): number {
 
 /** A text whose HTML would be longer than maxRenderedLength; refused for what it is. */
 export class RenderedTooLarge extends Error {
-  readonly length: number;
+  /** The bound it went over (UTF-16 code units). */
   readonly limit: number;
 
-  constructor(length: number, limit: number) {
-    const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
-    super(`renders to more than ${mib(limit)} MiB of HTML, the limit for its size (8 times the text, at least 4 MiB)`);
+  constructor(limit: number) {
+    super(`renders to more than ${(limit / (1024 * 1024)).toFixed(1)} MiB of HTML, the limit for its size (8 times the text, at least 4 MiB)`);
     this.name = 'RenderedTooLarge';
-    this.length = length;
     this.limit = limit;
   }
 }
@@ -166,12 +171,10 @@ export async function renderMarkdownHere(markdown: string): Promise<string> {
   let tree: HastNode = built.hasRaw ? (raw(built.tree as Parameters<typeof raw>[0]) as HastNode) : built.tree;
   built = undefined;
   tree = sanitize(tree as Parameters<typeof sanitize>[0], schema) as HastNode;
-  prefixFootnoteHrefs(tree);
-  addHeadingIds(tree);
+  finishSanitised(tree);
   const limit = maxRenderedLength(markdown.length);
-  const atLeast = htmlLengthAtLeast(tree, limit);
-  if (atLeast > limit) throw new RenderedTooLarge(atLeast, limit);
+  if (htmlLengthAtLeast(tree, limit) > limit) throw new RenderedTooLarge(limit);
   const html = encodeBody(bodySegments(tree, found));
-  if (html.length > limit) throw new RenderedTooLarge(html.length, limit);
+  if (html.length > limit) throw new RenderedTooLarge(limit);
   return html;
 }
